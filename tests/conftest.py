@@ -1,0 +1,104 @@
+"""Fixtures: a fresh server app per test (own SQLite file or PostgreSQL schema, own storage folder).
+
+Integration tests run on SQLite, and on PostgreSQL too when TRAINHUB_TEST_DATABASE_URL is set
+(`make test` sets it). TRAINHUB_* variables are stripped so a developer's settings never leak in.
+"""
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from tests.factories import Users, create_users
+from trainhub.server.app import create_app
+from trainhub.server.settings import Settings
+
+POSTGRES_URL = os.environ.get("TRAINHUB_TEST_DATABASE_URL")
+DATABASES = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("TRAINHUB_") or name in ("HUB_API_KEY", "ULTRALYTICS_HUB_API"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of its own for one test: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'trainhub.db'}"
+        return
+    assert POSTGRES_URL is not None
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
+    """Return test settings: everything under tmp_path, generous rate limits, a fixed secret."""
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "database_url": database_url,
+        "public_url": "http://testserver",
+        "allowed_hosts": ["testserver"],
+        "secret_key": "test-secret-" + secrets.token_hex(8),
+        "rate_limit": "1000/second",
+        "anonymous_rate_limit": "1000/second",
+    }
+    return Settings(**{**values, **overrides})
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return make_settings(tmp_path, database_url)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[FastAPI]:
+    application = create_app(settings)
+    yield application
+    application.state.db.dispose()
+
+
+@pytest.fixture
+def users(app: FastAPI) -> Users:
+    """Users alice (admin) and bob, with one API key each."""
+    return create_users(app.state.db)
+
+
+@pytest.fixture
+def anon(app: FastAPI) -> Iterator[TestClient]:
+    """A client that sends no API key."""
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def alice(app: FastAPI, users: Users) -> Iterator[TestClient]:
+    """A client authenticated as alice (an admin)."""
+    with TestClient(app, headers={"x-api-key": users.alice.key}) as client:
+        yield client
+
+
+@pytest.fixture
+def bob(app: FastAPI, users: Users) -> Iterator[TestClient]:
+    """A client authenticated as bob (not an admin)."""
+    with TestClient(app, headers={"x-api-key": users.bob.key}) as client:
+        yield client
