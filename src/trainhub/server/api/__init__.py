@@ -1,0 +1,1 @@
+"""JSON routes of the HUB v1 API, one module per resource."""

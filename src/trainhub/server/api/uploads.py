@@ -1,0 +1,313 @@
+"""Resumable weights uploads with tus 1.0 (core, creation, checksum, termination) under /v1/uploads.
+
+A client creates an upload with the same fields as `POST /v1/models/{id}/upload` in
+`Upload-Metadata`, then PATCHes bytes from the offset the server acknowledged. Bytes received
+before a dropped connection are kept (fsynced) unless the PATCH carried an `Upload-Checksum` that
+can no longer be verified, so a resumed upload re-sends only what was lost. When the last byte
+arrives the file is verified against the whole-file `sha256` and published like any upload.
+"""
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import os
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import func, select
+from starlette.requests import ClientDisconnect
+
+from trainhub.protocol.ids import create_id, is_id
+from trainhub.server.api.weights import parse_weight_fields, store_weights
+from trainhub.server.bodies import iter_body
+from trainhub.server.db import owned
+from trainhub.server.db.engine import Database
+from trainhub.server.db.tables import ModelRow, ResumableUploadRow, utcnow
+from trainhub.server.deps import CurrentUser, Db, SettingsDep, StorageDep, public
+from trainhub.server.errors import (
+    BadRequestError,
+    ConflictError,
+    HubError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RequestTimeoutError,
+    UnsupportedMediaTypeError,
+)
+from trainhub.server.storage import Storage
+
+router = APIRouter(tags=["resumable uploads"])
+TUS_VERSION = "1.0.0"
+TUS_HEADERS = {"Tus-Resumable": TUS_VERSION}
+CHECKSUMS = ("sha1", "sha256", "md5")
+MAX_ACTIVE_PER_USER = 10
+STALE_AFTER = timedelta(hours=24)
+_locks: dict[str, asyncio.Lock] = {}
+
+
+class ChecksumMismatchError(HubError):
+    status = 460
+
+
+class PreconditionFailedError(HubError):
+    status = 412
+
+
+def _require_tus(request: Request) -> None:
+    if request.headers.get("tus-resumable") != TUS_VERSION:
+        raise PreconditionFailedError(
+            "send Tus-Resumable: 1.0.0 (the only tus version served)",
+            headers={"Tus-Version": TUS_VERSION},
+        )
+
+
+def parse_metadata(header: str) -> dict[str, str]:
+    """Return the `Upload-Metadata` pairs (`key base64value`, comma-separated) decoded."""
+    fields: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in header.split(","))):
+        key, _, value = pair.partition(" ")
+        try:
+            fields[key] = base64.b64decode(value, validate=True).decode() if value else ""
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise BadRequestError(f"Upload-Metadata value of {key[:40]!r} is not base64") from exc
+    return fields
+
+
+def _whole_number(request: Request, name: str) -> int:
+    value = request.headers.get(name.lower(), "")
+    if not value.isdigit():
+        raise BadRequestError(f"send {name} as a whole number of bytes")
+    return int(value)
+
+
+def _checksum(request: Request) -> tuple[str, bytes] | None:
+    header = request.headers.get("upload-checksum")
+    if header is None:
+        return None
+    algorithm, _, encoded = header.partition(" ")
+    if algorithm not in CHECKSUMS:
+        raise BadRequestError(f"Upload-Checksum algorithm must be one of {', '.join(CHECKSUMS)}")
+    try:
+        return algorithm, base64.b64decode(encoded, validate=True)
+    except binascii.Error as exc:
+        raise BadRequestError("Upload-Checksum digest is not base64") from exc
+
+
+def _sweep_and_count(db: Database, storage: Storage, user_id: str) -> int:
+    with db.write() as session:
+        stale = session.scalars(
+            select(ResumableUploadRow).where(ResumableUploadRow.updated_at < utcnow() - STALE_AFTER)
+        ).all()
+        for row in stale:
+            storage.partial_path(row.id).unlink(missing_ok=True)
+            session.delete(row)
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(ResumableUploadRow)
+                .where(ResumableUploadRow.owner_id == user_id)
+            )
+            or 0
+        )
+
+
+def _create(
+    db: Database, storage: Storage, user_id: str, length: int, fields: dict[str, str]
+) -> str:
+    model_id = fields.get("modelId", "")
+    with db.write() as session:
+        owned.load(session, ModelRow, model_id, user_id, write=True)
+        row = ResumableUploadRow(
+            id=create_id(),
+            owner_id=user_id,
+            model_id=model_id,
+            length=length,
+            offset=0,
+            fields=fields,
+        )
+        session.add(row)
+    storage.partial_path(row.id).touch()
+    return row.id
+
+
+def _load(db: Database, upload_id: str, user_id: str) -> ResumableUploadRow:
+    with db.read() as session:
+        row = session.get(ResumableUploadRow, upload_id) if is_id(upload_id) else None
+    if row is None or row.owner_id != user_id:
+        raise NotFoundError("upload", upload_id)
+    return row
+
+
+def _save_offset(db: Database, upload_id: str, offset: int) -> None:
+    with db.write() as session:
+        row = session.get_one(ResumableUploadRow, upload_id)
+        row.offset, row.updated_at = offset, utcnow()
+
+
+def _discard(db: Database, storage: Storage, upload_id: str) -> None:
+    with db.write() as session:
+        row = session.get(ResumableUploadRow, upload_id)
+        if row is not None:
+            session.delete(row)
+    storage.partial_path(upload_id).unlink(missing_ok=True)
+
+
+def _finish(db: Database, storage: Storage, row: ResumableUploadRow) -> dict[str, Any]:
+    writer = storage.adopt(storage.partial_path(row.id))
+    try:
+        spec = parse_weight_fields(row.fields)
+        return store_weights(db, storage, row.model_id, row.owner_id, spec, writer)
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        _discard(db, storage, row.id)
+
+
+@router.options("/v1/uploads", status_code=204, response_class=Response)
+@public
+def discover(settings: SettingsDep) -> Response:
+    """Tell tus clients what this server supports."""
+    return Response(
+        status_code=204,
+        headers={
+            **TUS_HEADERS,
+            "Tus-Version": TUS_VERSION,
+            "Tus-Extension": "creation,checksum,termination",
+            "Tus-Max-Size": str(settings.max_upload_bytes),
+            "Tus-Checksum-Algorithm": ",".join(CHECKSUMS),
+        },
+    )
+
+
+@router.post("/v1/uploads", status_code=201, response_class=Response)
+async def create_upload(
+    request: Request, user: CurrentUser, db: Db, storage: StorageDep, settings: SettingsDep
+) -> Response:
+    """Start a resumable upload; Upload-Metadata holds modelId, type, epoch, isBest/map, sha256."""
+    _require_tus(request)
+    length = _whole_number(request, "Upload-Length")
+    if not 0 < length <= settings.max_upload_bytes:
+        raise PayloadTooLargeError(f"Upload-Length must be 1 to {settings.max_upload_bytes} bytes")
+    fields = parse_metadata(request.headers.get("upload-metadata", ""))
+    parse_weight_fields(fields)
+    if await run_in_threadpool(_sweep_and_count, db, storage, user.user_id) >= MAX_ACTIVE_PER_USER:
+        raise ConflictError(
+            f"you have {MAX_ACTIVE_PER_USER} unfinished uploads; finish or "
+            "DELETE one before starting another"
+        )
+    upload_id = await run_in_threadpool(_create, db, storage, user.user_id, length, fields)
+    location = f"{request.app.state.links.public_url}/v1/uploads/{upload_id}"
+    return Response(
+        status_code=201, headers={**TUS_HEADERS, "Location": location, "Upload-Offset": "0"}
+    )
+
+
+@router.head("/v1/uploads/{upload_id}", response_class=Response)
+def upload_offset(upload_id: str, request: Request, user: CurrentUser, db: Db) -> Response:
+    """Tell the client how many bytes the server has, to resume from there."""
+    _require_tus(request)
+    row = _load(db, upload_id, user.user_id)
+    return Response(
+        status_code=200,
+        headers={
+            **TUS_HEADERS,
+            "Upload-Offset": str(row.offset),
+            "Upload-Length": str(row.length),
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+async def _append(
+    request: Request, path: os.PathLike[str], offset: int, limit: int, idle_s: float, hasher: Any
+) -> tuple[int, Exception | None]:
+    received, error = 0, None
+    with open(path, "r+b") as file:
+        file.seek(offset)
+        file.truncate()  # bytes past the acknowledged offset were never acknowledged
+        try:
+            async for chunk in iter_body(request, limit, idle_s):
+                file.write(chunk)
+                received += len(chunk)
+                if hasher is not None:
+                    hasher.update(chunk)
+        except (ClientDisconnect, RequestTimeoutError, PayloadTooLargeError) as exc:
+            error = exc
+        file.flush()
+        os.fsync(file.fileno())
+    return received, error
+
+
+@router.patch(
+    "/v1/uploads/{upload_id}",
+    response_class=Response,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/offset+octet-stream": {
+                    "schema": {"type": "string", "format": "binary"}
+                }
+            }
+        }
+    },
+)
+async def append_to_upload(
+    upload_id: str,
+    request: Request,
+    user: CurrentUser,
+    db: Db,
+    storage: StorageDep,
+    settings: SettingsDep,
+    upload_offset: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Append bytes at `Upload-Offset`; the last byte publishes the weights."""
+    _require_tus(request)
+    if request.headers.get("content-type") != "application/offset+octet-stream":
+        raise UnsupportedMediaTypeError("send Content-Type: application/offset+octet-stream")
+    offset = _whole_number(request, "Upload-Offset")
+    checksum = _checksum(request)
+    lock = _locks.setdefault(upload_id, asyncio.Lock())
+    async with lock:
+        row = await run_in_threadpool(_load, db, upload_id, user.user_id)
+        if offset != row.offset:
+            raise ConflictError(
+                f"Upload-Offset {offset} does not match the server's {row.offset}; "
+                "send HEAD to learn where to resume"
+            )
+        hasher = hashlib.new(checksum[0]) if checksum else None
+        path = storage.partial_path(upload_id)
+        received, error = await _append(
+            request, path, offset, row.length - offset, settings.body_idle_timeout_s, hasher
+        )
+        if checksum and (error or hasher is None or hasher.digest() != checksum[1]):
+            with open(path, "r+b") as file:
+                file.truncate(offset)
+            if error is None:
+                raise ChecksumMismatchError(
+                    "Upload-Checksum does not match the bytes received; send this part again",
+                    headers=TUS_HEADERS,
+                )
+            received = 0
+        await run_in_threadpool(_save_offset, db, upload_id, offset + received)
+        if error is not None:
+            raise error
+        if offset + received == row.length:
+            await run_in_threadpool(_finish, db, storage, row)
+            _locks.pop(upload_id, None)
+    return Response(
+        status_code=204, headers={**TUS_HEADERS, "Upload-Offset": str(offset + received)}
+    )
+
+
+@router.delete("/v1/uploads/{upload_id}", status_code=204, response_class=Response)
+def terminate_upload(
+    upload_id: str, request: Request, user: CurrentUser, db: Db, storage: StorageDep
+) -> Response:
+    """Abandon an upload and free its space."""
+    _require_tus(request)
+    _load(db, upload_id, user.user_id)
+    _discard(db, storage, upload_id)
+    return Response(status_code=204, headers=TUS_HEADERS)

@@ -1,0 +1,72 @@
+"""create_app(settings) -> FastAPI: the HUB v1 API and signed downloads on one origin."""
+
+import logging
+
+from fastapi import FastAPI
+
+from trainhub import __version__
+from trainhub.server import errors, web
+from trainhub.server.api import (
+    auth,
+    datasets,
+    files,
+    health,
+    heartbeat,
+    legacy,
+    metrics,
+    models,
+    projects,
+    uploads,
+    users,
+    weights,
+)
+from trainhub.server.db import migrate
+from trainhub.server.db.engine import Database
+from trainhub.server.hosts import HostGuard
+from trainhub.server.links import Links
+from trainhub.server.ratelimit import RateLimiter
+from trainhub.server.settings import Settings
+from trainhub.server.storage import from_url
+
+logger = logging.getLogger(__name__)
+ROUTERS = (
+    auth,
+    models,
+    metrics,
+    weights,
+    uploads,
+    heartbeat,
+    datasets,
+    projects,
+    users,
+    legacy,
+    files,
+    health,
+    web,
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the server: migrate the database, open storage, mount every router."""
+    settings = settings or Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database_url = settings.resolved_database_url()
+    migrate.upgrade(database_url)
+    app = FastAPI(
+        title="trainhub",
+        version=__version__,
+        description="Self-hosted hub for training runs; speaks the Ultralytics HUB v1 API.",
+    )
+    app.state.settings = settings
+    app.state.db = Database(database_url)
+    app.state.storage = from_url(settings.resolved_storage_url())
+    app.state.links = Links.from_settings(settings)
+    app.state.rate_limiter = RateLimiter(
+        settings.rate_limit, settings.anonymous_rate_limit, settings.redis_url or "memory://"
+    )
+    for module in ROUTERS:
+        app.include_router(module.router)
+    web.mount_static(app)
+    errors.install_handlers(app)
+    app.add_middleware(HostGuard, allowed_hosts=settings.resolved_allowed_hosts())
+    return app

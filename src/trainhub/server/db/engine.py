@@ -1,0 +1,85 @@
+"""The database handle: read and write sessions, tuned for SQLite (WAL) and PostgreSQL.
+
+On SQLite, writes go through one connection and start with BEGIN IMMEDIATE: a deferred BEGIN
+that later upgrades to a writer fails with "database is locked" under load (security-notes §8).
+"""
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+logger = logging.getLogger(__name__)
+
+
+def _tune_sqlite(engine: Engine, begin: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+            "busy_timeout=10000",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+
+def create_engines(url: str) -> tuple[Engine, Engine]:
+    """Return (reader, writer) engines for `url`; they are the same engine except on SQLite."""
+    if make_url(url).get_backend_name() != "sqlite":
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        return engine, engine
+    args = {"check_same_thread": False, "timeout": 10}
+    reader = create_engine(url, connect_args=args, pool_size=8, max_overflow=8)
+    writer = create_engine(url, connect_args=args, pool_size=1, max_overflow=0, pool_timeout=60)
+    _tune_sqlite(reader, "BEGIN")
+    _tune_sqlite(writer, "BEGIN IMMEDIATE")
+    return reader, writer
+
+
+class Database:
+    """Sessions for reading and for writing; a write session commits once, at the end."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.reader, self.writer = create_engines(url)
+        self._read = sessionmaker(self.reader, expire_on_commit=False)
+        self._write = sessionmaker(self.writer, expire_on_commit=False)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """Yield a session for queries that change nothing."""
+        with self._read() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """Yield a session whose changes are committed together when the block ends."""
+        with self._write() as session, session.begin():
+            yield session
+
+    def ping(self) -> None:
+        """Run a trivial query; raise if the database cannot be reached."""
+        with self.reader.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def describe(self) -> str:
+        """Return the URL with any password hidden, for logs."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.reader.dispose()
+        if self.writer is not self.reader:
+            self.writer.dispose()

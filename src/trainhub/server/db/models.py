@@ -1,0 +1,241 @@
+"""Queries of models: create, change, delete, reset, metrics, weights and heartbeats.
+
+Functions take a session inside the caller's transaction and return the storage keys that became
+garbage; the caller deletes those blobs only after the transaction committed.
+"""
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from trainhub.protocol.ids import create_id, is_id
+from trainhub.protocol.metrics import EpochMetrics
+from trainhub.server import modelspec
+from trainhub.server.db import owned
+from trainhub.server.db.tables import (
+    AgentRow,
+    DatasetRow,
+    MetricRow,
+    ModelRow,
+    ProjectRow,
+    WeightRow,
+    utcnow,
+)
+from trainhub.server.documents import check_document, deep_merge, display_name
+from trainhub.server.errors import ValidationError
+
+REFERENCE_KEYS = ("datasetId", "projectId")
+
+
+def _reference(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not is_id(value):
+        raise ValidationError(f"{key} must be a 20-character id, got {str(value)[:40]!r}")
+    return value
+
+
+def _check_references(session: Session, written: dict[str, Any], user_id: str) -> None:
+    """Check the lineage and the parent, dataset and project that `written` names."""
+    modelspec.check_lineage(written)
+    parent_id = modelspec.parent(written).get("id")
+    if parent_id is not None:
+        if not isinstance(parent_id, str):
+            raise ValidationError("lineage.parent.id must be a model id")
+        owned.load(session, ModelRow, parent_id, user_id)
+    dataset_id, project_id = _reference(written, "datasetId"), _reference(written, "projectId")
+    if dataset_id is not None:
+        owned.load(session, DatasetRow, dataset_id, user_id)
+    if project_id is not None:
+        owned.load(session, ProjectRow, project_id, user_id, write=True)
+
+
+def _apply_document(row: ModelRow, doc: dict[str, Any]) -> None:
+    """Set the row's columns from its merged document."""
+    if isinstance(doc.get("config"), dict):
+        doc["config"] = modelspec.normalize_config(doc["config"])
+    row.dataset_id = _reference(doc, "datasetId")
+    row.project_id = _reference(doc, "projectId")
+    row.public = bool(doc.pop("public", row.public))
+    # PostgreSQL text cannot hold NUL; the name is display text, so drop it there
+    row.name = display_name(doc, row.name or "model").replace("\x00", "")
+    row.doc = {k: v for k, v in doc.items() if k not in REFERENCE_KEYS}
+    owned.touch(row)
+
+
+def create_model(session: Session, user_id: str, body: dict[str, Any]) -> ModelRow:
+    """Create a model from an ultralytics or hub-sdk create payload (hub-protocol.md §5.4)."""
+    doc = dict(check_document(body))
+    _check_references(session, doc, user_id)
+    row = ModelRow(id=create_id(), owner_id=user_id, status="new")
+    _apply_document(row, doc)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def update_model(session: Session, row: ModelRow, patch: dict[str, Any], user_id: str) -> None:
+    """Deep-merge `patch` into the model's document; only references it names are checked."""
+    check_document(patch)
+    _check_references(session, patch, user_id)
+    current = {
+        **row.doc,
+        "public": row.public,
+        "datasetId": row.dataset_id,
+        "projectId": row.project_id,
+    }
+    _apply_document(row, deep_merge(current, patch))
+
+
+def _clear(session: Session, row: ModelRow) -> list[str]:
+    keys = list(session.scalars(select(WeightRow.blob_key).where(WeightRow.model_seq == row.seq)))
+    for table in (MetricRow, WeightRow, AgentRow):
+        session.execute(delete(table).where(table.model_seq == row.seq))
+    return keys
+
+
+def delete_model(session: Session, row: ModelRow, *, hard: bool) -> list[str]:
+    """Delete a model: soft keeps its data (hidden), hard removes it and returns its blob keys."""
+    if not hard:
+        row.deleted_at = utcnow()
+        return []
+    keys = _clear(session, row)
+    session.delete(row)
+    return keys
+
+
+def reset_model(session: Session, row: ModelRow) -> list[str]:
+    """Return a model to `new`: metrics, checkpoints, weights and agents cleared (§5.14)."""
+    keys = _clear(session, row)
+    row.status, row.best_map, row.last_epoch, row.last_heartbeat_at = "new", None, None, None
+    owned.touch(row)
+    return keys
+
+
+def _start_training(row: ModelRow, epoch: int | None = None) -> None:
+    if row.status in ("new", "failed"):
+        row.status = "training"
+    if epoch is not None and (row.last_epoch is None or epoch > row.last_epoch):
+        row.last_epoch = epoch
+    owned.touch(row)
+
+
+def upsert_metrics(session: Session, row: ModelRow, epochs: dict[int, EpochMetrics]) -> None:
+    """Merge each epoch's metrics into what is stored, newer values winning (§16.3)."""
+    existing = {
+        m.epoch: m
+        for m in session.scalars(
+            select(MetricRow).where(
+                MetricRow.model_seq == row.seq, MetricRow.epoch.in_(list(epochs))
+            )
+        )
+    }
+    now = utcnow()
+    for epoch, values in epochs.items():
+        stored = existing.get(epoch)
+        if stored is None:
+            session.add(
+                MetricRow(model_seq=row.seq, epoch=epoch, values=json.dumps(values), updated_at=now)
+            )
+        else:
+            stored.values = json.dumps({**json.loads(stored.values), **values})
+            stored.updated_at = now
+    _start_training(row, max(epochs))
+
+
+def read_metrics(session: Session, row: ModelRow) -> list[dict[str, Any]]:
+    """Return the metrics transposed: one series per name, keyed by epoch (§5.9)."""
+    series: dict[str, dict[str, Any]] = {}
+    rows = session.execute(
+        select(MetricRow.epoch, MetricRow.values)
+        .where(MetricRow.model_seq == row.seq)
+        .order_by(MetricRow.epoch)
+    )
+    for epoch, values in rows:
+        for name, value in json.loads(values).items():
+            series.setdefault(name, {})[str(epoch)] = value
+    return [{"meta": {"name": name}, "data": data} for name, data in sorted(series.items())]
+
+
+def record_weights(
+    session: Session,
+    row: ModelRow,
+    *,
+    kind: str,
+    epoch: int,
+    is_best: bool,
+    map_value: float | None,
+    key: str,
+    sha256: str,
+    size: int,
+) -> list[str]:
+    """Store a checkpoint ("last") or final weights ("best"); return the replaced blob's key."""
+    old = session.get(WeightRow, (row.seq, kind))
+    garbage = [old.blob_key] if old is not None and old.blob_key != key else []
+    if old is not None:
+        session.delete(old)
+        session.flush()
+    session.add(
+        WeightRow(
+            model_seq=row.seq,
+            kind=kind,
+            epoch=epoch,
+            is_best=is_best,
+            map=map_value,
+            blob_key=key,
+            sha256=sha256,
+            size_bytes=size,
+        )
+    )
+    _start_training(row, epoch)
+    if kind == "best":
+        row.status = "trained"
+        row.best_map = map_value
+        for agent in session.scalars(
+            select(AgentRow).where(AgentRow.model_seq == row.seq, AgentRow.state == "running")
+        ):
+            agent.state = "finished"
+    return garbage
+
+
+def heartbeat(
+    session: Session,
+    row: ModelRow,
+    *,
+    agent_id: str | None,
+    name: str,
+    interval_s: float,
+    state: str,
+) -> str:
+    """Record a beat and return the agent id the client must send next (§5.11, §16.6)."""
+    now = utcnow()
+    agent = session.get(AgentRow, agent_id) if agent_id and is_id(agent_id) else None
+    if agent is None or agent.model_seq != row.seq:
+        agent = AgentRow(
+            id=create_id(),
+            model_seq=row.seq,
+            name=name.replace("\x00", "")[:200],  # PostgreSQL text cannot hold NUL
+            interval_s=interval_s,
+            first_seen=now,
+        )
+        session.add(agent)
+    agent.last_seen, agent.interval_s, agent.state = now, interval_s, state
+    row.last_heartbeat_at = now
+    if state == "running" and row.status != "trained":
+        _start_training(row)
+    if state == "failed" and row.status == "training":
+        row.status = "failed"
+    return agent.id
+
+
+def concurrent_agents(session: Session, row: ModelRow) -> int:
+    """Return how many agents beat for this model within two of their intervals."""
+    now = utcnow()
+    agents = session.scalars(
+        select(AgentRow).where(AgentRow.model_seq == row.seq, AgentRow.state == "running")
+    )
+    return sum(1 for a in agents if now - a.last_seen <= timedelta(seconds=2 * a.interval_s))

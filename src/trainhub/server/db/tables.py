@@ -1,0 +1,163 @@
+"""SQLAlchemy table classes (one `*Row` per table). Times are stored as UTC.
+
+Models, datasets and projects carry an integer `seq` (list order and cursor) beside their public
+20-character `id`, and a JSON `doc` holding what their owner stored (merged by PATCH).
+"""
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A datetime stored as naive UTC and read back as aware UTC (SQLite drops offsets)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use datetime.now(UTC)")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    """Return the current time in UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    prefix: Mapped[str] = mapped_column(String(8))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class OwnedMixin:
+    """Columns shared by models, datasets and projects."""
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(20), unique=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    public: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    doc: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ProjectRow(OwnedMixin, Base):
+    __tablename__ = "projects"
+
+    cover_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    cover_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    cover_type: Mapped[str | None] = mapped_column(String(40), default=None)
+
+
+class DatasetRow(OwnedMixin, Base):
+    __tablename__ = "datasets"
+
+    filename: Mapped[str | None] = mapped_column(String(255), default=None)
+    blob_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    layout: Mapped[str | None] = mapped_column(String(20), default=None)
+    archive_root: Mapped[str | None] = mapped_column(String(255), default=None)
+
+
+class ModelRow(OwnedMixin, Base):
+    __tablename__ = "models"
+
+    project_id: Mapped[str | None] = mapped_column(String(20), default=None, index=True)
+    dataset_id: Mapped[str | None] = mapped_column(String(20), default=None, index=True)
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    best_map: Mapped[float | None] = mapped_column(Float, default=None)
+    last_epoch: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class MetricRow(Base):
+    __tablename__ = "metrics"
+
+    model_seq: Mapped[int] = mapped_column(
+        ForeignKey("models.seq", ondelete="CASCADE"), primary_key=True
+    )
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    values: Mapped[str] = mapped_column(Text)  # JSON text of {name: number | null}
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WeightRow(Base):
+    """The newest epoch checkpoint ("last") and final weights ("best") of a model."""
+
+    __tablename__ = "weights"
+
+    model_seq: Mapped[int] = mapped_column(
+        ForeignKey("models.seq", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer)
+    is_best: Mapped[bool] = mapped_column(Boolean, default=False)
+    map: Mapped[float | None] = mapped_column(Float, default=None)
+    blob_key: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AgentRow(Base):
+    """A training process that beats for a model; its id is issued by the server."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    model_seq: Mapped[int] = mapped_column(ForeignKey("models.seq", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    interval_s: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(20), default="running")
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ResumableUploadRow(Base):
+    """A tus upload in progress: its target, declared length and bytes received so far."""
+
+    __tablename__ = "resumable_uploads"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    model_id: Mapped[str] = mapped_column(String(20), index=True)
+    length: Mapped[int] = mapped_column(BigInteger)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,215 @@
+"""Turn database rows into the records the API returns (hub-protocol.md §6).
+
+The model record holds the owner's document plus what the server derives: status, weight flags
+and URLs, cfg, train_args, the six flat config fields, liveness. Pages use the same functions.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from trainhub.server import modelspec
+from trainhub.server.db.tables import (
+    AgentRow,
+    DatasetRow,
+    ModelRow,
+    ProjectRow,
+    UserRow,
+    WeightRow,
+    utcnow,
+)
+from trainhub.server.links import Links
+
+LIVENESS_INTERVALS = 2
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Return an ISO 8601 UTC timestamp ending in Z."""
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class ModelContext:
+    """A model row and the rows its record draws on."""
+
+    row: ModelRow
+    weights: dict[str, WeightRow] = field(default_factory=dict)
+    dataset: DatasetRow | None = None
+    project: ProjectRow | None = None
+    parent_best: tuple[str, WeightRow] | None = None
+    agents: list[AgentRow] = field(default_factory=list)
+
+
+def load_model_context(session: Session, row: ModelRow) -> ModelContext:
+    """Fetch the weights, dataset, project, parent weights and agents of a model."""
+    context = ModelContext(row)
+    for weight in session.scalars(select(WeightRow).where(WeightRow.model_seq == row.seq)):
+        context.weights[weight.kind] = weight
+    if row.dataset_id:
+        context.dataset = session.scalars(
+            select(DatasetRow).where(
+                DatasetRow.id == row.dataset_id, DatasetRow.deleted_at.is_(None)
+            )
+        ).first()
+    if row.project_id:
+        context.project = session.scalars(
+            select(ProjectRow).where(
+                ProjectRow.id == row.project_id, ProjectRow.deleted_at.is_(None)
+            )
+        ).first()
+    parent_id = modelspec.parent(row.doc).get("id")
+    if isinstance(parent_id, str):
+        found = session.execute(
+            select(ModelRow.id, WeightRow)
+            .join(WeightRow, WeightRow.model_seq == ModelRow.seq)
+            .where(
+                ModelRow.id == parent_id,
+                WeightRow.kind == "best",
+                ModelRow.deleted_at.is_(None),
+                # a parent made private since is no longer the child owner's to hand out
+                (ModelRow.owner_id == row.owner_id) | ModelRow.public.is_(True),
+            )
+        ).first()
+        context.parent_best = (found[0], found[1]) if found else None
+    context.agents = list(
+        session.scalars(
+            select(AgentRow)
+            .where(AgentRow.model_seq == row.seq)
+            .order_by(AgentRow.last_seen.desc())
+        )
+    )
+    return context
+
+
+def is_online(agent: AgentRow, now: datetime) -> bool:
+    """Tell whether an agent beat within two of its intervals and has not said it finished."""
+    window = timedelta(seconds=agent.interval_s * LIVENESS_INTERVALS)
+    return agent.state == "running" and now - agent.last_seen <= window
+
+
+def _agents(context: ModelContext) -> list[dict[str, Any]]:
+    now = utcnow()
+    return [
+        {
+            "id": a.id,
+            "name": a.name,
+            "intervalSeconds": a.interval_s,
+            "state": a.state,
+            "firstSeen": iso(a.first_seen),
+            "lastSeen": iso(a.last_seen),
+            "online": is_online(a, now),
+        }
+        for a in context.agents[:10]
+    ]
+
+
+def _data_url(context: ModelContext, links: Links) -> str | None:
+    if context.dataset is not None:
+        return links.dataset(context.dataset)
+    dataset = context.row.doc.get("dataset")
+    name = dataset.get("name") if isinstance(dataset, dict) else None
+    return str(name) if name else None
+
+
+def _weights_url(context: ModelContext, links: Links) -> str | None:
+    row = context.row
+    if "best" in context.weights:
+        return links.weights(row.id, context.weights["best"])
+    if context.parent_best is not None:
+        return links.weights(*context.parent_best)
+    name = modelspec.parent(row.doc).get("name")
+    return str(name) if name else None
+
+
+def model_record(context: ModelContext, links: Links) -> dict[str, Any]:
+    """Return the JSON record of a model."""
+    row, doc = context.row, context.row.doc
+    raw_config = doc.get("config")
+    config: dict[str, Any] = raw_config if isinstance(raw_config, dict) else {}
+    data = _data_url(context, links)
+    pretrained = bool(modelspec.parent(doc))
+    dataset = dict(doc.get("dataset") or {})
+    if context.dataset is not None:
+        dataset.update(id=context.dataset.id, name=context.dataset.name, url=data)
+    project = {"id": context.project.id, "name": context.project.name} if context.project else {}
+    agents = _agents(context)
+    return {
+        **doc,
+        "id": row.id,
+        "meta": {**(doc.get("meta") or {}), "name": row.name},
+        "public": row.public,
+        "status": row.status,
+        "has_last_weights": "last" in context.weights,
+        "has_best_weights": "best" in context.weights,
+        "is_pretrained": pretrained,
+        "is_custom": not pretrained,
+        "cfg": modelspec.cfg_name(doc),
+        "data": data,
+        "weights": _weights_url(context, links),
+        "resume": links.weights(row.id, context.weights["last"])
+        if "last" in context.weights
+        else None,
+        "train_args": modelspec.train_args(config, data),
+        "config": config,
+        "dataset": dataset,
+        "datasetId": row.dataset_id,
+        "project": project,
+        "projectId": row.project_id,
+        **modelspec.flat_config(config),
+        "epoch": row.last_epoch,
+        "map": row.best_map,
+        "agents": agents,
+        "online": any(a["online"] for a in agents),
+        "lastHeartbeat": iso(row.last_heartbeat_at),
+        "url": links.model_page(row.id),
+        "createdAt": iso(row.created_at),
+        "updatedAt": iso(row.updated_at),
+    }
+
+
+def dataset_record(row: DatasetRow, links: Links) -> dict[str, Any]:
+    """Return the JSON record of a dataset."""
+    return {
+        **row.doc,
+        "id": row.id,
+        "meta": {**(row.doc.get("meta") or {}), "name": row.name},
+        "public": row.public,
+        "filename": row.filename,
+        "url": links.dataset(row),
+        "size_bytes": row.size_bytes,
+        "sha256": row.sha256,
+        "layout": row.layout,
+        "status": "ready" if row.sha256 else "new",
+        "createdAt": iso(row.created_at),
+        "updatedAt": iso(row.updated_at),
+    }
+
+
+def project_record(row: ProjectRow, links: Links) -> dict[str, Any]:
+    """Return the JSON record of a project."""
+    return {
+        **row.doc,
+        "id": row.id,
+        "meta": {**(row.doc.get("meta") or {}), "name": row.name},
+        "public": row.public,
+        "cover": links.cover(row),
+        "createdAt": iso(row.created_at),
+        "updatedAt": iso(row.updated_at),
+    }
+
+
+def user_record(row: UserRow, api_key: str | None = None) -> dict[str, Any]:
+    """Return the JSON record of a user (with its API key only when just created)."""
+    record: dict[str, Any] = {
+        "id": row.id,
+        "meta": {"name": row.name},
+        "name": row.name,
+        "is_admin": row.is_admin,
+        "createdAt": iso(row.created_at),
+    }
+    if api_key is not None:
+        record["apiKey"] = api_key
+    return record

@@ -1,0 +1,70 @@
+"""Settings: the server's one configuration object, read from arguments or TRAINHUB_* variables."""
+
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_FILE = "secret_key"
+
+
+class Settings(BaseSettings):
+    """Every knob of the server; each field is also the variable TRAINHUB_<FIELD>."""
+
+    # "ignore": the client's TRAINHUB_URL/TRAINHUB_API_KEY may sit in the same .env file
+    model_config = SettingsConfigDict(env_prefix="TRAINHUB_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("trainhub-data")
+    database_url: str | None = None
+    storage_url: str | None = None
+    public_url: str | None = None
+    secret_key: SecretStr | None = None
+    redis_url: str | None = None
+    allowed_hosts: list[str] = []
+    max_upload_bytes: int = 2 * 1024**3
+    max_json_bytes: int = 1024**2
+    max_image_bytes: int = 10 * 1024**2
+    body_idle_timeout_s: float = 30.0
+    download_ttl_s: int = 24 * 3600
+    rate_limit: str = "50/second;1200/minute"
+    anonymous_rate_limit: str = "10/second;300/minute"
+    heartbeat_interval_s: float = 300.0
+    create_admin: bool = True
+    log_level: str = "INFO"
+
+    def resolved_public_url(self) -> str:
+        """Return the URL clients use to reach this server, without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def resolved_database_url(self) -> str:
+        """Return the SQLAlchemy URL: the given one, or a SQLite file in the data directory."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'trainhub.db').resolve()}"
+
+    def resolved_storage_url(self) -> str:
+        """Return the storage URL: the given one, or a folder in the data directory."""
+        return self.storage_url or f"file://{(self.data_dir / 'blobs').resolve()}"
+
+    def resolved_allowed_hosts(self) -> list[str]:
+        """Return the Host header values accepted (DNS-rebinding guard, security-notes §4)."""
+        hosts = set(self.allowed_hosts) or {"localhost", "127.0.0.1", "[::1]"}
+        public = urlsplit(self.resolved_public_url()).hostname
+        if public:
+            hosts.add(f"[{public}]" if ":" in public else public)
+        return sorted(hosts)
+
+    def resolved_secret(self) -> bytes:
+        """Return the signing secret: the configured one, or one kept in the data directory."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / SECRET_FILE
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(secrets.token_hex(32))
+            tmp.chmod(0o600)
+            tmp.replace(path)
+        return path.read_text().strip().encode()

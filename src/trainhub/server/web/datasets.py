@@ -1,0 +1,153 @@
+"""Datasets in the dashboard: the list with download links, and uploads from the browser.
+
+`POST /datasets/upload` is the page's own same-origin endpoint: it takes the session cookie and
+the CSRF token (header or form field) instead of an API key, then does what the API's dataset
+create and upload do: stream the archive to storage, inspect it without extracting it
+(`archives.inspect_archive`), publish it and record it. A script (XHR, which shows a progress
+bar) gets JSON; a plain form post is redirected back to the list.
+"""
+
+from pathlib import PurePosixPath
+from typing import Annotated, Any, cast
+
+from fastapi import Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from trainhub.protocol.ids import ID_PATTERN
+from trainhub.server.archives import ArchiveError, inspect_archive, is_archive_name
+from trainhub.server.db import owned, resources
+from trainhub.server.db.engine import Database
+from trainhub.server.db.tables import DatasetRow
+from trainhub.server.deps import Db, SettingsDep, StorageDep
+from trainhub.server.errors import ValidationError
+from trainhub.server.links import ARCHIVE_SUFFIXES, Links
+from trainhub.server.multipart import MultipartForm, UploadedFile, read_multipart
+from trainhub.server.records import dataset_record
+from trainhub.server.request_state import LinksDep
+from trainhub.server.storage import Storage
+from trainhub.server.web import csrf
+from trainhub.server.web.auth import SignedIn
+from trainhub.server.web.render import render
+from trainhub.server.web.routing import accepts_html, create_router, see_other
+
+router = create_router()
+PAGE_SIZE = 50
+FILE_FIELD = "file"
+NOTICES = {"uploaded": "The dataset was uploaded and checked."}
+
+
+@router.get("/datasets", response_class=HTMLResponse)
+def datasets_page(
+    request: Request,
+    user: SignedIn,
+    db: Db,
+    links: LinksDep,
+    after: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    notice: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    """List the user's datasets with download links, and offer an upload form."""
+    with db.read() as session:
+        page = owned.list_page(
+            session, DatasetRow, user.user_id, limit=PAGE_SIZE, last_doc_id=after, public=False
+        )
+        datasets = [dataset_record(row, links) for row in page.rows]
+    return render(
+        request,
+        "datasets.html",
+        user,
+        datasets=datasets,
+        total=page.total,
+        next_cursor=page.last_record_id,
+        after=after,
+        notice=NOTICES.get(notice or ""),
+        suffixes=", ".join(ARCHIVE_SUFFIXES),
+    )
+
+
+def _one_archive(form: MultipartForm) -> UploadedFile:
+    if len(form.files) != 1 or form.files[0].writer.size == 0:
+        raise ValidationError("choose one dataset archive (.zip, .tar, .tar.gz or .tgz) to upload")
+    upload = form.files[0]
+    if not is_archive_name(upload.filename):
+        raise ValidationError(
+            f"{upload.filename[:80]!r} is not a dataset archive: upload a .zip, .tar, .tar.gz "
+            "or .tgz file"
+        )
+    return upload
+
+
+def _display_name(form: MultipartForm, upload: UploadedFile) -> str:
+    name = form.fields.get("name", "").strip()[:200]
+    if name:
+        return name
+    filename = PurePosixPath(upload.filename).name
+    suffix = next((s for s in ARCHIVE_SUFFIXES if filename.lower().endswith(s)), "")
+    return filename[: len(filename) - len(suffix)] or "dataset"
+
+
+def store_dataset(
+    db: Database,
+    storage: Storage,
+    links: Links,
+    user_id: str,
+    document: dict[str, Any],
+    upload: UploadedFile,
+) -> dict[str, Any]:
+    """Inspect an uploaded archive, then create the dataset and publish the archive for it."""
+    try:
+        report = inspect_archive(upload.writer.temp_path, upload.filename)
+    except ArchiveError as exc:
+        raise ValidationError(str(exc)) from exc
+    sha256 = upload.writer.hexdigest()
+    published = None
+    try:
+        with db.write() as session:
+            row = cast(DatasetRow, resources.create(session, DatasetRow, user_id, document))
+            key = f"datasets/{row.id}/{sha256}"
+            upload.writer.publish(key)
+            published = key
+            row.blob_key, row.sha256 = key, sha256
+            row.size_bytes, row.layout = upload.writer.size, report.layout
+            return dataset_record(row, links)
+    except BaseException:
+        if published is not None:
+            storage.delete(published)
+        raise
+
+
+@router.post("/datasets/upload", response_model=None)
+async def upload_dataset(
+    request: Request,
+    user: SignedIn,
+    db: Db,
+    storage: StorageDep,
+    settings: SettingsDep,
+    links: LinksDep,
+) -> Response:
+    """Create a dataset from an archive sent as the multipart file part `file`."""
+    form = await read_multipart(
+        request,
+        storage,
+        lambda field, _filename: field == FILE_FIELD,
+        settings.max_upload_bytes,
+        settings.body_idle_timeout_s,
+    )
+    try:
+        presented = request.headers.get(csrf.HEADER) or form.fields.get(csrf.FIELD)
+        csrf.check_token(request, user, presented)
+        upload = _one_archive(form)
+        document = {
+            "meta": {"name": _display_name(form, upload)},
+            "filename": PurePosixPath(upload.filename).name,
+            "public": form.fields.get("public") == "yes",
+        }
+        record = await run_in_threadpool(
+            store_dataset, db, storage, links, user.user_id, document, upload
+        )
+    finally:
+        form.abort()
+    if accepts_html(request):
+        return see_other("/datasets?notice=uploaded")
+    message = f"dataset stored ({record['layout']} layout)"
+    return JSONResponse({"success": True, "message": message, "data": record})

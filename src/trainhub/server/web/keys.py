@@ -1,0 +1,70 @@
+"""Settings (`/settings`): the signed-in user's API keys: create (shown once), list, revoke."""
+
+from typing import Annotated
+
+from fastapi import Depends, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from trainhub.server.db import users as queries
+from trainhub.server.deps import Db, Principal
+from trainhub.server.errors import NotFoundError
+from trainhub.server.web import snippets
+from trainhub.server.web.auth import SignedIn, clear_session_cookie
+from trainhub.server.web.csrf import require_csrf
+from trainhub.server.web.render import render
+from trainhub.server.web.routing import create_router, see_other
+
+router = create_router()
+PROTECTED = [Depends(require_csrf)]
+
+
+def _settings_page(
+    request: Request,
+    user: Principal,
+    db: Db,
+    *,
+    new_key: str | None = None,
+    notice: str | None = None,
+) -> Response:
+    with db.read() as session:
+        keys = queries.list_keys(session, user.user_id)
+    return render(
+        request,
+        "settings.html",
+        user,
+        keys=keys,
+        new_key=new_key,
+        notice=notice,
+        env=snippets.environment(request.app.state.links.public_url),
+    )
+
+
+@router.get("/settings", response_class=HTMLResponse)
+def settings_page(request: Request, user: SignedIn, db: Db) -> Response:
+    """Show the user's API keys."""
+    revoked = request.query_params.get("notice") == "revoked"
+    return _settings_page(request, user, db, notice="The key was revoked." if revoked else None)
+
+
+@router.post("/settings/keys", response_class=HTMLResponse, dependencies=PROTECTED)
+def create_key(
+    request: Request, user: SignedIn, db: Db, name: Annotated[str, Form(max_length=100)] = ""
+) -> Response:
+    """Create an API key and show it this once (the page is not cached)."""
+    with db.write() as session:
+        _, key = queries.create_key(session, user.user_id, name.strip())
+    return _settings_page(request, user, db, new_key=key)
+
+
+@router.post("/settings/keys/{key_id}/revoke", dependencies=PROTECTED)
+def revoke_key(request: Request, key_id: str, user: SignedIn, db: Db) -> Response:
+    """Revoke one of the user's keys; revoking the session's own key signs the browser out."""
+    with db.write() as session:
+        row = queries.revoke_key(session, user.user_id, key_id)
+        if row is None:
+            raise NotFoundError("API key", key_id)
+    if row.id != user.key_id:
+        return see_other("/settings?notice=revoked")
+    response = see_other("/login?signed_out=1")
+    clear_session_cookie(request, response)
+    return response

@@ -1,0 +1,91 @@
+"""Live updates by server-sent events: poll the database about once a second, send what changed.
+
+Polling the database (not an in-process bus) keeps every replica's pages right without Redis.
+A stream first sends everything it watches, then only changes; it ends after
+`STREAM_LIFETIME_S` (the browser's EventSource reconnects by itself) or when the client leaves.
+"""
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from trainhub.server.deps import Principal, get_db
+from trainhub.server.web.auth import load_session
+
+POLL_INTERVAL_S = 1.0
+STREAM_LIFETIME_S = 600.0
+KEEPALIVE_S = 15.0
+RECONNECT_MS = 1000
+
+# A snapshot maps (event name, key) to the event's JSON data.
+Snapshot = dict[tuple[str, str], Any]
+
+
+def format_event(event: str, data: Any) -> bytes:
+    """Return one server-sent event."""
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def changes(before: Snapshot, after: Snapshot) -> list[bytes]:
+    """Return the events that turn `before` into `after` ("removed" for keys that went away)."""
+    events = [
+        format_event(name, data)
+        for (name, key), data in after.items()
+        if before.get((name, key)) != data
+    ]
+    gone = [key for (name, key) in before if (name, key) not in after]
+    events += [format_event("removed", {"id": key}) for key in gone]
+    return events
+
+
+SIGNED_OUT: Snapshot = {("signed-out", "session"): {"location": "/login"}}
+
+
+def _guarded(request: Request, user: Principal, snapshot: Callable[[], Snapshot]) -> Snapshot:
+    """Return the snapshot while the session's key is valid, SIGNED_OUT once it is revoked."""
+    if load_session(get_db(request), user.key_id) is None:
+        return SIGNED_OUT
+    return snapshot()
+
+
+async def _events(
+    request: Request, user: Principal, snapshot: Callable[[], Snapshot]
+) -> AsyncIterator[bytes]:
+    yield f"retry: {RECONNECT_MS}\n\n".encode()
+    started = last_sent = time.monotonic()
+    before: Snapshot = {}
+    while time.monotonic() - started < STREAM_LIFETIME_S:
+        after = await run_in_threadpool(_guarded, request, user, snapshot)
+        if after is SIGNED_OUT:
+            yield format_event("signed-out", SIGNED_OUT[("signed-out", "session")])
+            return
+        for event in changes(before, after):
+            last_sent = time.monotonic()
+            yield event
+        before = after
+        if time.monotonic() - last_sent > KEEPALIVE_S:
+            last_sent = time.monotonic()
+            yield b": keep-alive\n\n"
+        await anyio.sleep(POLL_INTERVAL_S)
+        if await request.is_disconnected():
+            return
+
+
+def event_stream(
+    request: Request, user: Principal, snapshot: Callable[[], Snapshot]
+) -> StreamingResponse:
+    """Answer with a stream of the changes of `snapshot()`, polled every POLL_INTERVAL_S.
+
+    The stream ends with a `signed-out` event as soon as the session's API key is revoked.
+    """
+    return StreamingResponse(
+        _events(request, user, snapshot),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,170 @@
+"""The model page (`/models/{id}`, the URL clients print), its chart data and its live updates."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from trainhub.server.db import owned
+from trainhub.server.db.tables import MetricRow, ModelRow, utcnow
+from trainhub.server.deps import Db
+from trainhub.server.errors import NotFoundError
+from trainhub.server.links import Links
+from trainhub.server.records import ModelContext, is_online, iso, load_model_context, model_record
+from trainhub.server.request_state import LinksDep
+from trainhub.server.web import charts, live, snippets
+from trainhub.server.web.auth import SignedIn
+from trainhub.server.web.render import render
+from trainhub.server.web.routing import create_router
+from trainhub.server.web.summaries import summarize
+
+router = create_router()
+NOTICES = {
+    "renamed": "The model was renamed.",
+    "visibility": "The model's visibility was changed.",
+    "reset": "The model was reset: metrics, checkpoints and weights were removed.",
+}
+Epoch = Annotated[int | None, Query(ge=0, le=10_000_000)]
+
+
+def weight_rows(context: ModelContext, links: Links) -> list[dict[str, Any]]:
+    """Return the checkpoint and final weights of a model, with signed download URLs."""
+    labels = {"best": "final weights (best.pt)", "last": "last checkpoint (last.pt)"}
+    return [
+        {
+            "label": labels[kind],
+            "epoch": weight.epoch,
+            "size": weight.size_bytes,
+            "sha256": weight.sha256,
+            "map": weight.map,
+            "created": weight.created_at,
+            "url": links.weights(context.row.id, weight),
+        }
+        for kind, weight in sorted(context.weights.items())
+    ]
+
+
+def weight_versions(context: ModelContext) -> str:
+    """Return a short text that changes whenever a checkpoint or the final weights change."""
+    return ",".join(f"{kind}:{w.sha256[:12]}" for kind, w in sorted(context.weights.items()))
+
+
+def agent_rows(context: ModelContext, now: datetime) -> list[dict[str, Any]]:
+    """Return the training processes that beat for a model, newest first."""
+    return [
+        {
+            "name": agent.name or agent.id,
+            "state": agent.state,
+            "interval": agent.interval_s,
+            "first_seen": agent.first_seen,
+            "last_seen": agent.last_seen,
+            "online": is_online(agent, now),
+        }
+        for agent in context.agents[:10]
+    ]
+
+
+@router.get("/models/{model_id}", response_class=HTMLResponse)
+def model_page(
+    request: Request,
+    model_id: str,
+    user: SignedIn,
+    db: Db,
+    links: LinksDep,
+    notice: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    """Show a model: live charts, liveness, weights, arguments, code to use it, actions."""
+    now = utcnow()
+    with db.read() as session:
+        row = owned.load(session, ModelRow, model_id, user.user_id)
+        context = load_model_context(session, row)
+        record = model_record(context, links)
+        summary = summarize(session, [row], now)[0]
+        latest_epoch, latest = charts.latest_values(session, row.seq)
+    return render(
+        request,
+        "model.html",
+        user,
+        model=record,
+        summary=summary,
+        is_owner=row.owner_id == user.user_id,
+        weights=weight_rows(context, links),
+        weight_versions=weight_versions(context),
+        agents=agent_rows(context, now),
+        latest_epoch=latest_epoch,
+        latest=charts.grouped(list(latest)),
+        latest_values=latest,
+        notice=NOTICES.get(notice or ""),
+        created=row.created_at,
+        snippets={
+            "yolo": snippets.yolo_train(record["url"]),
+            "env": snippets.environment(links.public_url),
+            "session": snippets.trainhub_session(record["url"]),
+        },
+    )
+
+
+@router.get("/models/{model_id}/chart.json", response_class=JSONResponse)
+def chart_data(
+    model_id: str,
+    user: SignedIn,
+    db: Db,
+    points: Annotated[int, Query(ge=8, le=20_000)] = charts.DEFAULT_MAX_POINTS,
+    first: Epoch = None,
+    last: Epoch = None,
+) -> JSONResponse:
+    """Return the model's metrics as columns, downsampled to about `points` per series."""
+    with db.read() as session:
+        row = owned.load(session, ModelRow, model_id, user.user_id)
+        columns = charts.read_columns(session, row.seq, first, last)
+        version = metrics_state(session, row.seq)
+    data = charts.payload(columns, points)
+    data["version"] = version  # what the `metrics` live event says when nothing changed
+    return JSONResponse(data, headers={"Cache-Control": "no-store"})
+
+
+def metrics_state(session: Session, model_seq: int) -> dict[str, Any]:
+    """Return the newest epoch, the number of epochs and the last change of a model's metrics."""
+    newest, count, changed = session.execute(
+        select(func.max(MetricRow.epoch), func.count(), func.max(MetricRow.updated_at)).where(
+            MetricRow.model_seq == model_seq
+        )
+    ).one()
+    changed_text = changed.isoformat() if isinstance(changed, datetime) else changed
+    return {"epoch": newest, "count": count, "changed": str(changed_text)}
+
+
+def model_state(session: Session, model_id: str, user_id: str) -> live.Snapshot:
+    """Return what the model page shows live: summary, liveness and the state of its metrics."""
+    now = utcnow()
+    try:
+        row = owned.load(session, ModelRow, model_id, user_id)
+    except NotFoundError:
+        return {("gone", model_id): {"id": model_id}}
+    context = load_model_context(session, row)
+    event = summarize(session, [row], now)[0].event()
+    event["agents"] = [
+        {**agent, "first_seen": iso(agent["first_seen"]), "last_seen": iso(agent["last_seen"])}
+        for agent in agent_rows(context, now)
+    ]
+    return {
+        ("model", model_id): event,
+        ("metrics", model_id): metrics_state(session, row.seq),
+        ("weights", model_id): {"versions": weight_versions(context)},
+    }
+
+
+@router.get("/models/{model_id}/events", response_class=StreamingResponse)
+def model_events(request: Request, model_id: str, user: SignedIn, db: Db) -> Response:
+    """Stream the model's changes: status, epoch, heartbeats, agents, new metrics."""
+    with db.read() as session:
+        owned.load(session, ModelRow, model_id, user.user_id)
+
+    def snapshot() -> live.Snapshot:
+        with db.read() as session:
+            return model_state(session, model_id, user.user_id)
+
+    return live.event_stream(request, user, snapshot)

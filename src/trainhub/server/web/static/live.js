@@ -1,0 +1,117 @@
+// trainhub dashboard: apply server-sent events to the models list and the model page.
+"use strict";
+(function () {
+  const th = window.trainhub;
+  let source = null;
+
+  function statusNode(event) {
+    const span = document.createElement("span");
+    span.className = "status status-" + event.status;
+    span.dataset.field = "status";
+    span.textContent = event.label;
+    if (event.status === "offline") {
+      if (event.lastHeartbeat) span.append(" since ", th.when(event.lastHeartbeat));
+      else span.append(" (no heartbeat yet)");
+    }
+    return span;
+  }
+
+  // Write the fields of a summary event into the elements marked data-field inside `root`.
+  function applySummary(root, event) {
+    root.querySelectorAll("[data-field]").forEach((el) => {
+      const field = el.dataset.field;
+      if (field === "status") el.replaceWith(statusNode(event));
+      else if (field === "epoch") el.textContent = event.epoch;
+      else if (field === "best") el.textContent = event.best === null ? "-" : event.best;
+      else if (field === "lastHeartbeat") el.replaceChildren(th.when(event.lastHeartbeat));
+      else if (field === "name" && el.textContent !== event.name) el.textContent = event.name;
+    });
+  }
+
+  function agentRow(agent) {
+    const tr = document.createElement("tr");
+    const cells = [agent.name, agent.state, Math.round(agent.interval) + " s", null,
+      agent.online ? "online" : "offline"];
+    cells.forEach((text, i) => {
+      const td = document.createElement("td");
+      if (i === 3) td.append(th.when(agent.last_seen));
+      else td.textContent = text;
+      tr.append(td);
+    });
+    return tr;
+  }
+
+  function applyAgents(agents) {
+    const body = document.querySelector("[data-field=agents]");
+    if (!body || !agents.length) return;
+    body.replaceChildren(...agents.map(agentRow));
+  }
+
+  function connect(url, handlers) {
+    if (source) source.close();
+    source = new EventSource(url);
+    Object.entries(handlers).forEach(([name, handler]) => {
+      source.addEventListener(name, (e) => handler(JSON.parse(e.data)));
+    });
+    source.addEventListener("signed-out", () => { window.location.assign("/login"); });
+  }
+
+  function refreshList(list) {
+    window.htmx.ajax("GET", window.location.href, {
+      target: "#models", select: "#models", swap: "outerHTML",
+    });
+  }
+
+  function watchList() {
+    const list = document.getElementById("models");
+    if (!list || !list.dataset.events) return;
+    connect(list.dataset.events, {
+      row: (event) => {
+        const row = list.querySelector('tr[data-id="' + event.id + '"]');
+        if (row) applySummary(row, event);
+      },
+      list: (event) => {
+        // A newer model than the first one shown: fetch the table again (first page only).
+        if (list.dataset.newest !== undefined && !new URL(window.location).searchParams.get("after")
+            && event.newest && event.newest !== list.dataset.newest) refreshList(list);
+      },
+      removed: (event) => {
+        const row = list.querySelector('tr[data-id="' + event.id + '"]');
+        if (row) row.remove();
+      },
+    });
+  }
+
+  function watchModel() {
+    const model = document.querySelector("article.model[data-events]");
+    if (!model) return;
+    connect(model.dataset.events, {
+      model: (event) => {
+        applySummary(model, event);
+        applyAgents(event.agents || []);
+      },
+      metrics: (event) => {
+        window.dispatchEvent(new CustomEvent("trainhub:metrics", { detail: event }));
+      },
+      weights: (event) => {
+        const section = document.getElementById("weights");
+        if (section && section.dataset.versions !== event.versions) {
+          document.getElementById("weights-changed").hidden = false;
+        }
+      },
+      gone: () => {
+        const note = document.createElement("p");
+        note.className = "notice";
+        note.setAttribute("role", "status");
+        note.textContent = "This model was deleted or is no longer visible to you.";
+        model.prepend(note);
+        source.close();
+      },
+    });
+  }
+
+  document.addEventListener("htmx:afterSwap", watchList);
+  window.addEventListener("pagehide", () => { if (source) source.close(); });
+  watchList();
+  watchModel();
+})();

@@ -1,0 +1,153 @@
+"""What the dashboard shows of a model in a list row, a page header and a live update.
+
+`summarize` builds the summaries of a page of models with a fixed number of queries (projects,
+datasets, agents, best metric), whatever the page size.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ColumnElement, cast, func, select, type_coerce
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
+
+from trainhub.server.db.tables import AgentRow, DatasetRow, MetricRow, ModelRow, ProjectRow
+from trainhub.server.records import is_online, iso
+
+MAIN_METRIC = "metrics/mAP50-95(B)"
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """One model as the dashboard shows it."""
+
+    id: str
+    name: str
+    owner_id: str
+    public: bool
+    project: tuple[str, str] | None  # (id, name)
+    dataset: str | None
+    status: str  # new, online, offline, trained, failed
+    label: str
+    epoch_text: str
+    best: float | None
+    last_heartbeat: datetime | None
+
+    def event(self) -> dict[str, Any]:
+        """Return the small JSON a live update carries."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "label": self.label,
+            "epoch": self.epoch_text,
+            "best": None if self.best is None else f"{self.best:.4g}",
+            "lastHeartbeat": iso(self.last_heartbeat),
+        }
+
+
+def planned_epochs(row: ModelRow) -> int | None:
+    """Return the number of epochs the model's config asks for, if any."""
+    config = row.doc.get("config")
+    epochs = config.get("epochs") if isinstance(config, dict) else None
+    return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None
+
+
+def epoch_text(row: ModelRow) -> str:
+    """Return "epoch x of y" (x counts from 1), or what is known of it."""
+    total = planned_epochs(row)
+    if row.last_epoch is None:
+        return f"0 of {total}" if total else "-"
+    return f"{row.last_epoch + 1} of {total}" if total else str(row.last_epoch + 1)
+
+
+def live_status(row: ModelRow, agents: list[AgentRow], now: datetime) -> str:
+    """Return new, online, offline, trained or failed."""
+    if row.status != "training":
+        return row.status
+    return "online" if any(is_online(a, now) for a in agents) else "offline"
+
+
+LABELS = {"online": "training, online", "offline": "training, offline"}
+
+
+def status_label(status: str) -> str:
+    """Return the words shown for a status (pages add "since <last heartbeat>" when offline)."""
+    return LABELS.get(status, status)
+
+
+def _metric_expression(session: Session) -> ColumnElement[float]:
+    """Return SQL for the main metric inside an epoch's JSON text (JSONB on PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        expression: ColumnElement[Any] = cast(MetricRow.values, postgresql.JSONB)
+    else:
+        expression = type_coerce(MetricRow.values, JSON)
+    # JSON indexing is typed Any by SQLAlchemy's stubs; as_float() gives a float column
+    return expression[MAIN_METRIC].as_float()  # type: ignore[no-any-return]
+
+
+def best_metrics(session: Session, seqs: list[int]) -> dict[int, float]:
+    """Return the highest main metric (mAP50-95) seen per model, for models that have one."""
+    if not seqs:
+        return {}
+    best = func.max(_metric_expression(session))
+    rows = session.execute(
+        select(MetricRow.model_seq, best)
+        .where(MetricRow.model_seq.in_(seqs))
+        .group_by(MetricRow.model_seq)
+    )
+    return {seq: float(value) for seq, value in rows if value is not None}
+
+
+def _names(
+    session: Session, table: type[ProjectRow] | type[DatasetRow], ids: set[str]
+) -> dict[str, str]:
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(table.id, table.name).where(table.id.in_(ids), table.deleted_at.is_(None))
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def _agents(session: Session, seqs: list[int]) -> dict[int, list[AgentRow]]:
+    found: dict[int, list[AgentRow]] = {seq: [] for seq in seqs}
+    if seqs:
+        for agent in session.scalars(select(AgentRow).where(AgentRow.model_seq.in_(seqs))):
+            found[agent.model_seq].append(agent)
+    return found
+
+
+def summarize(session: Session, rows: list[ModelRow], now: datetime) -> list[ModelSummary]:
+    """Return the summaries of `rows`, in order."""
+    seqs = [r.seq for r in rows]
+    projects = _names(session, ProjectRow, {r.project_id for r in rows if r.project_id})
+    datasets = _names(session, DatasetRow, {r.dataset_id for r in rows if r.dataset_id})
+    agents = _agents(session, seqs)
+    unmeasured = [r.seq for r in rows if r.best_map is None]
+    best = best_metrics(session, unmeasured)
+    summaries = []
+    for row in rows:
+        status = live_status(row, agents[row.seq], now)
+        project = (row.project_id, projects[row.project_id]) if row.project_id in projects else None
+        named = row.doc.get("dataset")
+        dataset = datasets.get(row.dataset_id or "") or (
+            str(named.get("name")) if isinstance(named, dict) and named.get("name") else None
+        )
+        summaries.append(
+            ModelSummary(
+                id=row.id,
+                name=row.name,
+                owner_id=row.owner_id,
+                public=row.public,
+                project=project,
+                dataset=dataset,
+                status=status,
+                label=status_label(status),
+                epoch_text=epoch_text(row),
+                best=row.best_map if row.best_map is not None else best.get(row.seq),
+                last_heartbeat=row.last_heartbeat_at,
+            )
+        )
+    return summaries

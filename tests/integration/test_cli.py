@@ -1,0 +1,79 @@
+"""The operator CLI: users, keys and db commands against a real database."""
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from tests.conftest import make_settings
+from trainhub.cli import app as cli_app
+from trainhub.protocol.ids import is_api_key
+from trainhub.server.app import create_app
+
+runner = CliRunner()
+
+
+def invoke(*args: str, data_dir: Path) -> str:
+    result = runner.invoke(cli_app, [*args, "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_users_create_prints_a_working_key_on_the_last_line(
+    tmp_path: Path, database_url: str
+) -> None:
+    data_dir = tmp_path / "data"
+    result = runner.invoke(
+        cli_app,
+        ["users", "create", "carol", "--data-dir", str(data_dir), "--database-url", database_url],
+    )
+    assert result.exit_code == 0, result.output
+    key = result.output.strip().splitlines()[-1]
+    assert is_api_key(key)
+    app = create_app(make_settings(tmp_path, database_url))
+    with TestClient(app) as client:
+        answer = client.post("/v1/auth", headers={"x-api-key": key}).json()
+    app.state.db.dispose()
+    assert answer["success"] is True and answer["data"]["name"] == "carol"
+
+
+def test_a_second_user_with_the_same_name_is_refused(tmp_path: Path) -> None:
+    invoke("users", "create", "dave", data_dir=tmp_path)
+    result = runner.invoke(cli_app, ["users", "create", "dave", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "already exists" in result.output
+
+
+def test_keys_are_created_listed_by_prefix_and_revoked(tmp_path: Path) -> None:
+    first = invoke("users", "create", "erin", "--admin", data_dir=tmp_path).strip().splitlines()[-1]
+    second = invoke(
+        "keys", "create", "--user", "erin", "--name", "laptop", data_dir=tmp_path
+    ).strip()
+    assert is_api_key(second) and second != first
+    listing = invoke("keys", "list", "--user", "erin", data_dir=tmp_path)
+    assert second[:8] in listing and second not in listing and "laptop" in listing
+    invoke("keys", "revoke", second[:8], "--user", "erin", data_dir=tmp_path)
+    assert "revoked" in invoke("keys", "list", "--user", "erin", data_dir=tmp_path)
+    app = create_app(make_settings(tmp_path, f"sqlite:///{tmp_path / 'trainhub.db'}"))
+    with TestClient(app) as client:
+        assert client.post("/v1/auth", headers={"x-api-key": second}).status_code == 401
+        assert client.post("/v1/auth", headers={"x-api-key": first}).status_code == 200
+    app.state.db.dispose()
+
+
+def test_commands_about_a_missing_user_fail_with_a_hint(tmp_path: Path) -> None:
+    result = runner.invoke(
+        cli_app, ["keys", "list", "--user", "nobody", "--data-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 1
+    assert "trainhub users create nobody" in result.output
+
+
+def test_db_upgrade_creates_and_reports_the_database(tmp_path: Path) -> None:
+    output = invoke("db", "upgrade", data_dir=tmp_path)
+    assert "up to date" in output and (tmp_path / "trainhub.db").exists()
+
+
+def test_users_list_shows_admins(tmp_path: Path) -> None:
+    invoke("users", "create", "frank", "--admin", data_dir=tmp_path)
+    assert "frank  (admin)" in invoke("users", "list", data_dir=tmp_path)

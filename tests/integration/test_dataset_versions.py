@@ -1,0 +1,27 @@
+"""A new dataset version that keeps the old top-level folder name is stored, with a warning."""
+
+from tests.factories import DATASET_YAML, dataset_zip, ok
+
+
+def upload(client, dataset_id: str, archive: bytes):
+    files = {"shapes.zip": ("shapes.zip", archive)}
+    return client.post(f"/v1/datasets/{dataset_id}/upload", files=files)
+
+
+def test_reusing_the_top_level_folder_name_for_a_new_version_warns(alice) -> None:
+    dataset_id = ok(alice.post("/v1/datasets", json={"meta": {"name": "shapes"}}))["id"]
+    first = upload(alice, dataset_id, dataset_zip("shapes"))
+    assert "layout" in first.json()["message"]
+    second = upload(alice, dataset_id, dataset_zip("shapes", DATASET_YAML + "# v2\n"))
+    assert "same name as the previous version" in second.json()["message"]
+    assert ok(second)["warning"] is not None
+    third = upload(alice, dataset_id, dataset_zip("shapes-v3", DATASET_YAML))
+    assert ok(third)["warning"] is None
+    assert "layout" in third.json()["message"]
+
+
+def test_uploading_the_same_archive_again_does_not_warn(alice) -> None:
+    dataset_id = ok(alice.post("/v1/datasets", json={"meta": {"name": "shapes"}}))["id"]
+    archive = dataset_zip("shapes")
+    ok(upload(alice, dataset_id, archive))
+    assert ok(upload(alice, dataset_id, archive))["warning"] is None

@@ -1,0 +1,101 @@
+"""Every route declares who may call it (security-notes §2): a key, a session, or `public`.
+
+MLflow's auth bypasses were new routes missing from a permission table. Here an API route must
+depend on `deps.optional_user`/`deps.require_user`, a dashboard route on the page session
+(`web.PAGE_AUTH`), found by walking the dependency tree; otherwise its endpoint carries the
+explicit `public` marker. The open routes are listed below, so adding one is a visible decision.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI
+
+from tests.routes import Endpoint, api_endpoints, dependency_calls, other_routes
+from trainhub.server.deps import PUBLIC_ENDPOINTS, optional_user, require_user
+from trainhub.server.web import PAGE_AUTH
+
+FILES = "/files/{token}/{object_id}/{label}/{name}"
+API_AUTH = {optional_user, require_user}
+PUBLIC_ROUTES = {
+    "GET /healthz",
+    f"GET {FILES}",  # the signed token in the path is the credential (hub-protocol.md §10)
+    f"HEAD {FILES}",
+    "OPTIONS /v1/uploads",  # tus discovery: versions and limits, nothing about anyone
+    "GET /login",  # the dashboard's sign-in page and form
+    "POST /login",
+}
+# Routes that answer callers without a key (they still refuse a bad key with 401).
+ANONYMOUS_ROUTES = {
+    "POST /v1/auth",  # answers JSON success false, hub-protocol.md §4.2
+    "GET /v1/models",  # with public=True
+    "GET /v1/models/{model_id}",  # public models
+    "GET /v1/models/{model_id}/metrics",
+    "GET /v1/datasets",
+    "GET /v1/datasets/{object_id}",
+    "GET /v1/projects",
+    "GET /v1/projects/{object_id}",
+    "POST /v1/predict/{model_id}",
+}
+# FastAPI's own documentation routes and the dashboard's static files (not APIRoutes).
+OTHER_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/static"}
+
+
+def auth_of(endpoint: Endpoint) -> set[Any]:
+    return set(dependency_calls(endpoint.dependant)) & (API_AUTH | PAGE_AUTH)
+
+
+def test_the_app_has_api_routes_to_check(app: FastAPI) -> None:
+    labels = {e.label for e in api_endpoints(app)}
+    assert {"GET /v1/models/{model_id}", "POST /v1/auth", "GET /healthz"} <= labels
+
+
+def test_every_route_needs_a_key_or_a_session_or_is_marked_public(app: FastAPI) -> None:
+    unguarded = [
+        e.label for e in api_endpoints(app) if not auth_of(e) and e.endpoint not in PUBLIC_ENDPOINTS
+    ]
+    assert not unguarded, f"routes with neither an auth dependency nor @public: {unguarded}"
+
+
+def test_the_public_routes_are_exactly_health_downloads_tus_discovery_and_sign_in(
+    app: FastAPI,
+) -> None:
+    public = {e.label for e in api_endpoints(app) if e.endpoint in PUBLIC_ENDPOINTS}
+    assert public == PUBLIC_ROUTES
+
+
+def test_public_routes_do_not_also_read_a_key_or_a_session(app: FastAPI) -> None:
+    both = [e.label for e in api_endpoints(app) if e.endpoint in PUBLIC_ENDPOINTS and auth_of(e)]
+    assert not both
+
+
+def test_api_routes_never_accept_a_dashboard_session(app: FastAPI) -> None:
+    for endpoint in api_endpoints(app):
+        calls = auth_of(endpoint)
+        assert not (calls & API_AUTH and calls & PAGE_AUTH), endpoint.label
+
+
+def test_the_routes_open_to_callers_without_a_key_are_exactly_the_expected_ones(
+    app: FastAPI,
+) -> None:
+    anonymous = {e.label for e in api_endpoints(app) if auth_of(e) == {optional_user}}
+    assert anonymous == ANONYMOUS_ROUTES
+
+
+def test_the_only_other_routes_are_fastapis_docs_and_static_files(app: FastAPI) -> None:
+    assert other_routes(app) == OTHER_ROUTES
+
+
+def test_auth_is_found_when_it_is_nested_in_another_dependency() -> None:
+    def wrapper(user: Annotated[Any, Depends(require_user)]) -> Any:
+        return user
+
+    probe = FastAPI()
+
+    @probe.get("/nested")
+    def nested(value: Annotated[Any, Depends(wrapper)]) -> None: ...
+
+    @probe.get("/open")
+    def open_route() -> None: ...
+
+    found = {e.path: auth_of(e) for e in api_endpoints(probe)}
+    assert found == {"/nested": {require_user, optional_user}, "/open": set()}

@@ -1,0 +1,279 @@
+"""Dashboard data in-process: list filters and pagination, chart columns, downsampling, SSE."""
+
+import json
+import math
+import random
+import re
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from tests.factories import (
+    Users,
+    create_model,
+    epoch_metrics,
+    ok,
+    revoke_key,
+    upload_weights,
+    weights_file,
+)
+from tests.integration.test_web import sign_in
+from trainhub.server.db.tables import AgentRow, utcnow
+from trainhub.server.web import charts, live
+
+JSON = {"accept": "application/json"}
+
+
+@pytest.fixture
+def alice_web(app: FastAPI, users: Users) -> Iterator[TestClient]:
+    with sign_in(app, users.alice.key) as client:
+        yield client
+
+
+def beat(client: TestClient, model_id: str, **body) -> str:
+    payload = {"agent": "trainer", "agentId": None, "interval": 30, **body}
+    return str(ok(client.post(f"/v1/agent/heartbeat/models/{model_id}", json=payload))["agentId"])
+
+
+def listed(html: str) -> list[str]:
+    """Return the ids of the model rows on a list page, in order."""
+    return re.findall(r'<tr data-id="([A-Za-z0-9]{20})">', html)
+
+
+# --- list ---------------------------------------------------------------------------------
+
+
+def test_the_list_filters_by_status_including_online_and_offline(
+    app, alice, alice_web, tmp_path: Path
+) -> None:
+    new = create_model(alice, meta={"name": "new"})
+    online = create_model(alice, meta={"name": "online"})
+    beat(alice, online)
+    offline = create_model(alice, meta={"name": "offline"})
+    beat(alice, offline, interval=1)
+    with app.state.db.write() as session:
+        session.execute(
+            update(AgentRow)
+            .where(AgentRow.interval_s == 1)
+            .values(last_seen=utcnow() - timedelta(seconds=5))
+        )
+    trained = create_model(alice, meta={"name": "trained"})
+    path, _ = weights_file(tmp_path / "best.pt")
+    ok(upload_weights(alice, trained, path, final=True, epoch=2))
+    failed = create_model(alice, meta={"name": "failed"})
+    beat(alice, failed)
+    beat(alice, failed, state="failed")
+    expected = {"new": new, "online": online, "offline": offline, "trained": trained}
+    expected["failed"] = failed
+    for status, model_id in expected.items():
+        assert listed(alice_web.get(f"/models?status={status}").text) == [model_id], status
+    assert set(listed(alice_web.get("/models").text)) == set(expected.values())
+    page = alice_web.get("/models").text
+    assert "training, offline</span>" not in page and "training, offline since" in page
+
+
+def test_the_list_filters_by_project(alice, alice_web) -> None:
+    project = ok(alice.post("/v1/projects", json={"meta": {"name": "boats"}}))["id"]
+    inside = create_model(alice, projectId=project)
+    create_model(alice)
+    page = alice_web.get(f"/models?project={project}").text
+    assert listed(page) == [inside]
+    assert f'<option value="{project}" selected>boats</option>' in page
+    assert listed(alice_web.get(f"/projects/{project}").text) == [inside]
+
+
+def test_the_list_pages_with_a_cursor(app, users, alice_web) -> None:
+    from trainhub.server.db.models import create_model as create_row
+
+    with app.state.db.write() as session:
+        made = [
+            create_row(session, users.alice.id, {"meta": {"name": f"m{i}"}}).id for i in range(120)
+        ]
+    first = alice_web.get("/models").text
+    assert "120 models" in first
+    page_one = listed(first)
+    assert page_one == made[::-1][:50]
+    cursor = re.search(r'href="/models\?after=([A-Za-z0-9]{20})" rel="next"', first)
+    assert cursor
+    seen = list(page_one)
+    while cursor:
+        page = alice_web.get(f"/models?after={cursor.group(1)}").text
+        seen += listed(page)
+        cursor = re.search(r'href="/models\?after=([A-Za-z0-9]{20})" rel="next"', page)
+    assert seen == made[::-1]
+
+
+def test_the_list_shows_epoch_of_planned_epochs_and_the_best_metric(alice, alice_web) -> None:
+    model_id = create_model(alice, config={"epochs": 10})
+    for epoch, value in ((0, 0.2), (1, 0.5), (2, 0.4)):
+        metrics = epoch_metrics(epoch, **{"metrics/mAP50-95(B)": value})
+        ok(alice.post(f"/v1/models/{model_id}", json={"type": "metrics", "metrics": metrics}))
+    page = alice_web.get("/models").text
+    assert '<td data-field="epoch">3 of 10</td>' in page
+    assert '<td data-field="best">0.5</td>' in page
+
+
+# --- chart data ---------------------------------------------------------------------------
+
+
+def upload_epochs(client: TestClient, model_id: str, count: int, names: int) -> None:
+    rng = random.Random(7)
+    for start in range(0, count, 250):  # stay under the server's JSON body limit
+        metrics = {
+            str(e): json.dumps({f"train/loss{n}": rng.random() * 10 for n in range(names)})
+            for e in range(start, min(count, start + 250))
+        }
+        ok(client.post(f"/v1/models/{model_id}", json={"type": "metrics", "metrics": metrics}))
+
+
+def test_chart_data_is_columnar(alice, alice_web) -> None:
+    model_id = create_model(alice)
+    for epoch in range(3):
+        metrics = epoch_metrics(epoch, **{"train/box_loss": 1.0 / (epoch + 1), "lr/pg0": 0.01})
+        ok(alice.post(f"/v1/models/{model_id}", json={"type": "metrics", "metrics": metrics}))
+    data = alice_web.get(f"/models/{model_id}/chart.json", headers=JSON).json()
+    assert data["epochs"] == [0, 1, 2]
+    assert data["series"] == {"lr/pg0": [0.01] * 3, "train/box_loss": [1.0, 0.5, 0.333333]}
+    assert data["groups"] == {"train": ["train/box_loss"], "other": ["lr/pg0"]}
+    assert data["downsampled"] is False and data["total"] == 3
+    assert data["version"]["epoch"] == 2 and data["version"]["count"] == 3
+    window = alice_web.get(f"/models/{model_id}/chart.json?first=1&last=1", headers=JSON).json()
+    assert window["epochs"] == [1]
+
+
+def test_missing_and_non_finite_values_are_gaps(alice, alice_web) -> None:
+    model_id = create_model(alice)
+    raw = {"0": '{"a": 1.0}', "1": '{"a": NaN, "b": 2.0}', "2": '{"a": Infinity}'}
+    ok(alice.post(f"/v1/models/{model_id}", json={"type": "metrics", "metrics": raw}))
+    data = alice_web.get(f"/models/{model_id}/chart.json", headers=JSON).json()
+    assert data["series"] == {"a": [1.0, None, None], "b": [None, 2.0, None]}
+
+
+def test_long_series_are_downsampled_keeping_the_envelope(alice, alice_web) -> None:
+    model_id = create_model(alice)
+    upload_epochs(alice, model_id, 1000, 30)
+    full = alice_web.get(f"/models/{model_id}/chart.json?points=5000", headers=JSON).json()
+    assert len(full["epochs"]) == 1000 and full["downsampled"] is False
+    small = alice_web.get(f"/models/{model_id}/chart.json?points=100", headers=JSON).json()
+    assert small["downsampled"] is True and small["total"] == 1000
+    assert len(small["epochs"]) <= 100 and small["epochs"] == sorted(set(small["epochs"]))
+    assert len(small["series"]) == 30
+    for name, values in full["series"].items():
+        kept = small["series"][name]
+        assert len(kept) == len(small["epochs"])
+        assert min(kept) == min(values) and max(kept) == max(values)
+        assert kept[0] == values[0] and kept[-1] == values[-1]
+
+
+def test_downsampling_keeps_every_buckets_min_and_max() -> None:
+    rng = random.Random(3)
+    epochs = list(range(2000))
+    spiky = [math.sin(e / 50) + (5 if e == 777 else 0) - (5 if e == 1333 else 0) for e in epochs]
+    noisy = [None if rng.random() < 0.1 else rng.gauss(0, 1) for _ in epochs]
+    source = charts.Columns(epochs, {"spiky": spiky, "noisy": noisy})
+    result = charts.downsample(source, 200)
+    assert len(result.epochs) == 200
+    buckets = 200 // charts.SLOTS_PER_BUCKET
+    for b in range(buckets):
+        start, end = b * 2000 // buckets, (b + 1) * 2000 // buckets
+        shown = [i for i, e in enumerate(result.epochs) if start <= e < end]
+        for name, values in source.series.items():
+            raw = [v for v in values[start:end] if v is not None]
+            kept = [result.series[name][i] for i in shown if result.series[name][i] is not None]
+            assert min(kept) == min(raw) and max(kept) == max(raw), (name, b)
+    assert max(result.series["spiky"]) == max(spiky)
+
+
+def test_chart_data_of_a_thousand_epochs_by_thirty_metrics_is_fast(alice, alice_web) -> None:
+    model_id = create_model(alice)
+    upload_epochs(alice, model_id, 1000, 30)
+    started = time.perf_counter()
+    answer = alice_web.get(f"/models/{model_id}/chart.json", headers=JSON)
+    elapsed = time.perf_counter() - started
+    assert answer.status_code == 200
+    assert elapsed < 1.0, f"chart data took {elapsed:.2f} s"
+    assert len(answer.content) < 200_000
+
+
+def test_compare_overlays_one_metric_of_several_models(alice, bob, alice_web) -> None:
+    first, second = create_model(alice, meta={"name": "a"}), create_model(alice, meta={"name": "b"})
+    hidden = create_model(bob, meta={"name": "bobs"})
+    for model_id, epochs in ((first, (0, 1, 2)), (second, (1, 2, 3))):
+        for epoch in epochs:
+            metrics = epoch_metrics(epoch, **{"metrics/mAP50-95(B)": epoch / 10, "x/y": 1.0})
+            ok(alice.post(f"/v1/models/{model_id}", json={"type": "metrics", "metrics": metrics}))
+    query = f"ids={first}&ids={second}&ids={hidden}"
+    page = alice_web.get(f"/compare?{query}").text
+    assert '<option value="metrics/mAP50-95(B)" selected>' in page and "bobs" not in page
+    data = alice_web.get(
+        f"/compare/chart.json?{query}&metric=metrics/mAP50-95(B)", headers=JSON
+    ).json()
+    assert data["epochs"] == [0, 1, 2, 3]
+    assert data["series"] == {first: [0.0, 0.1, 0.2, None], second: [None, 0.1, 0.2, 0.3]}
+    assert data["names"] == {first: "a", second: "b"}
+
+
+# --- server-sent events -------------------------------------------------------------------
+
+
+@pytest.fixture
+def short_streams(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live, "STREAM_LIFETIME_S", 0.35)
+    monkeypatch.setattr(live, "POLL_INTERVAL_S", 0.1)
+
+
+def events(body: str) -> list[tuple[str, dict]]:
+    """Parse a text/event-stream body into (event, data) pairs."""
+    found = []
+    for block in body.split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in lines:
+            found.append((lines["event"], json.loads(lines["data"])))
+    return found
+
+
+def test_the_model_stream_sends_status_epoch_and_metrics(alice, alice_web, short_streams) -> None:
+    model_id = create_model(alice, config={"epochs": 5})
+    beat(alice, model_id)
+    ok(alice.post(f"/v1/models/{model_id}", json={"type": "metrics", "metrics": epoch_metrics(0)}))
+    answer = alice_web.get(f"/models/{model_id}/events", headers={"accept": "text/event-stream"})
+    assert answer.headers["content-type"].startswith("text/event-stream")
+    assert answer.text.startswith("retry: ")
+    sent = dict(events(answer.text))
+    assert sent["model"]["status"] == "online" and sent["model"]["epoch"] == "1 of 5"
+    assert sent["model"]["agents"][0]["name"] == "trainer"
+    assert sent["metrics"]["epoch"] == 0 and sent["metrics"]["count"] == 1
+    assert sent["weights"] == {"versions": ""}
+    assert [name for name, _ in events(answer.text)].count("model") == 1  # only changes follow
+
+
+def test_the_list_stream_sends_rows_and_the_newest_model(alice, alice_web, short_streams) -> None:
+    older = create_model(alice, meta={"name": "older"})
+    newer = create_model(alice, meta={"name": "newer"})
+    answer = alice_web.get(f"/models/events?ids={older}", headers={"accept": "text/event-stream"})
+    sent = events(answer.text)
+    assert ("row", older) in [(name, data.get("id")) for name, data in sent]
+    assert ("list", {"newest": newer}) in sent
+
+
+def test_revoking_the_key_ends_an_open_stream(
+    app, users, alice, alice_web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "STREAM_LIFETIME_S", 5.0)
+    monkeypatch.setattr(live, "POLL_INTERVAL_S", 0.05)
+    model_id = create_model(alice)
+    timer = threading.Timer(0.3, revoke_key, (app.state.db, users.alice))
+    timer.start()
+    started = time.monotonic()
+    answer = alice_web.get(f"/models/{model_id}/events", headers={"accept": "text/event-stream"})
+    timer.join()
+    assert time.monotonic() - started < 3.0
+    assert events(answer.text)[-1] == ("signed-out", {"location": "/login"})
+    assert alice_web.get("/models", follow_redirects=False).status_code == 303
