@@ -1,0 +1,496 @@
+"""HubClient: one method per hub endpoint the client needs, protocol models in and out.
+
+Every request carries the API key, a timeout and a `trainhub/<version>` User-Agent, and is retried
+with backoff and jitter when that is safe (client/retry.py decides). httpx and pydantic errors do
+not escape: they become the exceptions of client/errors.py. Weights are streamed from disk and
+downloads streamed to disk, so memory stays flat whatever the file size. What to send when (the
+outbox, the upload thread, heartbeat timing) lives elsewhere; this module only speaks HTTP.
+"""
+
+import base64
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Self, TypeVar
+from urllib.parse import quote, urlsplit
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from trainhub import __version__
+from trainhub.client.errors import ApiError, HubUnreachable, create_api_error
+from trainhub.client.retry import (
+    backoff_delay_s,
+    failure_message,
+    is_retryable_status,
+    retry_after_s,
+)
+from trainhub.client.transfer import (
+    MultipartFile,
+    Progress,
+    redacted,
+    stream_file,
+    write_verified,
+)
+from trainhub.protocol import paths
+from trainhub.protocol.envelope import AgentRecord, CreatedRecord, Envelope, Page
+from trainhub.protocol.metrics import MetricSeries, MetricsUpload, encode_epoch_metrics
+from trainhub.protocol.records import ModelRecord
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+USER_AGENT = f"trainhub/{__version__}"
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_RETRIES = 4
+MAX_RETRY_AFTER_S = 600.0
+# A request that failed this way never reached the server, so even a create may be re-sent.
+NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Statuses that mean the server did not act on the request, so even a create may be re-sent.
+NOT_ACTED_ON = frozenset({408, 429, 503})
+
+TUS = {"Tus-Resumable": "1.0.0"}
+HeartbeatState = Literal["running", "finished", "failed"]
+EpochValues = Mapping[str, float | int | None]
+
+
+class Identity(BaseModel):
+    """Who the API key belongs to, as `POST /v1/auth` answers."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    user_id: str = Field(alias="userId")
+    name: str
+    is_admin: bool = Field(alias="isAdmin")
+
+
+class StoredWeights(BaseModel):
+    """What the server stored for a weights upload; `sha256` is what it computed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    epoch: int
+    sha256: str
+    size_bytes: int
+
+
+class HubClient:
+    """Talk to one hub as one API key holder; synchronous, safe to share with one worker thread.
+
+    `http` is an httpx.Client to send through (tests pass fastapi's TestClient); when omitted the
+    client makes its own and `close()` closes it. Failed requests are tried `retries` more times;
+    `clock`, `sleep` and `rng` are injectable so tests never wait.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        *,
+        http: httpx.Client | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        retries: int = DEFAULT_RETRIES,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError(f"url {url!r} must start with http:// or https://")
+        if retries < 0 or timeout_s <= 0:
+            raise ValueError("retries must be 0 or more and timeout_s more than 0")
+        self.url = url.strip().rstrip("/")
+        self._api_key = api_key
+        self._http = http if http is not None else httpx.Client()
+        self._owns_http = http is None
+        self._timeout = httpx.Timeout(timeout_s)
+        self._timeout_s = timeout_s
+        self._retries = retries
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    def with_retries(self, retries: int, timeout_s: float | None = None) -> "HubClient":
+        """Return a client that shares this one's connections but retries `retries` times."""
+        return HubClient(
+            self.url,
+            self._api_key,
+            http=self._http,
+            timeout_s=timeout_s or self._timeout_s,
+            retries=retries,
+            clock=self._clock,
+            sleep=self._sleep,
+            rng=self._rng,
+        )
+
+    def close(self) -> None:
+        """Close the HTTP connection pool if this client created it."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # --- endpoints ---------------------------------------------------------------------------
+
+    def authenticate(self) -> Identity:
+        """Check the API key; return whose it is (NotAuthenticated when the hub refuses it)."""
+        return self._call("POST", paths.AUTH, Envelope[Identity])
+
+    def get_model(self, model_id: str) -> ModelRecord:
+        """Return a model record."""
+        return self._call("GET", _model_path(paths.MODEL, model_id), Envelope[ModelRecord])
+
+    def create_model(self, payload: Mapping[str, object]) -> str:
+        """Create a model from a model document (hub-protocol.md §5.4); return its new id."""
+        created = self._call(
+            "POST", paths.MODELS, Envelope[CreatedRecord], body=payload, idempotent=False
+        )
+        return created.id
+
+    def update_model(self, model_id: str, patch: Mapping[str, object]) -> ModelRecord:
+        """Merge `patch` into a model's document (objects merge, None removes); return it."""
+        path = _model_path(paths.MODEL, model_id)
+        return self._call("PATCH", path, Envelope[ModelRecord], body=patch)
+
+    def list_models(
+        self, *, limit: int = 10, last_doc_id: str | None = None, public: bool | None = None
+    ) -> Page[ModelRecord]:
+        """Return one page of models, newest first (yours, or everyone's public ones)."""
+        params: dict[str, str | int] = {"limit": limit}
+        if last_doc_id is not None:
+            params["last_doc_id"] = last_doc_id
+        if public is not None:
+            params["public"] = str(public)  # "True"/"False", as the stock clients send it
+        return self._call("GET", paths.MODELS, Envelope[Page[ModelRecord]], params=params)
+
+    def iter_models(
+        self, *, public: bool | None = None, page_size: int = 100
+    ) -> Iterator[ModelRecord]:
+        """Yield every model of every page, newest first, fetching pages as they are needed."""
+        cursor: str | None = None
+        while True:
+            page = self.list_models(limit=page_size, last_doc_id=cursor, public=public)
+            yield from page.results
+            if not page.results or not page.lastRecordId or page.lastRecordId == cursor:
+                return
+            cursor = page.lastRecordId
+
+    def upload_metrics(self, model_id: str, metrics: Mapping[int, EpochValues]) -> list[int]:
+        """Store metrics per epoch (a re-sent epoch merges); return the epochs the hub stored.
+
+        Each epoch is encoded as the stock clients do: a JSON string, NaN and Infinity allowed.
+        """
+        if not metrics:
+            raise ValueError("metrics is empty; pass {epoch: {name: value}} for at least one epoch")
+        upload = MetricsUpload(
+            metrics={str(epoch): encode_epoch_metrics(dict(v)) for epoch, v in metrics.items()}
+        )
+        path = _model_path(paths.MODEL, model_id)
+        stored = self._call("POST", path, Envelope[dict[str, list[int]]], body=upload.model_dump())
+        return stored.get("epochs", [])
+
+    def get_metrics(self, model_id: str) -> list[MetricSeries]:
+        """Return one series per metric name, keyed by epoch (non-finite values are None)."""
+        path = _model_path(paths.MODEL_METRICS, model_id)
+        return self._call("GET", path, Envelope[list[MetricSeries]])
+
+    def heartbeat(
+        self,
+        model_id: str,
+        *,
+        agent: str,
+        agent_id: str | None = None,
+        interval_s: float = 30.0,
+        state: HeartbeatState = "running",
+    ) -> str:
+        """Tell the hub this trainer is alive (or finished/failed); return the agent id to reuse.
+
+        `interval_s` is when the next beat is due, so the hub can judge when the trainer is gone.
+        """
+        body = {"agent": agent, "agentId": agent_id, "interval": interval_s, "state": state}
+        path = _model_path(paths.HEARTBEAT, model_id)
+        return self._call("POST", path, Envelope[AgentRecord], body=body).agentId
+
+    def upload_weights(
+        self,
+        model_id: str,
+        path: Path | str,
+        *,
+        epoch: int,
+        final: bool = False,
+        is_best: bool = False,
+        map: float = 0.0,
+        sha256: str | None = None,
+        progress: Progress | None = None,
+    ) -> StoredWeights:
+        """Upload a checkpoint (`last.pt`) or, with final=True, the final weights (`best.pt`).
+
+        The file is streamed from disk, never read whole; `sha256` (computed here when omitted)
+        goes along and the hub refuses the upload when the bytes do not match it.
+        `progress(n)` is called as each chunk of n file bytes has been handed to the network; a
+        retry sends the file again and reports its bytes again. OSError when the file is missing
+        or shrinks while it is sent; ValueError when it is empty or `sha256` is malformed.
+        """
+        file = MultipartFile.create(
+            path,
+            _weight_fields(epoch, final, is_best, map),
+            "best.pt" if final else "last.pt",
+            sha256,
+            progress,
+        )
+        url = self.url + _model_path(paths.MODEL_UPLOAD, model_id)
+        headers = {**self._headers(), **file.headers()}
+
+        def attempt() -> httpx.Response:
+            body = file.stream()
+            try:
+                request = self._http.build_request(
+                    "POST", url, content=body, headers=headers, timeout=self._timeout
+                )
+                return self._http.send(request)
+            finally:
+                body.close()
+
+        response = self._send(f"POST {url} ({file.size_bytes} bytes)", attempt)
+        return _data(response, Envelope[StoredWeights], url)
+
+    # --- resumable uploads (tus 1.0, see server/api/uploads.py) --------------------------------
+
+    def create_upload(
+        self,
+        model_id: str,
+        *,
+        size_bytes: int,
+        sha256: str,
+        epoch: int,
+        final: bool = False,
+        is_best: bool = False,
+        map: float = 0.0,
+    ) -> str:
+        """Start a resumable weights upload of `size_bytes`; return its URL (to PATCH and HEAD)."""
+        fields = {
+            "modelId": model_id,
+            **_weight_fields(epoch, final, is_best, map),
+            "sha256": sha256,
+        }
+        metadata = ",".join(
+            f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in fields.items()
+        )
+        headers = {
+            **self._headers(),
+            **TUS,
+            "Upload-Length": str(size_bytes),
+            "Upload-Metadata": metadata,
+        }
+        url = self.url + "/v1/uploads"
+
+        def attempt() -> httpx.Response:
+            return self._http.post(url, headers=headers, timeout=self._timeout)
+
+        response = self._send(f"POST {url}", attempt, idempotent=False)
+        return response.headers["location"]
+
+    def upload_offset(self, upload_url: str) -> int:
+        """Return how many bytes of a resumable upload the hub has kept."""
+
+        def attempt() -> httpx.Response:
+            return self._http.head(
+                upload_url, headers={**self._headers(), **TUS}, timeout=self._timeout
+            )
+
+        response = self._send(f"HEAD {upload_url}", attempt)
+        return int(response.headers["upload-offset"])
+
+    def append_upload(
+        self, upload_url: str, path: Path | str, offset: int, *, progress: Progress | None = None
+    ) -> int:
+        """Send a file's bytes from `offset` to its end in one PATCH; return the new offset.
+
+        Not retried here: after a failure, ask `upload_offset` where the hub stopped and resume.
+        """
+        headers = {
+            **self._headers(),
+            **TUS,
+            "Upload-Offset": str(offset),
+            "Content-Type": "application/offset+octet-stream",
+            "Content-Length": str(Path(path).stat().st_size - offset),
+        }
+
+        def attempt() -> httpx.Response:
+            body = stream_file(Path(path), offset, progress)
+            try:
+                request = self._http.build_request(
+                    "PATCH", upload_url, content=body, headers=headers, timeout=self._timeout
+                )
+                return self._http.send(request)
+            finally:
+                body.close()
+
+        response = self._send(f"PATCH {upload_url}", attempt, idempotent=False)
+        return int(response.headers["upload-offset"])
+
+    def download(self, url: str, dest_path: Path | str) -> str:
+        """Download `url` (a signed file link, sent without the API key) to `dest_path`.
+
+        The body goes to a temporary file next to `dest_path`, which is renamed into place only
+        when complete and, if the answer's ETag is a sha256, only when it matches. Return the
+        sha256 of the file. Non-2xx raises the matching ApiError; `dest_path` is then untouched.
+        """
+        target = url if urlsplit(url).scheme else self.url + "/" + url.lstrip("/")
+        if urlsplit(target).scheme not in ("http", "https"):
+            raise ValueError(f"cannot download {url!r}: only http(s) URLs are supported")
+        dest = Path(dest_path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        digest: list[str] = []
+
+        def attempt() -> httpx.Response:
+            request = self._http.build_request(
+                "GET", target, headers={"User-Agent": USER_AGENT}, timeout=self._timeout
+            )
+            for secret in ("x-api-key", "authorization"):  # the link is its own credential
+                request.headers.pop(secret, None)
+            response = self._http.send(request, stream=True, follow_redirects=True)
+            try:
+                if response.is_success:
+                    digest.append(write_verified(response, dest, target))
+                else:
+                    response.read()
+            finally:
+                response.close()
+            return response
+
+        self._send(f"GET {redacted(target)}", attempt)
+        return digest[-1]
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        return {"x-api-key": self._api_key, "User-Agent": USER_AGENT, "Accept": "application/json"}
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        shape: type[Envelope[T]],
+        *,
+        body: Mapping[str, object] | None = None,
+        params: Mapping[str, str | int] | None = None,
+        idempotent: bool = True,
+    ) -> T:
+        """Send one JSON request with retries and return the `data` of its answer."""
+        url = self.url + path
+
+        def attempt() -> httpx.Response:
+            request = self._http.build_request(
+                method,
+                url,
+                json=body,
+                params=params,
+                headers=self._headers(),
+                timeout=self._timeout,
+            )
+            return self._http.send(request)
+
+        response = self._send(f"{method} {url}", attempt, idempotent=idempotent)
+        return _data(response, shape, url)
+
+    def _send(
+        self, what: str, attempt: Callable[[], httpx.Response], *, idempotent: bool = True
+    ) -> httpx.Response:
+        """Run `attempt` until it answers 2xx, retrying what is safe; raise a TrainhubError."""
+        started_s, number = self._clock(), 0
+        while True:
+            try:
+                response = attempt()
+            except httpx.HTTPError as exc:
+                if number == self._retries or not _may_resend(exc, idempotent):
+                    raise self._unreachable(what, number + 1, started_s, exc) from exc
+                delay_s, reason = self._backoff_s(number), f"{type(exc).__name__}: {exc}"
+            else:
+                logger.debug("%s -> %d", what, response.status_code)
+                if response.is_success:
+                    return response
+                error, wait_s = _api_error(response)
+                if number == self._retries or not _may_retry(response.status_code, idempotent):
+                    raise error
+                delay_s, reason = self._backoff_s(number) if wait_s is None else wait_s, str(error)
+            number += 1
+            logger.warning(
+                "%s failed (%s); retry %d of %d in %.1f s",
+                what,
+                reason,
+                number,
+                self._retries,
+                delay_s,
+            )
+            self._sleep(delay_s)
+
+    def _backoff_s(self, number: int) -> float:
+        return backoff_delay_s(number, rng=self._rng)
+
+    def _unreachable(
+        self, what: str, attempts: int, started_s: float, exc: httpx.HTTPError
+    ) -> HubUnreachable:
+        elapsed_s = self._clock() - started_s
+        return HubUnreachable(
+            f"{what} failed after {attempts} attempt(s) over {elapsed_s:.1f} s: "
+            f"{type(exc).__name__}: {exc or 'no detail'}; check that the hub at {self.url} "
+            "is running and reachable from this machine"
+        )
+
+
+def _model_path(template: str, model_id: str) -> str:
+    return template.format(model_id=quote(model_id, safe=""))
+
+
+def _may_resend(exc: httpx.HTTPError, idempotent: bool) -> bool:
+    if not isinstance(exc, httpx.TransportError) or isinstance(exc, httpx.UnsupportedProtocol):
+        return False
+    return idempotent or isinstance(exc, NEVER_SENT)
+
+
+def _may_retry(status: int, idempotent: bool) -> bool:
+    return is_retryable_status(status) and (idempotent or status in NOT_ACTED_ON)
+
+
+def _api_error(response: httpx.Response) -> tuple[ApiError, float | None]:
+    """Return the error a non-2xx answer stands for, and the wait its Retry-After asks for."""
+    wait_s = retry_after_s(response.headers)
+    if wait_s is not None:
+        wait_s = min(wait_s, MAX_RETRY_AFTER_S)
+    message = failure_message(response.status_code, response.headers, response.content)
+    return create_api_error(response.status_code, message, wait_s), wait_s
+
+
+def _data(response: httpx.Response, shape: type[Envelope[T]], url: str) -> T:
+    """Return the `data` of a 2xx answer; ApiError when the answer is not a trainhub envelope."""
+    try:
+        return shape.model_validate_json(response.content).data
+    except ValidationError as exc:
+        problem = exc.errors()[0].get("msg", "unexpected shape") if exc.errors() else str(exc)
+        raise ApiError(
+            response.status_code,
+            f"the answer to {url} is not what a trainhub server sends "
+            f"({problem}); check that the URL points at the hub's API",
+        ) from exc
+
+
+def _weight_fields(epoch: int, final: bool, is_best: bool, map_value: float) -> dict[str, str]:
+    """Return the form fields of a weights upload, spelled as the stock clients spell them."""
+    if epoch < 0:
+        raise ValueError(f"epoch must be 0 or more, got {epoch}")
+    fields = {"epoch": str(int(epoch)), "type": "final" if final else "epoch"}
+    if final:
+        fields["map"] = str(float(map_value))
+    else:
+        fields["isBest"] = str(bool(is_best))
+    return fields

@@ -1,0 +1,390 @@
+"""HUBTrainingSession: what a training loop holds (the public surface of the seed class).
+
+It keeps the seed's constructor identifiers, methods and attributes and fixes its defects
+(hub-protocol.md §11): every metrics epoch and the final weights are journaled in the durable
+outbox before anything is sent, all network work runs on one background thread, the end of
+training flushes everything (metrics first, then the weights) with a real progress bar, failures
+report the server's message, heartbeats stop with the session, and no signal handler is touched.
+"""
+
+import json
+import logging
+import platform
+import shutil
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+from tqdm import tqdm
+
+from trainhub import __version__
+from trainhub.client.api import HeartbeatState, HubClient
+from trainhub.client.credentials import resolve
+from trainhub.client.errors import NotFound, TrainhubError
+from trainhub.client.outbox import Outbox
+from trainhub.client.retry import failure_message, is_retryable_status
+from trainhub.client.transfer import Progress
+from trainhub.client.uploader import RESUMABLE_THRESHOLD_BYTES, Uploader
+from trainhub.protocol.identifiers import parse_identifier
+from trainhub.protocol.records import ModelRecord
+
+logger = logging.getLogger(__name__)
+
+AGENT_NAME = f"trainhub-{__version__}-python-{platform.python_version()}-{socket.gethostname()}"
+FLUSH_TIMEOUT_S = 900.0
+ATTACH_RETRIES, ATTACH_TIMEOUT_S = 1, 10.0
+
+
+class HUBTrainingSession:
+    """A training run's link to its model on a hub: load or create it, send metrics and weights.
+
+    `identifier` is `<hub>/models/<id>` (optionally `?api_key=<key>`), `<key>_<id>`, a bare model
+    id, or a local `*.pt`/`*.yaml` file (then `create_model` makes a new model). The hub URL and
+    key come from the identifier, then TRAINHUB_URL/TRAINHUB_API_KEY (or the HUB variables), then
+    the file `trainhub login` writes. Raises ValueError for a bad identifier or a missing model
+    and TrainhubError when the hub cannot be used; `create_session` returns None instead.
+    """
+
+    def __init__(
+        self,
+        identifier: str,
+        *,
+        url: str | None = None,
+        api_key: str | None = None,
+        outbox: Outbox | None = None,
+        weights_dir: Path | str = "weights",
+        flush_timeout_s: float = FLUSH_TIMEOUT_S,
+        http: httpx.Client | None = None,
+        heartbeats: bool = True,
+        progress: bool = True,
+        resumable_threshold_bytes: int = RESUMABLE_THRESHOLD_BYTES,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate_limits: dict[str, float] = {"metrics": 3.0, "ckpt": 900.0, "heartbeat": 30.0}
+        self.metrics_queue: dict[int, str | dict[str, Any]] = {}
+        self.metrics_upload_failed_queue: dict[int, str | dict[str, Any]] = {}
+        self.timers: dict[str, float] = {}
+        self.model: dict[str, Any] | None = None
+        self.model_id: str | None = None
+        self.model_url: str | None = None
+        self.model_file: str | None = None
+        self.train_args: dict[str, Any] | None = None
+        parsed = parse_identifier(identifier)
+        self.filename = parsed.filename
+        credentials = resolve(url or parsed.server, api_key or parsed.api_key)
+        self.client = HubClient(credentials.url, credentials.api_key, http=http)
+        weakref.finalize(self, self.client.close)  # a session dropped without finish()
+        # attaching must not hold up the start of training for long when the hub is down
+        self._attaching = self.client.with_retries(ATTACH_RETRIES, ATTACH_TIMEOUT_S)
+        self.outbox = outbox or Outbox()
+        self.weights_dir = Path(weights_dir)
+        self.flush_timeout_s = flush_timeout_s
+        self._heartbeats, self._progress = heartbeats, progress
+        self._resumable_threshold_bytes = resumable_threshold_bytes
+        self._sleep = sleep
+        self._uploader: Uploader | None = None
+        self._lock = threading.Lock()
+        if parsed.model_id:
+            self.load_model(parsed.model_id)
+
+    # --- creating and loading -----------------------------------------------------------------
+
+    @classmethod
+    def create_session(
+        cls, identifier: str, args: Mapping[str, Any] | None = None, **options: Any
+    ) -> "HUBTrainingSession | None":
+        """Return a session for `identifier` (creating a model from `args` for a local file), or
+        None with a warning when the hub cannot be used: training then goes on without it."""
+        try:
+            session = cls(identifier, **options)
+            if args and session.model_id is None:
+                session.create_model(args)
+            return session if session.model_id else None
+        except (TrainhubError, ValueError, OSError) as exc:
+            logger.warning("trainhub: training goes on without the hub: %s", exc)
+            return None
+
+    def load_model(self, model_id: str) -> None:
+        """Load a model: trained -> its best weights; resumable -> its last checkpoint; else
+        the parent weights or the architecture, with the hub's training arguments."""
+        try:
+            record = self._attaching.get_model(model_id)
+        except NotFound as exc:
+            raise ValueError(
+                f"model {model_id!r} does not exist on {self.client.url} (or is not "
+                "yours); check the URL, or create it in the dashboard"
+            ) from exc
+        self._attach(record)
+        if record.status == "trained" and record.weights:
+            logger.info("trainhub: loading trained model %s", self.model_url)
+            self.model_file = str(
+                self._download(record.weights, self.weights_dir / "hub" / model_id)
+            )
+            return
+        if record.has_last_weights and record.resume:
+            self.train_args = {"data": record.data, "resume": True}
+            self.model_file = str(self._download(record.resume, self.weights_dir))
+        else:
+            self.train_args = dict(record.train_args)
+            self.model_file = self._starting_weights(record)
+        if "data" not in self.train_args or not self.train_args["data"]:
+            logger.warning(
+                "trainhub: model %s has no dataset; pass your own data to train()", self.model_url
+            )
+        self._start()
+
+    def _starting_weights(self, record: ModelRecord) -> str | None:
+        if record.is_pretrained and record.weights:
+            if record.weights.startswith(("http://", "https://")):
+                return str(self._download(record.weights, self.weights_dir))
+            return record.weights
+        return record.cfg
+
+    def create_model(self, model_args: Mapping[str, Any]) -> None:
+        """Create a model on the hub for this run from the trainer's arguments."""
+        name = self.filename or "model"
+        config = {
+            "batchSize": model_args.get("batch", -1),
+            "epochs": model_args.get("epochs", 300),
+            "imageSize": model_args.get("imgsz", 640),
+            "patience": model_args.get("patience", 100),
+        }
+        for key, arg in (("device", "device"), ("cache", "cache")):
+            if model_args.get(arg) not in (None, ""):
+                config[key] = str(model_args[arg])
+        lineage: dict[str, Any] = {
+            "architecture": {"name": name.removesuffix(".pt").removesuffix(".yaml")},
+            "parent": {},
+        }
+        if name.endswith(".pt"):
+            lineage["parent"]["name"] = Path(name).name
+        payload = {
+            "meta": {"name": Path(name).name},
+            "config": config,
+            "lineage": lineage,
+            "dataset": {"name": model_args.get("data")},
+        }
+        model_id = self._attaching.create_model(payload)
+        self._attach(self._attaching.get_model(model_id))
+        self._start()
+
+    def _attach(self, record: ModelRecord) -> None:
+        self.model = record.model_dump()
+        self.model_id = record.id
+        self.model_url = f"{self.client.url}/models/{record.id}"
+
+    def _download(self, url: str, folder: Path) -> Path:
+        """Download a weights file once: names are unique per version, so a cached copy is it."""
+        target = folder / url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+        if not target.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            self.client.download(url, target)
+        return target
+
+    def _start(self) -> None:
+        assert self.model_id is not None
+        self._uploader = Uploader(
+            self.client,
+            self.outbox,
+            self.model_id,
+            rate_limits=self.rate_limits,
+            agent=AGENT_NAME,
+            heartbeats=self._heartbeats,
+            progress=self._progress_bar if self._progress else None,
+            resumable_threshold_bytes=self._resumable_threshold_bytes,
+        )
+        self._uploader.start()
+        logger.info("trainhub: view model at %s", self.model_url)
+
+    # --- what the training loop calls -------------------------------------------------------
+
+    def upload_metrics(self) -> None:
+        """Journal every epoch in `metrics_queue` (and failed ones); send them in the background."""
+        if self.model_id is None:
+            return
+        with self._lock:
+            queued = {**self.metrics_upload_failed_queue, **self.metrics_queue}
+            self.metrics_queue, self.metrics_upload_failed_queue = {}, {}
+        for epoch, values in queued.items():
+            parsed = json.loads(values) if isinstance(values, str) else dict(values)
+            self.outbox.put_metrics(self.client.url, self.model_id, int(epoch), parsed)
+        if self._uploader is not None:
+            self._uploader.notify()
+
+    def upload_model(
+        self,
+        epoch: int,
+        weights: str | Path,
+        is_best: bool = False,
+        map: float = 0.0,
+        final: bool = False,
+    ) -> None:
+        """Queue a checkpoint, or (final=True) flush everything and upload the final weights.
+
+        A missing final best.pt falls back to a copy of last.pt, as the stock client does.
+        """
+        if self.model_id is None:
+            return
+        path = Path(weights)
+        if not path.is_file():
+            last = path.with_name(f"last{path.suffix}")
+            if not (final and last.is_file()):
+                logger.warning("trainhub: not uploading %s: the file does not exist", path)
+                return
+            logger.warning("trainhub: %s not found; uploading a copy of %s instead", path, last)
+            shutil.copy(last, path)
+        kind = "final" if final else "checkpoint"
+        if final:  # the final weights supersede any checkpoint still waiting
+            self.outbox.discard_uploads(self.client.url, self.model_id, "checkpoint")
+        self.outbox.put_upload(
+            self.client.url,
+            self.model_id,
+            kind,
+            path.resolve(),
+            epoch=epoch,
+            is_best=is_best,
+            map_value=map,
+        )
+        if final:
+            self.upload_metrics()
+            self.finish()
+        elif self._uploader is not None:
+            self._uploader.notify()
+
+    def finish(self, state: HeartbeatState = "finished", timeout_s: float | None = None) -> bool:
+        """Send everything left (waiting at most the flush timeout), beat once more, stop.
+
+        Return True when nothing is left; otherwise what is left stays on disk for the next
+        session or `trainhub sync`.
+        """
+        self.upload_metrics()
+        uploader, self._uploader = self._uploader, None
+        if uploader is None:
+            self.client.close()
+            return True
+        budget_s = self.flush_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + budget_s
+        drained = uploader.flush(budget_s) and not uploader.lost
+        uploader.stop(state, timeout_s=max(1.0, deadline - time.monotonic()))
+        self.client.close()
+        for lost in uploader.lost:
+            logger.error("trainhub: not on the hub and not kept: %s", lost)
+        if not drained:
+            metrics, uploads = self.outbox.counts(self.client.url, uploader.model_id)
+            logger.warning(
+                "trainhub: %d epochs of metrics and %d uploads are kept on disk; "
+                "they are sent by the next session or `trainhub sync`%s",
+                metrics,
+                uploads,
+                f" ({uploader.paused})" if uploader.paused else "",
+            )
+        return drained
+
+    close = finish
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.finish("failed" if exc is not None else "finished")
+
+    def _progress_bar(self, total_bytes: int, kind: str) -> Progress:
+        bar = tqdm(
+            total=total_bytes,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=f"trainhub: uploading {'final weights' if kind == 'final' else kind}",
+        )
+
+        def advance(sent: int) -> None:
+            bar.update(sent)
+            if bar.n >= total_bytes:
+                bar.close()
+
+        return advance
+
+    # --- the seed's request helpers ----------------------------------------------------------
+
+    def request_queue(
+        self,
+        request_func: Callable[..., Any],
+        retry: int = 3,
+        timeout: float = 30,
+        thread: bool = True,
+        verbose: bool = True,
+        progress_total: int | None = None,
+        stream_response: bool | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        """Call `request_func` with retries and backoff; in a background thread when `thread`.
+
+        A call that returns None or raises is retried; a response with a status is returned on
+        2xx, retried on 408/429/5xx and given up otherwise (the server's message is logged once).
+        Metrics passed as `metrics=` go back to `metrics_upload_failed_queue` when all fail.
+        """
+
+        def attempt_all() -> Any:
+            started, response = time.monotonic(), None
+            for attempt in range(retry + 1):
+                if time.monotonic() - started > timeout:
+                    logger.warning("trainhub: giving up after %.0f s", timeout)
+                    break
+                response = self._attempt(request_func, args, kwargs)
+                status = getattr(response, "status_code", None)
+                if response is not None and status is not None and 200 <= status < 300:
+                    if kwargs.get("metrics"):
+                        self.metrics_upload_failed_queue = {}
+                    return response
+                if status is not None:
+                    if attempt == 0 and verbose:
+                        logger.warning(
+                            "trainhub: %s", self._get_failure_message(response, retry, timeout)
+                        )
+                    if not self._should_retry(status):
+                        break
+                self._sleep(min(2**attempt, 60))
+            if kwargs.get("metrics") and (
+                response is None or getattr(response, "status_code", 0) >= 300
+            ):
+                self.metrics_upload_failed_queue.update(kwargs["metrics"])
+            return response
+
+        if thread:
+            threading.Thread(target=attempt_all, daemon=True, name="trainhub-request").start()
+            return None
+        return attempt_all()
+
+    @staticmethod
+    def _attempt(
+        request_func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        try:
+            return request_func(*args, **kwargs)
+        except (TrainhubError, httpx.HTTPError, OSError) as exc:
+            logger.warning("trainhub: request failed: %s", exc)
+            return None
+
+    @staticmethod
+    def _should_retry(status_code: int) -> bool:
+        """Tell whether a failed request is worth repeating (408, 429, 500, 502, 503, 504)."""
+        return is_retryable_status(status_code)
+
+    def _get_failure_message(self, response: Any, retry: int, timeout: float) -> str:
+        """Describe a failed response: its rate-limit headers for 429, else the server's message."""
+        status = int(response.status_code)
+        headers = getattr(response, "headers", {}) or {}
+        if status != HTTPStatus.TOO_MANY_REQUESTS and self._should_retry(status):
+            return f"Retrying {retry}x for {timeout}s." if retry else ""
+        body = getattr(response, "content", b"") or b""
+        return failure_message(status, headers, body if isinstance(body, bytes) else b"")

@@ -1,0 +1,80 @@
+"""Local storage: streamed, hashed, atomic publication; nothing partial is ever visible."""
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from trainhub.server.storage import LocalStorage, StorageError, check_key, from_url
+
+
+def test_a_published_blob_is_complete_and_hashed(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    writer = storage.create_writer()
+    chunks = [b"a" * 1000, b"b" * 5000, b"c"]
+    for chunk in chunks:
+        writer.write(chunk)
+    assert not (tmp_path / "models/x/best").exists()
+    writer.publish("models/x/best")
+    data = b"".join(chunks)
+    assert writer.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert storage.local_path("models/x/best").read_bytes() == data
+    assert b"".join(storage.iter_range("models/x/best", 999, 1001)) == b"abb"
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_an_aborted_blob_leaves_nothing(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    writer = storage.create_writer()
+    writer.write(b"partial")
+    writer.abort()
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_temp_files_of_a_killed_process_are_swept_at_start(tmp_path: Path) -> None:
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "tmp" / ".upload-stale").write_bytes(b"x")
+    LocalStorage(tmp_path)
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "../x",
+        "models/../../x",
+        "/etc/passwd",
+        "models//x",
+        "models/x/..",
+        "models",
+        "Models/x",
+        "models/.hidden",
+        "models/a\\b",
+    ],
+)
+def test_keys_that_could_escape_the_folder_are_refused(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ValueError, match="malformed storage key"):
+        check_key(key)
+    with pytest.raises(ValueError, match="malformed storage key"):
+        LocalStorage(tmp_path).local_path(key)
+
+
+def test_storage_urls_name_a_folder_or_are_refused(tmp_path: Path) -> None:
+    assert isinstance(from_url(f"file://{tmp_path}"), LocalStorage)
+    with pytest.raises(ValueError, match="S3"):
+        from_url("s3://bucket/prefix")
+    with pytest.raises(ValueError, match="unsupported"):
+        from_url("ftp://x")
+
+
+def test_a_missing_blob_is_a_storage_error(tmp_path: Path) -> None:
+    with pytest.raises(StorageError):
+        LocalStorage(tmp_path).open("models/x/none")
+
+
+def test_a_small_blob_is_readable_in_full_before_it_is_published(tmp_path: Path) -> None:
+    writer = LocalStorage(tmp_path).create_writer()
+    writer.write(b"\x89PNG\r\n\x1a\n" + b"x" * 92)
+    assert writer.temp_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert writer.temp_path.stat().st_size == 100
+    writer.abort()
