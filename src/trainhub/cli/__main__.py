@@ -1,0 +1,5 @@
+"""`python -m trainhub.cli`."""
+
+from trainhub.cli import main
+
+main()

@@ -1,0 +1,224 @@
+"""Operator commands: `trainhub server`, `users`, `keys` and `db`.
+
+The last three talk to the database directly, so they work while the server is down.
+"""
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+
+logger = logging.getLogger(__name__)
+users_app = typer.Typer(
+    help="Manage users (operator commands; they use the database directly).", no_args_is_help=True
+)
+keys_app = typer.Typer(help="Manage a user's API keys.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+
+DATA_DIR = typer.Option(
+    None,
+    "--data-dir",
+    help="Data directory (default ./trainhub-data; TRAINHUB_DATA_DIR).",
+    show_default=False,
+)
+DATABASE_URL = typer.Option(
+    None,
+    "--database-url",
+    help="SQLAlchemy URL (default: SQLite in the data directory; TRAINHUB_DATABASE_URL).",
+    show_default=False,
+)
+
+
+def load_settings(**given: Any) -> Any:
+    """Return Settings from the given options, TRAINHUB_* variables and defaults, in that order."""
+    from trainhub.server.settings import Settings
+
+    return Settings(**{k: v for k, v in given.items() if v is not None})
+
+
+@contextmanager
+def open_database(data_dir: Path | None, database_url: str | None) -> Iterator[Any]:
+    """Migrate and open the database the options name; close its connections on the way out."""
+    from trainhub.server.db import migrate
+    from trainhub.server.db.engine import Database
+
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.resolved_database_url())
+    db = Database(settings.resolved_database_url())
+    try:
+        yield db
+    finally:
+        db.dispose()
+
+
+def _user_or_exit(session: Any, name: str) -> Any:
+    from trainhub.server.db import users
+
+    user = users.find_user(session, name)
+    if user is None:
+        typer.echo(f"no user {name!r}; create one with `trainhub users create {name}`", err=True)
+        raise typer.Exit(1)
+    return user
+
+
+@users_app.command("create")
+def users_create(
+    name: str,
+    admin: bool = typer.Option(False, "--admin", help="Make an admin."),
+    data_dir: Path | None = DATA_DIR,
+    database_url: str | None = DATABASE_URL,
+) -> None:
+    """Create a user; the new API key is printed as the last line (shown only once)."""
+    from trainhub.server.db import users
+    from trainhub.server.errors import HubError
+
+    try:
+        with open_database(data_dir, database_url) as db, db.write() as session:
+            user, key = users.create_user(session, name, admin=admin)
+    except HubError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"created {'admin ' if admin else ''}user {user.name} ({user.id}); API key:")
+    typer.echo(key)
+
+
+@users_app.command("list")
+def users_list(data_dir: Path | None = DATA_DIR, database_url: str | None = DATABASE_URL) -> None:
+    """List users."""
+    from sqlalchemy import select
+
+    from trainhub.server.db.tables import UserRow
+
+    with open_database(data_dir, database_url) as db, db.read() as session:
+        for user in session.scalars(select(UserRow).order_by(UserRow.created_at)):
+            typer.echo(f"{user.id}  {user.name}{'  (admin)' if user.is_admin else ''}")
+
+
+@keys_app.command("create")
+def keys_create(
+    user: str = typer.Option(..., "--user", help="User name or id."),
+    name: str = typer.Option("", "--name", help="A label for the key."),
+    data_dir: Path | None = DATA_DIR,
+    database_url: str | None = DATABASE_URL,
+) -> None:
+    """Create an API key for a user; the key is printed as the last line (shown only once)."""
+    from trainhub.server.db import users
+
+    with open_database(data_dir, database_url) as db, db.write() as session:
+        _, key = users.create_key(session, _user_or_exit(session, user).id, name)
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list(
+    user: str = typer.Option(..., "--user", help="User name or id."),
+    data_dir: Path | None = DATA_DIR,
+    database_url: str | None = DATABASE_URL,
+) -> None:
+    """List a user's keys by prefix."""
+    from trainhub.server.db import users
+
+    with open_database(data_dir, database_url) as db, db.read() as session:
+        for key in users.list_keys(session, _user_or_exit(session, user).id):
+            state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+            used = (
+                f"last used {key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never used"
+            )
+            typer.echo(f"{key.id}  {key.prefix}...  {state}  {used}  {key.name}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: str = typer.Argument(..., help="Key id or prefix."),
+    user: str = typer.Option(..., "--user", help="User name or id."),
+    data_dir: Path | None = DATA_DIR,
+    database_url: str | None = DATABASE_URL,
+) -> None:
+    """Revoke a key: it is refused from then on."""
+    from trainhub.server.db import users
+
+    with open_database(data_dir, database_url) as db, db.write() as session:
+        row = users.revoke_key(session, _user_or_exit(session, user).id, key)
+    if row is None:
+        typer.echo(f"no key {key!r} for user {user!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {row.prefix}...")
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: Path | None = DATA_DIR, database_url: str | None = DATABASE_URL) -> None:
+    """Apply database migrations."""
+    with open_database(data_dir, database_url) as db:
+        typer.echo(f"database {db.describe()} is up to date")
+
+
+def _first_admin(db: Any) -> str | None:
+    from trainhub.server.db import users
+
+    with db.write() as session:
+        if users.count_users(session):
+            return None
+        _, key = users.create_user(session, "admin", admin=True)
+        return key
+
+
+def server(
+    host: str | None = typer.Option(
+        None, "--host", help="Address to listen on (TRAINHUB_HOST; 127.0.0.1)."
+    ),
+    port: int | None = typer.Option(None, "--port", help="Port (TRAINHUB_PORT; 8000)."),
+    data_dir: Path | None = DATA_DIR,
+    database_url: str | None = DATABASE_URL,
+    storage_url: str | None = typer.Option(
+        None,
+        "--storage-url",
+        help="Blob storage (default: a folder in the data directory; TRAINHUB_STORAGE_URL).",
+    ),
+    public_url: str | None = typer.Option(
+        None,
+        "--public-url",
+        help="URL clients use (TRAINHUB_PUBLIC_URL; default http://HOST:PORT).",
+    ),
+) -> None:
+    """Run the hub server."""
+    import uvicorn
+
+    from trainhub.server.app import create_app
+
+    settings = load_settings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        database_url=database_url,
+        storage_url=storage_url,
+        public_url=public_url,
+    )
+    app = create_app(settings)
+    key = _first_admin(app.state.db) if settings.create_admin else None
+    url = settings.resolved_public_url()
+    logger.info(
+        "trainhub listening on http://%s:%d, public URL %s", settings.host, settings.port, url
+    )
+    logger.info("database: %s", app.state.db.describe())
+    logger.info("storage: %s", app.state.storage.describe())
+    typer.echo(
+        f"\nPoint hub-sdk and ultralytics at this hub (set both before starting Python):\n"
+        f"  export ULTRALYTICS_HUB_API={url}\n  export ULTRALYTICS_HUB_WEB={url}\n"
+    )
+    if key:
+        typer.echo(
+            f"First start: created user 'admin'. Its API key (shown only once):\n  {key}\n"
+            f"Log in with: yolo login {key}\n"
+        )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=10,
+    )
