@@ -1,0 +1,179 @@
+"""HUBTrainingSession against a real hub: create, train, checkpoint, finish, load, resume."""
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import RunningServer, start_server
+from trainhub import HUBTrainingSession
+from trainhub.client.outbox import Outbox
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory):
+    with start_server(tmp_path_factory.mktemp("session")) as server:
+        yield server
+
+
+def api(hub: RunningServer, user: str = "alice") -> httpx.Client:
+    return httpx.Client(base_url=hub.url, headers={"x-api-key": hub.keys[user]}, timeout=30)
+
+
+def session_for(
+    hub: RunningServer, identifier: str, tmp_path: Path, **options
+) -> HUBTrainingSession:
+    return HUBTrainingSession(
+        identifier,
+        url=hub.url,
+        api_key=hub.keys["alice"],
+        outbox=Outbox(tmp_path / "outbox.db"),
+        weights_dir=tmp_path / "weights",
+        progress=False,
+        **options,
+    )
+
+
+def train(session: HUBTrainingSession, tmp_path: Path, epochs: int) -> str:
+    """Run a fake training loop through the seed-compatible surface; return best.pt's sha256."""
+    for epoch in range(epochs):
+        session.metrics_queue[epoch] = json.dumps(
+            {"train/loss": 1.0 / (epoch + 1), "val/loss": float("nan")}
+        )
+        session.upload_metrics()
+        (tmp_path / "last.pt").write_bytes(os.urandom(50_000))
+        session.upload_model(epoch, tmp_path / "last.pt", is_best=epoch == epochs - 1)
+    best = os.urandom(120_000)
+    (tmp_path / "best.pt").write_bytes(best)
+    session.metrics_queue[epochs - 1] = json.dumps({"metrics/mAP50-95(B)": 0.42})
+    session.upload_model(epochs - 1, tmp_path / "best.pt", map=0.42, final=True)
+    return hashlib.sha256(best).hexdigest()
+
+
+def test_a_run_sends_every_epoch_once_and_the_final_weights(hub, tmp_path: Path) -> None:
+    session = HUBTrainingSession.create_session(
+        "yolo11n.yaml",
+        {"epochs": 6, "imgsz": 64, "batch": 4, "data": "shapes.yaml"},
+        url=hub.url,
+        api_key=hub.keys["alice"],
+        outbox=Outbox(tmp_path / "o.db"),
+        progress=False,
+    )
+    assert session is not None and session.model_id is not None
+    assert session.model_url == f"{hub.url}/models/{session.model_id}"
+    sha256 = train(session, tmp_path, 6)
+    with api(hub) as client:
+        record = client.get(f"/v1/models/{session.model_id}").json()["data"]
+        series = {
+            s["meta"]["name"]: s["data"]
+            for s in client.get(f"/v1/models/{session.model_id}/metrics").json()["data"]
+        }
+        weights = httpx.get(record["weights"]).content
+    assert record["status"] == "trained" and record["cfg"] == "yolo11n.yaml"
+    assert record["train_args"]["epochs"] == 6 and record["train_args"]["data"] == "shapes.yaml"
+    assert list(series["train/loss"]) == [str(e) for e in range(6)]
+    assert series["val/loss"]["0"] is None and series["metrics/mAP50-95(B)"] == {"5": 0.42}
+    assert hashlib.sha256(weights).hexdigest() == sha256
+    assert [a["state"] for a in record["agents"]] == ["finished"]
+    assert record["agents"][0]["intervalSeconds"] == 30.0
+    assert session.outbox.pending_models() == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("trainhub-upload")]
+
+
+def test_loading_a_trained_model_downloads_its_best_weights_once(hub, tmp_path: Path) -> None:
+    first = HUBTrainingSession.create_session(
+        "yolo11n.yaml",
+        {"epochs": 2},
+        url=hub.url,
+        api_key=hub.keys["alice"],
+        outbox=Outbox(tmp_path / "o.db"),
+        progress=False,
+    )
+    assert first is not None
+    sha256 = train(first, tmp_path, 2)
+    loaded = session_for(hub, f"{hub.url}/models/{first.model_id}", tmp_path)
+    assert loaded.model_file is not None
+    path = Path(loaded.model_file)
+    assert path.parent == tmp_path / "weights" / "hub" / str(first.model_id)
+    assert (
+        path.name.endswith("-best.pt") and hashlib.sha256(path.read_bytes()).hexdigest() == sha256
+    )
+    assert loaded.train_args is None
+
+
+def test_a_model_with_a_checkpoint_resumes_from_it(hub, tmp_path: Path) -> None:
+    with api(hub) as client:
+        model_id = client.post("/v1/models", json={"meta": {"name": "r"}}).json()["data"]["id"]
+    session = session_for(hub, f"{hub.url}/models/{model_id}", tmp_path)
+    (tmp_path / "last.pt").write_bytes(b"checkpoint-of-epoch-0")
+    session.upload_model(0, tmp_path / "last.pt")
+    assert session.finish()
+    resumed = session_for(hub, model_id, tmp_path)
+    assert resumed.train_args == {"data": None, "resume": True}
+    assert resumed.model_file is not None
+    assert Path(resumed.model_file).read_bytes() == b"checkpoint-of-epoch-0"
+    resumed.finish()
+
+
+def test_an_untrained_model_starts_from_its_architecture_or_parent(hub, tmp_path: Path) -> None:
+    with api(hub) as client:
+        plain = client.post(
+            "/v1/models",
+            json={"lineage": {"architecture": {"name": "yolo11s"}}, "config": {"epochs": 3}},
+        ).json()["data"]["id"]
+        parent = client.post(
+            "/v1/models", json={"lineage": {"parent": {"name": "yolo11n.pt"}}}
+        ).json()["data"]["id"]
+    first = session_for(hub, plain, tmp_path)
+    assert (first.model_file, first.train_args) == ("yolo11s.yaml", {"epochs": 3})
+    second = session_for(hub, parent, tmp_path)
+    assert second.model_file == "yolo11n.pt"
+    first.finish()
+    second.finish()
+
+
+def test_a_missing_model_or_bad_key_gives_no_session_and_a_reason(
+    hub, tmp_path: Path, caplog
+) -> None:
+    caplog.set_level(logging.WARNING)
+    with pytest.raises(ValueError, match="does not exist"):
+        session_for(hub, "A" * 20, tmp_path)
+    bad = HUBTrainingSession.create_session(
+        f"{hub.url}/models/{'A' * 20}?api_key=ul{'0' * 40}", outbox=Outbox(tmp_path / "o.db")
+    )
+    assert bad is None
+    assert "not valid or was revoked" in caplog.text
+    assert HUBTrainingSession.create_session("model.yml") is None
+
+
+def test_a_checkpoint_still_waiting_when_the_final_weights_come_is_not_sent(
+    hub, tmp_path: Path
+) -> None:
+    with api(hub) as client:
+        model_id = client.post("/v1/models", json={"meta": {"name": "gone"}}).json()["data"]["id"]
+    session = session_for(hub, model_id, tmp_path, heartbeats=False)
+    session.rate_limits["ckpt"] = 3600.0
+    (tmp_path / "first.pt").write_bytes(b"first")
+    session.upload_model(0, tmp_path / "first.pt")  # the first one goes at once
+    assert session.finish(timeout_s=30)
+    session = session_for(hub, model_id, tmp_path, heartbeats=False)
+    session._uploader._last_checkpoint = session._uploader.clock()  # the next waits an hour
+    (tmp_path / "second.pt").write_bytes(b"second")
+    session.upload_model(1, tmp_path / "second.pt")
+    (tmp_path / "second.pt").unlink()
+    (tmp_path / "best.pt").write_bytes(b"final")
+    session.upload_model(1, tmp_path / "best.pt", final=True)
+    with api(hub) as client:
+        record = client.get(f"/v1/models/{model_id}").json()["data"]
+    assert record["status"] == "trained"
+    assert httpx.get(record["weights"]).content == b"final"
+    assert record["has_last_weights"] is True
+    assert httpx.get(record["resume"]).content == b"first"  # "second" was superseded, not sent
+    assert session.outbox.pending_models() == []

@@ -1,0 +1,131 @@
+"""Start real `trainhub server` processes for end-to-end and compatibility tests.
+
+A server runs on a free 127.0.0.1 port with its own data directory; `start_server` waits for
+/healthz and fails with the server's output attached if it does not come up.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+TRAINHUB = [sys.executable, "-m", "trainhub.cli"]
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_cli(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> str:
+    """Run `trainhub ARGS --data-dir D` and return its stdout; raise with stderr on failure."""
+    proc = subprocess.run(
+        [*TRAINHUB, *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"trainhub {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout
+
+
+def create_user(data_dir: Path, name: str, *, admin: bool = False) -> str:
+    """Create a user with the CLI and return its API key (the last line of stdout)."""
+    out = run_cli("users", "create", name, *(["--admin"] if admin else []), data_dir=data_dir)
+    return out.strip().splitlines()[-1].strip()
+
+
+@dataclass
+class RunningServer:
+    """A `trainhub server` subprocess and what tests need to talk to it."""
+
+    url: str
+    data_dir: Path
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def log(self) -> str:
+        """Return everything the server printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` to the server and wait for it to end."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+
+
+def spawn_server(
+    data_dir: Path, port: int, extra_env: dict[str, str] | None = None, *extra_args: str
+) -> RunningServer:
+    """Start `trainhub server` on `port` and wait until /healthz answers 200."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{port}"
+    log_path = data_dir.parent / f"server-{port}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINHUB_")}
+    env.update(extra_env or {})
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [
+                *TRAINHUB,
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+                "--public-url",
+                url,
+                *extra_args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    server = RunningServer(url=url, data_dir=data_dir, proc=proc, log_path=log_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"trainhub server exited with {proc.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    server.kill()
+    raise RuntimeError(f"trainhub server did not answer /healthz within 60 s:\n{server.log()}")
+
+
+@contextmanager
+def start_server(
+    tmp_path: Path, *extra_args: str, extra_env: dict[str, str] | None = None
+) -> Iterator[RunningServer]:
+    """Run a server with users `alice` (admin) and `bob` for the duration of the block."""
+    data_dir = tmp_path / "hub-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    keys = {
+        "alice": create_user(data_dir, "alice", admin=True),
+        "bob": create_user(data_dir, "bob"),
+    }
+    server = spawn_server(data_dir, free_port(), extra_env, *extra_args)
+    server.keys = keys
+    try:
+        yield server
+    finally:
+        server.kill(signal.SIGTERM)
