@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 from tests.factories import create_model, error, ok
+from trainhub.server.api import uploads
+from trainhub.server.bodies import BATCH_BYTES
 
 TUS = {"Tus-Resumable": "1.0.0"}
 
@@ -154,3 +156,24 @@ def test_a_patch_must_be_an_octet_stream(alice) -> None:
 def test_bytes_beyond_the_declared_length_are_refused(alice, tmp_path: Path) -> None:
     location = path_of(create(alice, create_model(alice), b"x" * 10))
     error(patch(alice, location, 0, b"x" * 11), 413)
+
+
+def test_a_part_larger_than_a_write_batch_is_stored_byte_for_byte(alice) -> None:
+    model_id = create_model(alice)
+    data = os.urandom(BATCH_BYTES * 2 + 12_345)  # several batches and a short tail
+    location = path_of(create(alice, model_id, data))
+    answer = patch(alice, location, 0, data)
+    assert answer.status_code == 204, answer.text
+    record = ok(alice.get(f"/v1/models/{model_id}"))
+    download = alice.get(record["weights"].removeprefix("http://testserver"))
+    assert hashlib.sha256(download.content).digest() == hashlib.sha256(data).digest()
+
+
+def test_locks_are_dropped_once_nobody_holds_them(alice, bob) -> None:
+    location = path_of(create(alice, create_model(alice), b"x" * 10))
+    error(patch(bob, location, 0, b"x"), 404)  # not bob's
+    error(patch(alice, location, 3, b"x"), 409)  # wrong offset
+    for n in range(20):  # ids nobody created must not leave entries behind
+        error(patch(alice, f"/v1/uploads/{'z' * 19}{n % 10}", 0, b"x"), 404)
+    assert patch(alice, location, 0, b"x" * 10).status_code == 204
+    assert uploads._locks == {}

@@ -266,14 +266,14 @@ def test_the_list_stream_sends_rows_and_the_newest_model(alice, alice_web, short
 def test_revoking_the_key_ends_an_open_stream(
     app, users, alice, alice_web, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(live, "STREAM_LIFETIME_S", 5.0)
+    # A stream that outlived its lifetime would end without the signed-out event; the lifetime is
+    # long enough that only the revocation can end it, however loaded the machine is.
+    monkeypatch.setattr(live, "STREAM_LIFETIME_S", 60.0)
     monkeypatch.setattr(live, "POLL_INTERVAL_S", 0.05)
     model_id = create_model(alice)
     timer = threading.Timer(0.3, revoke_key, (app.state.db, users.alice))
     timer.start()
-    started = time.monotonic()
     answer = alice_web.get(f"/models/{model_id}/events", headers={"accept": "text/event-stream"})
     timer.join()
-    assert time.monotonic() - started < 3.0
     assert events(answer.text)[-1] == ("signed-out", {"location": "/login"})
     assert alice_web.get("/models", follow_redirects=False).status_code == 303

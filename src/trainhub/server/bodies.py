@@ -19,6 +19,8 @@ from trainhub.server.errors import (
     UnsupportedMediaTypeError,
 )
 
+BATCH_BYTES = 1 << 20
+
 
 def declared_length(request: Request) -> int | None:
     """Return the Content-Length header as an int, None when absent; 400 when malformed."""
@@ -63,6 +65,31 @@ async def iter_body(
             )
         if chunk:
             yield chunk
+
+
+async def in_batches(chunks: AsyncIterator[bytes], size: int = BATCH_BYTES) -> AsyncIterator[bytes]:
+    """Join `chunks` into pieces of at least `size` bytes (the last may be shorter).
+
+    Writing and hashing a piece happens in a worker thread (hashlib and file writes release the
+    GIL), so a large upload costs the event loop one hand-off per piece, not CPU per 64 KiB chunk.
+    When `chunks` fails, the bytes already received are yielded before the error is raised, so a
+    resumable upload keeps them.
+    """
+    batch: list[bytes] = []
+    held = 0
+    try:
+        async for chunk in chunks:
+            batch.append(chunk)
+            held += len(chunk)
+            if held >= size:
+                yield b"".join(batch)
+                batch, held = [], 0
+    except Exception:
+        if batch:
+            yield b"".join(batch)
+        raise
+    if batch:
+        yield b"".join(batch)
 
 
 def _reject_constant(name: str) -> Any:

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from trainhub.server.bodies import iter_body
+from trainhub.server.bodies import in_batches, iter_body
 from trainhub.server.errors import BadRequestError, HubError, UnsupportedMediaTypeError
 from trainhub.server.storage import BlobWriter, Storage
 
@@ -151,8 +152,8 @@ async def read_multipart(
     collector = _Collector(storage, accept_file)
     try:
         parser = MultipartParser(_boundary(request), collector.callbacks())  # type: ignore[arg-type]
-        async for chunk in iter_body(request, max_bytes, idle_timeout_s):
-            parser.write(chunk)
+        async for piece in in_batches(iter_body(request, max_bytes, idle_timeout_s)):
+            await run_in_threadpool(parser.write, piece)  # the parts' writers hash and write
         parser.finalize()
         if not collector.complete:
             raise BadRequestError("the multipart body was cut off before its end; send it again")

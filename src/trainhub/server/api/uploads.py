@@ -12,6 +12,8 @@ import base64
 import binascii
 import hashlib
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -22,7 +24,7 @@ from starlette.requests import ClientDisconnect
 
 from trainhub.protocol.ids import create_id, is_id
 from trainhub.server.api.weights import parse_weight_fields, store_weights
-from trainhub.server.bodies import iter_body
+from trainhub.server.bodies import in_batches, iter_body
 from trainhub.server.db import owned
 from trainhub.server.db.engine import Database
 from trainhub.server.db.tables import ModelRow, ResumableUploadRow, utcnow
@@ -44,7 +46,21 @@ TUS_HEADERS = {"Tus-Resumable": TUS_VERSION}
 CHECKSUMS = ("sha1", "sha256", "md5")
 MAX_ACTIVE_PER_USER = 10
 STALE_AFTER = timedelta(hours=24)
-_locks: dict[str, asyncio.Lock] = {}
+_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+
+@asynccontextmanager
+async def _exclusive(upload_id: str) -> AsyncIterator[None]:
+    """Hold the lock for one upload; the entry is dropped when nobody holds or waits for it."""
+    lock, holders = _locks.setdefault(upload_id, (asyncio.Lock(), [0]))
+    holders[0] += 1
+    try:
+        async with lock:
+            yield
+    finally:
+        holders[0] -= 1
+        if not holders[0]:
+            del _locks[upload_id]
 
 
 class ChecksumMismatchError(HubError):
@@ -225,20 +241,28 @@ async def _append(
     request: Request, path: os.PathLike[str], offset: int, limit: int, idle_s: float, hasher: Any
 ) -> tuple[int, Exception | None]:
     received, error = 0, None
+
+    def write(piece: bytes) -> None:
+        file.write(piece)
+        if hasher is not None:
+            hasher.update(piece)
+
     with open(path, "r+b") as file:
         file.seek(offset)
         file.truncate()  # bytes past the acknowledged offset were never acknowledged
         try:
-            async for chunk in iter_body(request, limit, idle_s):
-                file.write(chunk)
-                received += len(chunk)
-                if hasher is not None:
-                    hasher.update(chunk)
+            async for piece in in_batches(iter_body(request, limit, idle_s)):
+                await run_in_threadpool(write, piece)
+                received += len(piece)
         except (ClientDisconnect, RequestTimeoutError, PayloadTooLargeError) as exc:
             error = exc
-        file.flush()
-        os.fsync(file.fileno())
+        await run_in_threadpool(_sync, file)
     return received, error
+
+
+def _sync(file: Any) -> None:
+    file.flush()
+    os.fsync(file.fileno())
 
 
 @router.patch(
@@ -269,8 +293,7 @@ async def append_to_upload(
         raise UnsupportedMediaTypeError("send Content-Type: application/offset+octet-stream")
     offset = _whole_number(request, "Upload-Offset")
     checksum = _checksum(request)
-    lock = _locks.setdefault(upload_id, asyncio.Lock())
-    async with lock:
+    async with _exclusive(upload_id):
         row = await run_in_threadpool(_load, db, upload_id, user.user_id)
         if offset != row.offset:
             raise ConflictError(
@@ -296,7 +319,6 @@ async def append_to_upload(
             raise error
         if offset + received == row.length:
             await run_in_threadpool(_finish, db, storage, row)
-            _locks.pop(upload_id, None)
     return Response(
         status_code=204, headers={**TUS_HEADERS, "Upload-Offset": str(offset + received)}
     )
