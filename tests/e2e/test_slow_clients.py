@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.servers import RunningServer, start_server
+from trainhub.server.bodies import BATCH_BYTES
 
 pytestmark = pytest.mark.e2e
 IDLE_TIMEOUT_S = 2
@@ -50,13 +51,16 @@ def temp_files(server: RunningServer) -> list[str]:
 
 
 def open_stalled_upload(server: RunningServer, model_id: str) -> socket.socket:
-    """Send the headers and the first half of a weights upload, then nothing more."""
+    """Send the headers and the first half of a weights upload, then nothing more.
+
+    The half is larger than the server's write batch, so part of it reaches storage.
+    """
     first_half = (
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="epoch"\r\n\r\n0\r\n'
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="type"\r\n\r\nepoch\r\n'
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="last.pt"; filename="last.pt"'
         "\r\n\r\n"
-    ).encode() + b"\x00" * 64 * 1024
+    ).encode() + b"\x00" * (BATCH_BYTES + 64 * 1024)
     url = urlsplit(server.url)
     head = (
         f"POST /v1/models/{model_id}/upload HTTP/1.1\r\n"
@@ -124,10 +128,11 @@ def test_a_stalled_upload_gets_408_and_its_temp_file_is_deleted(
     assert temp_files(server) == []
     sock = open_stalled_upload(server, model_id)
     started = time.monotonic()
-    assert wait_until(lambda: bool(temp_files(server)), IDLE_TIMEOUT_S - 0.5), (
-        "the upload never reached storage"
-    )
-    answer = read_answer(sock, ANSWER_WITHIN_S)
+    with sock:  # closed by read_answer, or here when an assertion fails first
+        assert wait_until(lambda: bool(temp_files(server)), IDLE_TIMEOUT_S - 0.5), (
+            "the upload never reached storage"
+        )
+        answer = read_answer(sock, ANSWER_WITHIN_S)
     elapsed = time.monotonic() - started
     assert IDLE_TIMEOUT_S - 0.5 <= elapsed < ANSWER_WITHIN_S, elapsed
     assert_timed_out(answer)

@@ -16,14 +16,14 @@ async def chunks(*pieces: bytes, then: Exception | None = None) -> AsyncIterator
 
 
 async def collect(source: AsyncIterator[bytes], seen: list[bytes]) -> None:
-    async for piece in in_batches(source, size=10):
-        seen.append(piece)
+    async for batch in in_batches(source, size=10):
+        seen.append(b"|".join(batch))
 
 
-def test_chunks_are_joined_into_batches_of_at_least_the_size() -> None:
+def test_chunks_are_grouped_into_batches_of_at_least_the_size() -> None:
     seen: list[bytes] = []
     asyncio.run(collect(chunks(b"abcd", b"efgh", b"ijkl", b"mn"), seen))
-    assert seen == [b"abcdefghijkl", b"mn"]
+    assert seen == [b"abcd|efgh|ijkl", b"mn"]
 
 
 def test_bytes_received_before_a_failure_are_handed_over_before_the_error() -> None:

@@ -19,7 +19,7 @@ from trainhub.server.errors import (
     UnsupportedMediaTypeError,
 )
 
-BATCH_BYTES = 1 << 20
+BATCH_BYTES = 512 * 1024
 
 
 def declared_length(request: Request) -> int | None:
@@ -67,12 +67,15 @@ async def iter_body(
             yield chunk
 
 
-async def in_batches(chunks: AsyncIterator[bytes], size: int = BATCH_BYTES) -> AsyncIterator[bytes]:
-    """Join `chunks` into pieces of at least `size` bytes (the last may be shorter).
+async def in_batches(
+    chunks: AsyncIterator[bytes], size: int = BATCH_BYTES
+) -> AsyncIterator[list[bytes]]:
+    """Group `chunks` into lists of at least `size` bytes (the last may hold fewer).
 
-    Writing and hashing a piece happens in a worker thread (hashlib and file writes release the
-    GIL), so a large upload costs the event loop one hand-off per piece, not CPU per 64 KiB chunk.
-    When `chunks` fails, the bytes already received are yielded before the error is raised, so a
+    Writing and hashing a group happens in a worker thread (hashlib and file writes release the
+    GIL), so a large upload costs the event loop one hand-off per group, not CPU per 64 KiB
+    chunk; the chunks are not joined, so an upload holds at most one group in memory. When
+    `chunks` fails, the chunks already received are yielded before the error is raised, so a
     resumable upload keeps them.
     """
     batch: list[bytes] = []
@@ -82,14 +85,14 @@ async def in_batches(chunks: AsyncIterator[bytes], size: int = BATCH_BYTES) -> A
             batch.append(chunk)
             held += len(chunk)
             if held >= size:
-                yield b"".join(batch)
+                yield batch
                 batch, held = [], 0
     except Exception:
         if batch:
-            yield b"".join(batch)
+            yield batch
         raise
     if batch:
-        yield b"".join(batch)
+        yield batch
 
 
 def _reject_constant(name: str) -> Any:

@@ -141,6 +141,11 @@ def _boundary(request: Request) -> bytes:
     return options[b"boundary"]
 
 
+def _feed(parser: MultipartParser, batch: list[bytes]) -> None:
+    for chunk in batch:  # the file parts' writers hash and write what the parser hands them
+        parser.write(chunk)
+
+
 async def read_multipart(
     request: Request,
     storage: Storage,
@@ -152,8 +157,8 @@ async def read_multipart(
     collector = _Collector(storage, accept_file)
     try:
         parser = MultipartParser(_boundary(request), collector.callbacks())  # type: ignore[arg-type]
-        async for piece in in_batches(iter_body(request, max_bytes, idle_timeout_s)):
-            await run_in_threadpool(parser.write, piece)  # the parts' writers hash and write
+        async for batch in in_batches(iter_body(request, max_bytes, idle_timeout_s)):
+            await run_in_threadpool(_feed, parser, batch)
         parser.finalize()
         if not collector.complete:
             raise BadRequestError("the multipart body was cut off before its end; send it again")

@@ -242,18 +242,19 @@ async def _append(
 ) -> tuple[int, Exception | None]:
     received, error = 0, None
 
-    def write(piece: bytes) -> None:
-        file.write(piece)
-        if hasher is not None:
-            hasher.update(piece)
+    def write(batch: list[bytes]) -> None:
+        for chunk in batch:
+            file.write(chunk)
+            if hasher is not None:
+                hasher.update(chunk)
 
     with open(path, "r+b") as file:
         file.seek(offset)
         file.truncate()  # bytes past the acknowledged offset were never acknowledged
         try:
-            async for piece in in_batches(iter_body(request, limit, idle_s)):
-                await run_in_threadpool(write, piece)
-                received += len(piece)
+            async for batch in in_batches(iter_body(request, limit, idle_s)):
+                await run_in_threadpool(write, batch)
+                received += sum(map(len, batch))
         except (ClientDisconnect, RequestTimeoutError, PayloadTooLargeError) as exc:
             error = exc
         await run_in_threadpool(_sync, file)
