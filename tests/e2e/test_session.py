@@ -87,6 +87,24 @@ def test_a_run_sends_every_epoch_once_and_the_final_weights(hub, tmp_path: Path)
     assert not [t for t in threading.enumerate() if t.name.startswith("trainhub-upload")]
 
 
+def test_a_model_that_is_not_a_yolo_file_gets_the_name_given(hub, tmp_path: Path) -> None:
+    session = HUBTrainingSession.create_session(
+        "TinyNet.yaml",
+        {},  # a loop with no trainer arguments still gets its model
+        name="TinyNet",
+        url=hub.url,
+        api_key=hub.keys["alice"],
+        outbox=Outbox(tmp_path / "o.db"),
+        progress=False,
+    )
+    assert session is not None and session.model_id is not None
+    session.finish()
+    with api(hub) as client:
+        record = client.get(f"/v1/models/{session.model_id}").json()["data"]
+    assert record["meta"]["name"] == "TinyNet"
+    assert record["lineage"]["architecture"]["name"] == "TinyNet"
+
+
 def test_loading_a_trained_model_downloads_its_best_weights_once(hub, tmp_path: Path) -> None:
     first = HUBTrainingSession.create_session(
         "yolo11n.yaml",

@@ -98,14 +98,20 @@ class HUBTrainingSession:
 
     @classmethod
     def create_session(
-        cls, identifier: str, args: Mapping[str, Any] | None = None, **options: Any
+        cls,
+        identifier: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        **options: Any,
     ) -> "HUBTrainingSession | None":
-        """Return a session for `identifier` (creating a model from `args` for a local file), or
-        None with a warning when the hub cannot be used: training then goes on without it."""
+        """Return a session for `identifier` (creating a model from `args` for a local file,
+        called `name` when given), or None with a warning when the hub cannot be used: training
+        then goes on without it."""
         try:
             session = cls(identifier, **options)
-            if args and session.model_id is None:
-                session.create_model(args)
+            if args is not None and session.model_id is None:
+                session.create_model(args, name=name)
             return session if session.model_id else None
         except (TrainhubError, ValueError, OSError) as exc:
             logger.warning("trainhub: training goes on without the hub: %s", exc)
@@ -147,9 +153,13 @@ class HUBTrainingSession:
             return record.weights
         return record.cfg
 
-    def create_model(self, model_args: Mapping[str, Any]) -> None:
-        """Create a model on the hub for this run from the trainer's arguments."""
-        name = self.filename or "model"
+    def create_model(self, model_args: Mapping[str, Any], *, name: str | None = None) -> None:
+        """Create a model on the hub for this run from the trainer's arguments.
+
+        The model is named after the local file (`yolo11n.pt`), as ultralytics does, or `name`
+        for models that are not YOLO files (a LightningModule, a Transformers model).
+        """
+        name = name or self.filename or "model"
         config = {
             "batchSize": model_args.get("batch", -1),
             "epochs": model_args.get("epochs", 300),

@@ -73,9 +73,11 @@ class TrainhubLogger(Logger):  # type: ignore[misc]  # Logger is Any where light
         if stage != FIT or self.session is not None:
             return
         name = self.model_name or type(model).__name__
-        identifier = self.hub_model or (name if name.endswith((".pt", ".yaml")) else f"{name}.yaml")
         self.session = HUBTrainingSession.create_session(
-            identifier, None if self.hub_model else self._model_args(), **self.session_options
+            self.hub_model or f"{name}.yaml",  # a local file name: a new model, called `name`
+            None if self.hub_model else self._model_args(),
+            name=name,
+            **self.session_options,
         )
         self.model_url = self.session.model_url if self.session else None
         if self.session is None:

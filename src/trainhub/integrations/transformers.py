@@ -53,13 +53,15 @@ class TrainhubCallback(TrainerCallback):  # type: ignore[misc]  # Any where tran
             self.session.finish("failed")
         model = kwargs.get("model")
         name = self.model_name or (type(model).__name__ if model is not None else "transformers")
-        identifier = self.hub_model or (name if name.endswith((".pt", ".yaml")) else f"{name}.yaml")
         model_args: dict[str, Any] = {"batch": args.per_device_train_batch_size}
         if args.max_steps is None or args.max_steps <= 0:
             model_args["epochs"] = math.ceil(args.num_train_epochs)
         self._last_checkpoint = None
         self.session = HUBTrainingSession.create_session(
-            identifier, None if self.hub_model else model_args, **self.session_options
+            self.hub_model or f"{name}.yaml",  # a local file name: a new model, called `name`
+            None if self.hub_model else model_args,
+            name=name,
+            **self.session_options,
         )
         self.model_url = self.session.model_url if self.session else None
         if self.session is None:
