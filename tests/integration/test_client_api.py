@@ -10,6 +10,7 @@ import random
 import threading
 import time
 import tracemalloc
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,10 @@ from fastapi.testclient import TestClient
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from tests.factories import Users, create_users, weights_file
+from tests.blobs import stored_files
+from tests.factories import Users, create_users, dataset_zip, weights_file
 from trainhub import __version__
-from trainhub.client.api import HubClient
+from trainhub.client.api import ARCHIVE_CHECK_TIMEOUT_S, HubClient
 from trainhub.client.errors import (
     ApiError,
     HubUnreachable,
@@ -263,6 +265,112 @@ def test_local_file_problems_are_reported_before_anything_is_sent(
         hub.upload_weights("C" * 20, path, epoch=0, sha256="abc\r\nX-Evil: 1")
 
 
+# --- datasets ---------------------------------------------------------------------------------
+
+
+def archive_file(folder: Path, name: str = "shapes") -> tuple[Path, str]:
+    """Write a small valid dataset zip `<name>.zip`; return its path and sha256."""
+    path = folder / f"{name}.zip"
+    path.write_bytes(dataset_zip(name))
+    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_create_and_upload_a_dataset_returns_the_hubs_sha256_and_message(
+    hub: HubClient, tmp_path: Path
+) -> None:
+    path, sha = archive_file(tmp_path)
+    dataset_id = hub.create_dataset("shapes", path.name)
+    reported: list[int] = []
+    answer = hub.upload_dataset(dataset_id, path, progress=reported.append)
+    record = answer.data
+    assert (record.id, record.sha256, record.size_bytes) == (dataset_id, sha, path.stat().st_size)
+    assert (record.status, record.filename, record.meta["name"]) == (
+        "ready",
+        "shapes.zip",
+        "shapes",
+    )
+    assert answer.message == "dataset archive stored (detect layout)"
+    assert sum(reported) == path.stat().st_size
+    again = hub.upload_dataset(dataset_id, str(path), sha256=sha.upper())
+    assert again.data.sha256 == sha  # a re-upload replaces the archive with the same one
+
+
+def test_a_dataset_upload_waits_for_the_archive_check(
+    app: FastAPI, users: Users, tmp_path: Path, sleeps: Sleeps
+) -> None:
+    real, seen = TestClient(app), []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        response: httpx.Response = real.send(request)
+        return response
+
+    http = httpx.Client(transport=httpx.MockTransport(record))
+    hub = HubClient(BASE, users.alice.key, http=http, timeout_s=12.5, sleep=sleeps)
+    path, sha = archive_file(tmp_path)
+    assert hub.upload_dataset(hub.create_dataset("shapes", path.name), path).data.sha256 == sha
+    timeouts = [request.extensions["timeout"] for request in seen]
+    assert timeouts[0] == httpx.Timeout(12.5).as_dict()
+    assert timeouts[1] == httpx.Timeout(12.5, read=ARCHIVE_CHECK_TIMEOUT_S).as_dict()
+
+
+def test_an_unusable_archive_raises_the_hubs_reason_at_once(
+    hub: HubClient, tmp_path: Path, sleeps: Sleeps
+) -> None:
+    path = tmp_path / "notes.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("notes.txt", "no images here")
+    dataset_id = hub.create_dataset("notes", path.name)
+    with pytest.raises(ApiError) as caught:
+        hub.upload_dataset(dataset_id, path)
+    assert caught.value.status == 422 and caught.value.message
+    assert sleeps == []
+    assert next(hub.iter_datasets()).status == "new"
+
+
+def test_list_datasets_pages_and_iter_datasets_walks_every_page(
+    hub: HubClient, bob_hub: HubClient
+) -> None:
+    ids = [hub.create_dataset(f"d{i}", f"d{i}.zip") for i in range(5)]
+    first = hub.list_datasets(limit=2)
+    assert first.total == 5 and [d.id for d in first.results] == ids[::-1][:2]
+    second = hub.list_datasets(limit=2, last_doc_id=first.lastRecordId)
+    assert [d.id for d in second.results] == ids[::-1][2:4]
+    assert [d.id for d in hub.iter_datasets(page_size=2)] == ids[::-1]
+    assert list(hub.iter_datasets(public=True)) == []
+    shared = bob_hub.create_dataset("shared", "shared.zip", public=True)
+    assert [d.id for d in hub.iter_datasets(public=True, page_size=1)] == [shared]
+    assert shared not in {d.id for d in hub.iter_datasets()}
+
+
+def test_delete_dataset_removes_it_and_its_archive(
+    hub: HubClient, settings: Settings, tmp_path: Path
+) -> None:
+    path, sha = archive_file(tmp_path)
+    dataset_id = hub.create_dataset("shapes", path.name)
+    hub.upload_dataset(dataset_id, path, sha256=sha)
+    assert stored_files(settings) == {f"datasets/{dataset_id}/{sha}"}
+    hidden = hub.create_dataset("hidden", "hidden.zip")
+    hub.delete_dataset(hidden, hard=False)
+    hub.delete_dataset(dataset_id)
+    assert list(hub.iter_datasets()) == []
+    assert stored_files(settings) == set()
+    with pytest.raises(NotFound):
+        hub.delete_dataset(dataset_id)
+
+
+def test_another_users_dataset_is_not_found(
+    hub: HubClient, bob_hub: HubClient, tmp_path: Path, sleeps: Sleeps
+) -> None:
+    path, _ = archive_file(tmp_path)
+    dataset_id = hub.create_dataset("shapes", path.name)
+    with pytest.raises(NotFound, match=dataset_id):
+        bob_hub.upload_dataset(dataset_id, path)
+    with pytest.raises(NotFound, match=dataset_id):
+        bob_hub.delete_dataset(dataset_id)
+    assert [d.id for d in hub.iter_datasets()] == [dataset_id] and sleeps == []
+
+
 # --- downloads --------------------------------------------------------------------------------
 
 
@@ -415,15 +523,24 @@ def test_a_read_timeout_then_success_is_retried(sleeps: Sleeps) -> None:
     assert len(sleeps) == 1
 
 
-def test_a_create_is_resent_only_when_the_server_surely_did_not_act(sleeps: Sleeps) -> None:
+@pytest.mark.parametrize(
+    "create",
+    [
+        pytest.param(lambda hub: hub.create_model(MODEL_DOC), id="model"),
+        pytest.param(lambda hub: hub.create_dataset("shapes", "shapes.zip"), id="dataset"),
+    ],
+)
+def test_a_create_is_resent_only_when_the_server_surely_did_not_act(
+    create: Callable[[HubClient], str], sleeps: Sleeps
+) -> None:
     script = Script(httpx.ConnectError("refused"), ok_json({"id": "J" * 20}))
-    assert mock_hub(script, sleeps).create_model(MODEL_DOC) == "J" * 20
+    assert create(mock_hub(script, sleeps)) == "J" * 20
     lost = Script(httpx.ReadTimeout("answer lost"))
     with pytest.raises(HubUnreachable, match="after 1 attempt"):
-        mock_hub(lost, sleeps).create_model(MODEL_DOC)
+        create(mock_hub(lost, sleeps))
     error = Script(httpx.Response(500, json={"success": False, "message": "boom"}))
     with pytest.raises(ApiError, match="boom"):
-        mock_hub(error, sleeps).create_model(MODEL_DOC)
+        create(mock_hub(error, sleeps))
     assert len(sleeps) == 1
 
 

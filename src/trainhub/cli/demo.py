@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 import httpx
 import typer
 
-from trainhub.cli.client import counted, fail, hub_errors, quiet_http_logs, sync_model
+from trainhub.cli.hub import fail, hub_errors, quiet_http_logs
+from trainhub.cli.sync import counted, sync_model
 from trainhub.client.api import HubClient
 from trainhub.client.outbox import Outbox
 from trainhub.client.session import HUBTrainingSession

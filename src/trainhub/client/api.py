@@ -2,9 +2,10 @@
 
 Every request carries the API key, a timeout and a `trainhub/<version>` User-Agent, and is retried
 with backoff and jitter when that is safe (client/retry.py decides). httpx and pydantic errors do
-not escape: they become the exceptions of client/errors.py. Weights are streamed from disk and
-downloads streamed to disk, so memory stays flat whatever the file size. What to send when (the
-outbox, the upload thread, heartbeat timing) lives elsewhere; this module only speaks HTTP.
+not escape: they become the exceptions of client/errors.py. Weights and dataset archives are
+streamed from disk and downloads streamed to disk, so memory stays flat whatever the file size.
+What to send when (the outbox, the upload thread, heartbeat timing) lives elsewhere; this module
+only speaks HTTP.
 """
 
 import base64
@@ -38,7 +39,7 @@ from trainhub.client.transfer import (
 from trainhub.protocol import paths
 from trainhub.protocol.envelope import AgentRecord, CreatedRecord, Envelope, Page
 from trainhub.protocol.metrics import MetricSeries, MetricsUpload, encode_epoch_metrics
-from trainhub.protocol.records import ModelRecord
+from trainhub.protocol.records import DatasetRecord, ModelRecord
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ USER_AGENT = f"trainhub/{__version__}"
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_RETRIES = 4
 MAX_RETRY_AFTER_S = 600.0
+# The hub inspects a whole dataset archive before it answers its upload.
+ARCHIVE_CHECK_TIMEOUT_S = 600.0
 # A request that failed this way never reached the server, so even a create may be re-sent.
 NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Statuses that mean the server did not act on the request, so even a create may be re-sent.
@@ -165,24 +168,16 @@ class HubClient:
         self, *, limit: int = 10, last_doc_id: str | None = None, public: bool | None = None
     ) -> Page[ModelRecord]:
         """Return one page of models, newest first (yours, or everyone's public ones)."""
-        params: dict[str, str | int] = {"limit": limit}
-        if last_doc_id is not None:
-            params["last_doc_id"] = last_doc_id
-        if public is not None:
-            params["public"] = str(public)  # "True"/"False", as the stock clients send it
+        params = _page_params(limit, last_doc_id, public)
         return self._call("GET", paths.MODELS, Envelope[Page[ModelRecord]], params=params)
 
     def iter_models(
         self, *, public: bool | None = None, page_size: int = 100
     ) -> Iterator[ModelRecord]:
         """Yield every model of every page, newest first, fetching pages as they are needed."""
-        cursor: str | None = None
-        while True:
-            page = self.list_models(limit=page_size, last_doc_id=cursor, public=public)
-            yield from page.results
-            if not page.results or not page.lastRecordId or page.lastRecordId == cursor:
-                return
-            cursor = page.lastRecordId
+        yield from _walk_pages(
+            lambda cursor: self.list_models(limit=page_size, last_doc_id=cursor, public=public)
+        )
 
     def upload_metrics(self, model_id: str, metrics: Mapping[int, EpochValues]) -> list[int]:
         """Store metrics per epoch (a re-sent epoch merges); return the epochs the hub stored.
@@ -247,21 +242,61 @@ class HubClient:
             sha256,
             progress,
         )
-        url = self.url + _model_path(paths.MODEL_UPLOAD, model_id)
-        headers = {**self._headers(), **file.headers()}
+        route = _model_path(paths.MODEL_UPLOAD, model_id)
+        return self._post_file(route, file, Envelope[StoredWeights], self._timeout).data
 
-        def attempt() -> httpx.Response:
-            body = file.stream()
-            try:
-                request = self._http.build_request(
-                    "POST", url, content=body, headers=headers, timeout=self._timeout
-                )
-                return self._http.send(request)
-            finally:
-                body.close()
+    # --- datasets ------------------------------------------------------------------------------
 
-        response = self._send(f"POST {url} ({file.size_bytes} bytes)", attempt)
-        return _data(response, Envelope[StoredWeights], url)
+    def create_dataset(self, name: str, filename: str, *, public: bool = False) -> str:
+        """Create an empty dataset for the archive `filename` (coco8.zip); return its new id."""
+        body = {"meta": {"name": name}, "filename": filename, "public": public}
+        created = self._call(
+            "POST", paths.DATASETS, Envelope[CreatedRecord], body=body, idempotent=False
+        )
+        return created.id
+
+    def upload_dataset(
+        self,
+        dataset_id: str,
+        path: Path | str,
+        *,
+        sha256: str | None = None,
+        progress: Progress | None = None,
+    ) -> Envelope[DatasetRecord]:
+        """Upload a dataset archive (.zip, .tar, .tar.gz, .tgz); it replaces any earlier one.
+
+        Streamed from disk as in `upload_weights`, with the same `sha256` and `progress`. The
+        hub inspects the whole archive before it answers, so the read timeout is at least
+        ARCHIVE_CHECK_TIMEOUT_S. Return the whole answer: `data` is the dataset (its `sha256`
+        the hub's own), `message` what the hub says of the archive (its layout, or a warning).
+        A refused archive raises ApiError (422) with the hub's reason.
+        """
+        source = Path(path)
+        file = MultipartFile.create(source, {}, source.name, sha256, progress)
+        timeout = httpx.Timeout(self._timeout_s, read=max(self._timeout_s, ARCHIVE_CHECK_TIMEOUT_S))
+        route = _dataset_path(paths.DATASET_UPLOAD, dataset_id)
+        return self._post_file(route, file, Envelope[DatasetRecord], timeout)
+
+    def delete_dataset(self, dataset_id: str, *, hard: bool = True) -> None:
+        """Delete a dataset: for good with its archive, or with hard=False only hide it."""
+        path = _dataset_path(paths.DATASET, dataset_id)
+        params = {"hard": str(hard).lower()}
+        self._call("DELETE", path, Envelope[dict[str, object]], params=params)
+
+    def list_datasets(
+        self, *, limit: int = 10, last_doc_id: str | None = None, public: bool = False
+    ) -> Page[DatasetRecord]:
+        """Return one page of datasets, newest first (yours, or everyone's public ones)."""
+        params = _page_params(limit, last_doc_id, public)
+        return self._call("GET", paths.DATASETS, Envelope[Page[DatasetRecord]], params=params)
+
+    def iter_datasets(
+        self, *, public: bool = False, page_size: int = 100
+    ) -> Iterator[DatasetRecord]:
+        """Yield every dataset of every page, newest first, fetching pages as they are needed."""
+        yield from _walk_pages(
+            lambda cursor: self.list_datasets(limit=page_size, last_doc_id=cursor, public=public)
+        )
 
     # --- resumable uploads (tus 1.0, see server/api/uploads.py) --------------------------------
 
@@ -401,7 +436,30 @@ class HubClient:
             return self._http.send(request)
 
         response = self._send(f"{method} {url}", attempt, idempotent=idempotent)
-        return _data(response, shape, url)
+        return _envelope(response, shape, url).data
+
+    def _post_file(
+        self, route: str, file: MultipartFile, shape: type[Envelope[T]], timeout: httpx.Timeout
+    ) -> Envelope[T]:
+        """POST a multipart body streamed from disk, with retries; return the whole answer.
+
+        Uploads are keyed by their content hash, so a retry re-sends the file without harm.
+        """
+        url = self.url + route
+        headers = {**self._headers(), **file.headers()}
+
+        def attempt() -> httpx.Response:
+            body = file.stream()
+            try:
+                request = self._http.build_request(
+                    "POST", url, content=body, headers=headers, timeout=timeout
+                )
+                return self._http.send(request)
+            finally:
+                body.close()
+
+        response = self._send(f"POST {url} ({file.size_bytes} bytes)", attempt)
+        return _envelope(response, shape, url)
 
     def _send(
         self, what: str, attempt: Callable[[], httpx.Response], *, idempotent: bool = True
@@ -452,6 +510,31 @@ def _model_path(template: str, model_id: str) -> str:
     return template.format(model_id=quote(model_id, safe=""))
 
 
+def _dataset_path(template: str, dataset_id: str) -> str:
+    return template.format(dataset_id=quote(dataset_id, safe=""))
+
+
+def _page_params(limit: int, last_doc_id: str | None, public: bool | None) -> dict[str, str | int]:
+    """Return the query of one page of a cursor list (hub-protocol.md §5.7)."""
+    params: dict[str, str | int] = {"limit": limit}
+    if last_doc_id is not None:
+        params["last_doc_id"] = last_doc_id
+    if public is not None:
+        params["public"] = str(public)  # "True"/"False", as the stock clients send it
+    return params
+
+
+def _walk_pages(list_page: Callable[[str | None], Page[T]]) -> Iterator[T]:
+    """Yield every result of a cursor list; `list_page(cursor)` fetches the page after `cursor`."""
+    cursor: str | None = None
+    while True:
+        page = list_page(cursor)
+        yield from page.results
+        if not page.results or not page.lastRecordId or page.lastRecordId == cursor:
+            return
+        cursor = page.lastRecordId
+
+
 def _may_resend(exc: httpx.HTTPError, idempotent: bool) -> bool:
     if not isinstance(exc, httpx.TransportError) or isinstance(exc, httpx.UnsupportedProtocol):
         return False
@@ -471,10 +554,10 @@ def _api_error(response: httpx.Response) -> tuple[ApiError, float | None]:
     return create_api_error(response.status_code, message, wait_s), wait_s
 
 
-def _data(response: httpx.Response, shape: type[Envelope[T]], url: str) -> T:
-    """Return the `data` of a 2xx answer; ApiError when the answer is not a trainhub envelope."""
+def _envelope(response: httpx.Response, shape: type[Envelope[T]], url: str) -> Envelope[T]:
+    """Return a 2xx answer; ApiError when the answer is not a trainhub envelope."""
     try:
-        return shape.model_validate_json(response.content).data
+        return shape.model_validate_json(response.content)
     except ValidationError as exc:
         problem = exc.errors()[0].get("msg", "unexpected shape") if exc.errors() else str(exc)
         raise ApiError(
