@@ -192,6 +192,10 @@ def test_datasets_upload_of_an_unusable_archive_shows_the_hubs_reason_and_leaves
     not_archive = tmp_path / "table.csv"
     not_archive.write_text("a,b\n")
     assert "not a dataset archive" in invoke("datasets", "upload", str(not_archive), code=1).output
+    empty = tmp_path / "empty.zip"
+    empty.touch()
+    answer = invoke("datasets", "upload", str(empty), code=1).output
+    assert "empty (0 bytes)" in answer and "Traceback" not in answer
 
 
 # --- sync ----------------------------------------------------------------------------------

@@ -39,6 +39,8 @@ def datasets_upload(
 ) -> None:
     """Create a dataset from an archive (.zip, .tar, .tar.gz, .tgz); print its id last."""
     stem = archive_stem(path)
+    if path.stat().st_size == 0:
+        fail(f"{path} is empty (0 bytes); pack the dataset into it first")
     sha256 = file_sha256(path)
     with connect() as hub:
         dataset_id = hub.create_dataset(name or stem, path.name, public=public)

@@ -63,7 +63,7 @@ class MultipartFile:
         source = Path(path)
         size_bytes = source.stat().st_size
         if size_bytes == 0:
-            raise ValueError(f"{source} is empty; only a saved checkpoint can be uploaded")
+            raise ValueError(f"{source} is empty (0 bytes); there is nothing to upload")
         digest = (sha256 or file_sha256(source)).strip().lower()
         if not SHA256_RE.match(digest):
             raise ValueError(f"sha256 {sha256!r} is not 64 hex digits")
