@@ -1,7 +1,9 @@
 """Fixtures: a fresh server app per test (own SQLite file or PostgreSQL schema, own storage folder).
 
 Integration tests run on SQLite, and on PostgreSQL too when TRAINHUB_TEST_DATABASE_URL is set
-(`make test` sets it). TRAINHUB_* variables are stripped so a developer's settings never leak in.
+(`make test` sets it). TRAINHUB_* and AWS_* variables are stripped so a developer's settings never
+leak in. Tests of S3 storage ask for `s3_bucket`: a bucket of their own on one moto server per
+session (tests/s3.py), with AWS_* variables that point boto3 at it.
 """
 
 import os
@@ -17,6 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.factories import Users, create_users
+from tests.s3 import Bucket, aws_env, create_bucket, start_moto
 from trainhub.server.app import create_app
 from trainhub.server.settings import Settings
 
@@ -27,8 +30,23 @@ DATABASES = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith("TRAINHUB_") or name in ("HUB_API_KEY", "ULTRALYTICS_HUB_API"):
+        if name.startswith(("TRAINHUB_", "AWS_")) or name in ("HUB_API_KEY", "ULTRALYTICS_HUB_API"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of an S3-compatible server (moto) that runs for the rest of the session."""
+    with start_moto(tmp_path_factory.mktemp("moto") / "moto.log") as url:
+        yield url
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Bucket:
+    """A fresh bucket; AWS_* variables point boto3 (and so S3Storage) at its server."""
+    for name, value in aws_env(moto_endpoint).items():
+        monkeypatch.setenv(name, value)
+    return create_bucket(moto_endpoint)
 
 
 @pytest.fixture(params=DATABASES)

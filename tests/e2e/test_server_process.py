@@ -1,12 +1,15 @@
-"""`trainhub server` as a user starts it: first-start admin key, start-up facts, clean stop."""
+"""`trainhub server` as a user starts it: first-start admin key, start-up facts, clean stop, S3."""
 
+import hashlib
+import os
 import signal
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.servers import free_port, spawn_server
+from tests.s3 import SECRET_ACCESS_KEY, aws_env, create_bucket
+from tests.servers import free_port, spawn_server, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -51,3 +54,37 @@ def test_health_answers_while_the_server_runs(tmp_path: Path) -> None:
         assert httpx.get(f"{server.url}/openapi.json").json()["info"]["title"] == "trainhub"
     finally:
         server.kill(signal.SIGTERM)
+
+
+def test_a_server_on_s3_storage_stores_weights_in_the_bucket_and_serves_them(
+    tmp_path: Path, moto_endpoint: str
+) -> None:
+    bucket = create_bucket(moto_endpoint, "trainhub-e2e")
+    url = "s3://trainhub-e2e/some/prefix"
+    with start_server(tmp_path, "--storage-url", url, extra_env=aws_env(moto_endpoint)) as server:
+        assert f"storage: {url} (endpoint {moto_endpoint})" in server.log()
+        assert httpx.get(f"{server.url}/healthz").json()["data"] == {
+            "database": "ok",
+            "storage": "ok",
+        }
+        headers = {"x-api-key": server.keys["alice"]}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=30) as alice:
+            model_id = alice.post("/v1/models", json={"meta": {"name": "m"}}).json()["data"]["id"]
+            data = os.urandom(3 * 1024 * 1024)
+            sha256 = hashlib.sha256(data).hexdigest()
+            answer = alice.post(
+                f"/v1/models/{model_id}/upload",
+                data={"epoch": "3", "type": "final", "map": "0.5", "sha256": sha256},
+                files={"best.pt": ("best.pt", data)},
+            )
+            assert answer.status_code == 200, answer.text
+            link = alice.get(f"/v1/models/{model_id}").json()["data"]["weights"]
+        assert f"some/prefix/models/{model_id}/best-{sha256}" in bucket.object_keys()
+        download = httpx.get(link)  # a signed URL: no key, as ultralytics fetches it
+        assert (
+            download.status_code == 200 and hashlib.sha256(download.content).hexdigest() == sha256
+        )
+        ranged = httpx.get(link, headers={"range": "bytes=1048576-"})
+        assert ranged.status_code == 206 and ranged.content == data[1024 * 1024 :]
+        assert list((server.data_dir / "spool" / "tmp").iterdir()) == []
+        assert SECRET_ACCESS_KEY not in server.log()

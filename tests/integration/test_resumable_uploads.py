@@ -115,6 +115,16 @@ def test_terminated_uploads_are_gone(alice, settings) -> None:
     assert list((settings.data_dir / "blobs" / "partial").iterdir()) == []
 
 
+def test_an_upload_whose_bytes_this_server_lacks_is_404_to_head_and_409_to_patch(
+    alice, settings
+) -> None:
+    """As another replica answers it (the bytes sit on the one that created the upload)."""
+    location = path_of(create(alice, create_model(alice), b"x" * 10))
+    (settings.data_dir / "blobs" / "partial" / location.rsplit("/", 1)[1]).unlink()
+    assert alice.head(location, headers=TUS).status_code == 404
+    assert "another replica" in error(patch(alice, location, 0, b"x" * 10), 409)
+
+
 def test_bad_creations_are_refused_with_reasons(alice, bob) -> None:
     model_id = create_model(alice)
     assert "Tus-Resumable" in error(alice.post("/v1/uploads", headers={"Upload-Length": "5"}), 412)

@@ -5,7 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from trainhub.server.storage import LocalStorage, StorageError, check_key, from_url
+from trainhub.server.storage import (
+    BlobNotFoundError,
+    LocalStorage,
+    StorageError,
+    check_key,
+    from_url,
+)
 
 
 def test_a_published_blob_is_complete_and_hashed(tmp_path: Path) -> None:
@@ -60,16 +66,22 @@ def test_keys_that_could_escape_the_folder_are_refused(tmp_path: Path, key: str)
 
 
 def test_storage_urls_name_a_folder_or_are_refused(tmp_path: Path) -> None:
-    assert isinstance(from_url(f"file://{tmp_path}"), LocalStorage)
-    with pytest.raises(ValueError, match="S3"):
-        from_url("s3://bucket/prefix")
+    assert isinstance(from_url(f"file://{tmp_path}", tmp_path / "spool"), LocalStorage)
+    assert not (tmp_path / "spool").exists()  # a folder keeps its temp files next to its blobs
     with pytest.raises(ValueError, match="unsupported"):
-        from_url("ftp://x")
+        from_url("ftp://x", tmp_path / "spool")
 
 
-def test_a_missing_blob_is_a_storage_error(tmp_path: Path) -> None:
-    with pytest.raises(StorageError):
-        LocalStorage(tmp_path).open("models/x/none")
+def test_a_missing_blob_is_a_blob_not_found_error(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    for read in (
+        lambda: storage.open("models/x/none"),
+        lambda: storage.size("models/x/none"),
+        lambda: storage.iter_range("models/x/none", 0, 10),
+    ):
+        with pytest.raises(BlobNotFoundError, match="missing from storage"):
+            read()
+    assert issubclass(BlobNotFoundError, StorageError)
 
 
 def test_a_small_blob_is_readable_in_full_before_it_is_published(tmp_path: Path) -> None:

@@ -46,8 +46,9 @@ def _root(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # one line per HTTP request or migration step is noise at INFO
-    for noisy in ("httpx", "alembic"):
+    # one line per HTTP request or migration step is noise at INFO; botocore's debug lines
+    # would also show signed request headers (a session token is a secret)
+    for noisy in ("httpx", "alembic", "boto3", "botocore", "s3transfer", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
 
 

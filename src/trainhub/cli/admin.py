@@ -176,7 +176,8 @@ def server(
     storage_url: str | None = typer.Option(
         None,
         "--storage-url",
-        help="Blob storage (default: a folder in the data directory; TRAINHUB_STORAGE_URL).",
+        help="Blob storage: file:///folder or s3://bucket/prefix (default: a folder in the data "
+        "directory; TRAINHUB_STORAGE_URL).",
     ),
     public_url: str | None = typer.Option(
         None,
@@ -188,6 +189,7 @@ def server(
     import uvicorn
 
     from trainhub.server.app import create_app
+    from trainhub.server.storage import StorageError
 
     settings = load_settings(
         host=host,
@@ -197,7 +199,11 @@ def server(
         storage_url=storage_url,
         public_url=public_url,
     )
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # a storage URL we cannot use, or boto3 missing for s3://
+        typer.echo(f"trainhub server: {exc}", err=True)
+        raise typer.Exit(2) from exc
     key = _first_admin(app.state.db) if settings.create_admin else None
     url = settings.resolved_public_url()
     logger.info(
@@ -205,6 +211,10 @@ def server(
     )
     logger.info("database: %s", app.state.db.describe())
     logger.info("storage: %s", app.state.storage.describe())
+    try:
+        app.state.storage.check()
+    except StorageError as exc:  # the bucket may come up later; /healthz says 503 until then
+        logger.warning("storage is not usable yet: %s", exc)
     typer.echo(
         f"\nPoint hub-sdk and ultralytics at this hub (set both before starting Python):\n"
         f"  export ULTRALYTICS_HUB_API={url}\n  export ULTRALYTICS_HUB_WEB={url}\n"

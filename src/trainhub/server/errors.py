@@ -1,7 +1,8 @@
 """Domain errors of the server and the handlers that render them as ErrorBody JSON.
 
 Routes raise these (never HTTPException with literal strings); `install_handlers` turns them,
-and every framework error, into `{"success": false, "message": ...}` with the right status.
+and every framework error, into `{"success": false, "message": ...}` with the right status. A
+StorageError (disk full, bucket unreachable) is a 503 that the clients retry.
 """
 
 import logging
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trainhub.protocol.errors import ErrorBody
+from trainhub.server.storage.base import StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +104,14 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(422, _describe_validation(exc))
+
+    @app.exception_handler(StorageError)
+    async def _storage(request: Request, exc: StorageError) -> JSONResponse:
+        # the message names paths, buckets or endpoints: it goes to the log, not to the caller
+        logger.error("storage failed on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(
+            503, "the server's storage is unavailable; try again later (the server log has why)"
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

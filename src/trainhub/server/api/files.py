@@ -25,6 +25,7 @@ from trainhub.server.links import (
     weight_file_name,
 )
 from trainhub.server.signing import is_valid_token
+from trainhub.server.storage import BlobNotFoundError
 
 router = APIRouter(tags=["files"])
 DOWNLOAD_TYPES = (
@@ -171,7 +172,7 @@ def download(
         return Response(status_code=304, headers=headers)
     try:
         size = storage.size(blob.key)
-    except FileNotFoundError as exc:
+    except BlobNotFoundError as exc:  # recorded but gone from storage: a 404, not a 500
         raise NotFoundError("file", name) from exc
     span = _byte_range(range_header, size)
     start, end = span or (0, size - 1)
@@ -181,9 +182,8 @@ def download(
         status, headers["Content-Range"] = 206, f"bytes {start}-{end}/{size}"
     if request.method == "HEAD" or size == 0:
         return Response(status_code=status, headers=headers, media_type=blob.media_type)
-    return StreamingResponse(
-        storage.iter_range(blob.key, start, end),
-        status_code=status,
-        headers=headers,
-        media_type=blob.media_type,
-    )
+    try:
+        body = storage.iter_range(blob.key, start, end)
+    except BlobNotFoundError as exc:  # removed since its size was read
+        raise NotFoundError("file", name) from exc
+    return StreamingResponse(body, status_code=status, headers=headers, media_type=blob.media_type)

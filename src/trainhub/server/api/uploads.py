@@ -5,6 +5,10 @@ A client creates an upload with the same fields as `POST /v1/models/{id}/upload`
 before a dropped connection are kept (fsynced) unless the PATCH carried an `Upload-Checksum` that
 can no longer be verified, so a resumed upload re-sends only what was lost. When the last byte
 arrives the file is verified against the whole-file `sha256` and published like any upload.
+
+The bytes collect in a file on the server that created the upload. Behind a load balancer
+without sticky sessions another replica may get the HEAD or PATCH: it answers 404 to HEAD (the
+client starts a new upload) and 409 to PATCH (the client asks HEAD again), never a 500.
 """
 
 import asyncio
@@ -156,6 +160,15 @@ def _load(db: Database, upload_id: str, user_id: str) -> ResumableUploadRow:
     return row
 
 
+def _held_here(storage: Storage, upload_id: str) -> bool:
+    """Tell whether this server holds the upload's bytes (another replica may hold them)."""
+    return storage.partial_path(upload_id).is_file()
+
+
+class UploadElsewhereError(HubError):
+    status = 404
+
+
 def _save_offset(db: Database, upload_id: str, offset: int) -> None:
     with db.write() as session:
         row = session.get_one(ResumableUploadRow, upload_id)
@@ -222,10 +235,18 @@ async def create_upload(
 
 
 @router.head("/v1/uploads/{upload_id}", response_class=Response)
-def upload_offset(upload_id: str, request: Request, user: CurrentUser, db: Db) -> Response:
+def upload_offset(
+    upload_id: str, request: Request, user: CurrentUser, db: Db, storage: StorageDep
+) -> Response:
     """Tell the client how many bytes the server has, to resume from there."""
     _require_tus(request)
     row = _load(db, upload_id, user.user_id)
+    if not _held_here(storage, upload_id):
+        raise UploadElsewhereError(
+            "this server does not hold the bytes of this upload (another replica may); "
+            "start a new upload",
+            headers=TUS_HEADERS,
+        )
     return Response(
         status_code=200,
         headers={
@@ -296,6 +317,12 @@ async def append_to_upload(
     checksum = _checksum(request)
     async with _exclusive(upload_id):
         row = await run_in_threadpool(_load, db, upload_id, user.user_id)
+        if not _held_here(storage, upload_id):
+            raise ConflictError(
+                "this server does not hold the bytes of this upload (another replica may); "
+                "send HEAD to learn whether to resume or start again",
+                headers=TUS_HEADERS,
+            )
         if offset != row.offset:
             raise ConflictError(
                 f"Upload-Offset {offset} does not match the server's {row.offset}; "

@@ -3,17 +3,39 @@
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from trainhub.server.storage.base import BlobWriter, Storage, StorageError, check_key
+from trainhub.server.storage.base import (
+    BlobNotFoundError,
+    BlobWriter,
+    Storage,
+    StorageError,
+    check_key,
+)
 from trainhub.server.storage.local import LocalStorage
 
-__all__ = ["BlobWriter", "LocalStorage", "Storage", "StorageError", "check_key", "from_url"]
+__all__ = [
+    "BlobNotFoundError",
+    "BlobWriter",
+    "LocalStorage",
+    "Storage",
+    "StorageError",
+    "check_key",
+    "from_url",
+]
 
 
-def from_url(url: str) -> Storage:
-    """Return the storage for `url` (`file:///abs/path`; S3 comes with the scale-out work)."""
+def from_url(url: str, spool_dir: Path) -> Storage:
+    """Return the storage for `url`: `file:///abs/path` or `s3://bucket/prefix`.
+
+    A bucket receives uploads through temp files in `spool_dir` (a local folder keeps its own
+    temp files next to its blobs, so that publishing is a rename).
+    """
     parts = urlsplit(url)
     if parts.scheme == "file":
         return LocalStorage(Path(unquote(parts.path)))
     if parts.scheme == "s3":
-        raise ValueError("S3 storage is not available in this version; use a file:// storage URL")
-    raise ValueError(f"unsupported storage URL {url!r}; use file:///absolute/folder")
+        from trainhub.server.storage.s3 import S3Storage  # boto3 comes with the s3 extra
+
+        return S3Storage.from_url(url, spool_dir)
+    raise ValueError(
+        f"unsupported storage URL {url!r}; use file:///absolute/folder or s3://bucket/prefix"
+    )

@@ -8,13 +8,17 @@ atomically: a reader sees no file or the complete file, never a partial one.
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 _KEY_RE = re.compile(r"^[a-z]+(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}){1,4}$")
 
 
 class StorageError(Exception):
     """The storage backend failed (disk full, permissions, unreachable bucket)."""
+
+
+class BlobNotFoundError(StorageError):
+    """The blob asked for is not in storage."""
 
 
 def check_key(key: str) -> str:
@@ -52,13 +56,13 @@ class Storage(Protocol):
 
     def adopt(self, path: Path) -> BlobWriter: ...
 
-    def local_path(self, key: str) -> Path | None: ...
+    def iter_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
+        """Return the bytes start..end (inclusive); BlobNotFoundError before the first chunk."""
+        ...
 
-    def open(self, key: str) -> BinaryIO: ...
-
-    def iter_range(self, key: str, start: int, end: int) -> Iterator[bytes]: ...
-
-    def size(self, key: str) -> int: ...
+    def size(self, key: str) -> int:
+        """Return the size of `key`; BlobNotFoundError when it is missing."""
+        ...
 
     def delete(self, key: str) -> None: ...
 

@@ -1,0 +1,248 @@
+"""Blobs in an S3-compatible bucket (AWS S3, MinIO, Cloudflare R2, Ceph, ...).
+
+`s3://BUCKET/PREFIX[?endpoint_url=URL]` keeps each blob as the object `PREFIX/KEY`. Endpoint,
+credentials and region come from the standard AWS environment and config files, as for any
+boto3 program (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+AWS_PROFILE, ...); `endpoint_url` in the storage URL wins over AWS_ENDPOINT_URL.
+
+An upload is written and hashed into a temp file in `<data_dir>/spool/tmp`, and publishing sends
+that file with boto3's managed transfer (multipart above MULTIPART_THRESHOLD_BYTES, each part
+read from disk as it is sent), then removes it. S3 shows an object only once its upload is
+complete, so publication is atomic. Resumable (tus) uploads collect in `<data_dir>/spool/partial`
+of the replica that received them. boto3 is an extra (`trainhub[server,s3]`): it is imported
+here, when a bucket is opened, never by the rest of the server.
+"""
+
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from trainhub.server.storage.base import BlobNotFoundError, StorageError, check_key
+from trainhub.server.storage.spool import (
+    CHUNK_BYTES,
+    SpoolWriter,
+    check_writable,
+    partial_file,
+    sweep_partial_files,
+    sweep_temp_files,
+)
+
+MULTIPART_THRESHOLD_BYTES = 16 * 1024**2
+MULTIPART_CHUNK_BYTES = 8 * 1024**2
+MAX_CONCURRENCY = 4  # parts of one upload in flight at once
+# Resumable uploads are dropped after 24 h without a byte (api/uploads.py); the replica that
+# swept the row may not be the one holding the file, so each replica clears its own later.
+STALE_PARTIAL_S = 2 * 24 * 3600
+INSTALL_HINT = 'S3 storage needs boto3: pip install "trainhub[server,s3]"'
+_BUCKET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
+_MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
+
+
+def parse_url(url: str) -> tuple[str, str, str | None]:
+    """Return (bucket, prefix, endpoint_url) of `s3://BUCKET/PREFIX[?endpoint_url=URL]`."""
+    parts = urlsplit(url)
+    if "@" in parts.netloc:  # the URL is not echoed: it holds a secret
+        raise ValueError(
+            "put S3 credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+            "not in the storage URL"
+        )
+    if not _BUCKET_RE.match(parts.netloc):
+        raise ValueError(f"storage URL {url!r} does not name a bucket: use s3://BUCKET/PREFIX")
+    prefix = parts.path.strip("/")
+    if prefix and (not _PREFIX_RE.match(prefix) or ".." in prefix.split("/")):
+        raise ValueError(
+            f"storage URL prefix {prefix!r} may hold only letters, digits, '.', '_', '-' and '/'"
+        )
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"endpoint_url"})
+    if unknown:
+        raise ValueError(f"storage URL parameters {unknown} are not understood; use endpoint_url")
+    endpoint = query["endpoint_url"][-1] if "endpoint_url" in query else None
+    if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
+        raise ValueError("endpoint_url in the storage URL must start with http:// or https://")
+    return parts.netloc, prefix, endpoint
+
+
+def _client_errors() -> tuple[type[Exception], ...]:
+    from boto3.exceptions import Boto3Error
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (Boto3Error, BotoCoreError, ClientError)
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _reason(exc: Exception) -> str:
+    """Return what went wrong, in words an operator can act on (never a credential)."""
+    if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
+        return f"{exc}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
+    response = getattr(exc, "response", None)
+    if response and "Error" in response:
+        error = response["Error"]
+        return f"{error.get('Code', '?')}: {error.get('Message') or 'no message'}"
+    return str(exc) or type(exc).__name__
+
+
+def _shown_endpoint(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}".rstrip("/")
+
+
+class S3BlobWriter(SpoolWriter):
+    """A spooled upload, sent to the bucket when published; the spool file goes either way."""
+
+    def __init__(
+        self, folder: Path, upload: Callable[[Path, str], None], existing: Path | None = None
+    ) -> None:
+        super().__init__(folder, existing)
+        self._upload = upload
+
+    def publish(self, key: str) -> None:
+        """Upload the blob as `key`; the object appears only when complete."""
+        try:
+            self._file.close()
+            self._upload(self._path, key)
+        except OSError as exc:
+            raise StorageError(f"cannot publish to storage: {exc.strerror or exc}") from exc
+        finally:
+            self.abort()
+
+
+class S3Storage:
+    """Storage in a bucket, under a prefix; uploads are spooled in `spool_dir` first."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        spool_dir: Path,
+        *,
+        endpoint_url: str | None = None,
+        multipart_threshold_bytes: int = MULTIPART_THRESHOLD_BYTES,
+        multipart_chunk_bytes: int = MULTIPART_CHUNK_BYTES,
+    ) -> None:
+        try:
+            import boto3
+            from boto3.s3.transfer import TransferConfig
+            from botocore.config import Config
+        except ImportError as exc:
+            raise ValueError(INSTALL_HINT) from exc
+        self.bucket, self.prefix = bucket, prefix.strip("/")
+        self._errors = _client_errors()
+        try:
+            self._client: Any = boto3.session.Session().client(
+                "s3",
+                endpoint_url=endpoint_url,
+                config=Config(connect_timeout=10, read_timeout=60, max_pool_connections=32),
+            )
+        except self._errors as exc:
+            raise ValueError(f"cannot set up the S3 client: {_reason(exc)}") from exc
+        self._transfer = TransferConfig(
+            multipart_threshold=multipart_threshold_bytes,
+            multipart_chunksize=multipart_chunk_bytes,
+            max_concurrency=MAX_CONCURRENCY,
+        )
+        self._temp_dir, self._partial_dir = spool_dir / "tmp", spool_dir / "partial"
+        for folder in (self._temp_dir, self._partial_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        sweep_temp_files(self._temp_dir)
+        sweep_partial_files(self._partial_dir, STALE_PARTIAL_S)
+        self._probe = f"healthz/probe-{secrets.token_hex(8)}"
+
+    @classmethod
+    def from_url(cls, url: str, spool_dir: Path) -> "S3Storage":
+        """Return the storage `s3://BUCKET/PREFIX[?endpoint_url=URL]` names."""
+        bucket, prefix, endpoint_url = parse_url(url)
+        return cls(bucket, prefix, spool_dir, endpoint_url=endpoint_url)
+
+    def object_key(self, key: str) -> str:
+        """Return the name in the bucket of the blob `key` (checked, under the prefix)."""
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _failure(self, action: str, name: str, exc: Exception) -> StorageError:
+        kind = BlobNotFoundError if _error_code(exc) in _MISSING_CODES else StorageError
+        return kind(f"cannot {action} s3://{self.bucket}/{name}: {_reason(exc)}")
+
+    def _upload(self, path: Path, key: str) -> None:
+        name = self.object_key(key)
+        try:
+            self._client.upload_file(str(path), self.bucket, name, Config=self._transfer)
+        except self._errors as exc:
+            raise self._failure("upload to", name, exc) from exc
+
+    def create_writer(self) -> S3BlobWriter:
+        """Start a new blob (a temp file in the spool folder)."""
+        return S3BlobWriter(self._temp_dir, self._upload)
+
+    def partial_path(self, upload_id: str) -> Path:
+        """Return the spool file that collects a resumable upload on this replica."""
+        return partial_file(self._partial_dir, upload_id)
+
+    def adopt(self, path: Path) -> S3BlobWriter:
+        """Return a writer for a finished partial file, ready to publish like any other blob."""
+        return S3BlobWriter(self._temp_dir, self._upload, existing=path)
+
+    def iter_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
+        """Return the bytes start..end (inclusive) of `key` in chunks (one ranged GetObject)."""
+        name = self.object_key(key)
+        try:
+            answer = self._client.get_object(
+                Bucket=self.bucket, Key=name, Range=f"bytes={start}-{end}"
+            )
+        except self._errors as exc:
+            raise self._failure("read", name, exc) from exc
+        return self._stream(answer["Body"], name)
+
+    def _stream(self, body: Any, name: str) -> Iterator[bytes]:
+        try:
+            yield from body.iter_chunks(CHUNK_BYTES)
+        except self._errors as exc:
+            raise self._failure("read", name, exc) from exc
+        finally:
+            body.close()
+
+    def size(self, key: str) -> int:
+        """Return the size of `key` in bytes."""
+        name = self.object_key(key)
+        try:
+            return int(self._client.head_object(Bucket=self.bucket, Key=name)["ContentLength"])
+        except self._errors as exc:
+            raise self._failure("find", name, exc) from exc
+
+    def delete(self, key: str) -> None:
+        """Remove `key`; a missing object is not an error."""
+        name = self.object_key(key)
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=name)
+        except self._errors as exc:
+            if _error_code(exc) not in _MISSING_CODES:
+                raise self._failure("delete", name, exc) from exc
+
+    def check(self) -> None:
+        """Raise StorageError unless the spool folder and the bucket take a small blob."""
+        check_writable(self.create_writer, f"spool folder {self._temp_dir}")
+        name = self.object_key(self._probe)
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=name, Body=b"ok")
+            self._client.delete_object(Bucket=self.bucket, Key=name)
+        except self._errors as exc:
+            raise StorageError(
+                f"bucket {self.bucket!r} at {self.endpoint()} is not reachable or not "
+                f"writable: {_reason(exc)}"
+            ) from exc
+
+    def endpoint(self) -> str:
+        """Return the S3 endpoint in use, without any user information."""
+        return _shown_endpoint(str(self._client.meta.endpoint_url))
+
+    def describe(self) -> str:
+        """Return where blobs are kept, for logs (no credentials)."""
+        return f"s3://{self.bucket}/{self.prefix} (endpoint {self.endpoint()})"

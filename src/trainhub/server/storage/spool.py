@@ -1,0 +1,99 @@
+"""Upload temp files: written and hashed chunk by chunk, then published by a storage backend.
+
+Every backend receives a blob the same way: a temp file named `.upload-*` in a spool folder,
+hashed (sha256) as it is written. The backend's writer adds `publish`: a rename for a local
+folder, an upload for a bucket. Temp files are never published after a crash, so a start-up
+sweep removes them.
+"""
+
+import hashlib
+import os
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+
+from trainhub.server.storage.base import StorageError, check_key
+
+CHUNK_BYTES = 1024 * 1024
+TEMP_PREFIX = ".upload-"
+
+
+class SpoolWriter(ABC):
+    """A temp file in `folder` (or an existing file to adopt), hashed as it is written."""
+
+    def __init__(self, folder: Path, existing: Path | None = None) -> None:
+        self._hash = hashlib.sha256()
+        self.size = 0
+        if existing is None:
+            fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
+            self._file = os.fdopen(fd, "wb")
+            self._path = Path(name)
+            return
+        self._path = existing
+        with existing.open("rb") as file:  # an adopted file: hash what is already there
+            while chunk := file.read(CHUNK_BYTES):
+                self._hash.update(chunk)
+                self.size += len(chunk)
+        self._file = existing.open("ab")
+
+    @property
+    def temp_path(self) -> Path:
+        """Return the file being written, flushed so that a reader sees every byte so far."""
+        if not self._file.closed:
+            self._file.flush()
+        return self._path
+
+    def write(self, chunk: bytes) -> None:
+        """Append `chunk` to the blob."""
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            self.abort()
+            raise StorageError(f"cannot write the upload's temp file: {exc.strerror}") from exc
+        self._hash.update(chunk)
+        self.size += len(chunk)
+
+    def hexdigest(self) -> str:
+        """Return the sha256 of what was written so far."""
+        return self._hash.hexdigest()
+
+    @abstractmethod
+    def publish(self, key: str) -> None:
+        """Make the blob visible under `key`, completely or not at all."""
+
+    def abort(self) -> None:
+        """Throw the blob away (nothing happens after a publish)."""
+        self._file.close()
+        self._path.unlink(missing_ok=True)
+
+
+def check_writable(create_writer: Callable[[], SpoolWriter], folder: str) -> None:
+    """Raise StorageError unless a temp file can be written and removed (`folder` names it)."""
+    try:
+        probe = create_writer()
+        probe.write(b"ok")
+        probe.abort()
+    except (OSError, StorageError) as exc:
+        raise StorageError(f"{folder} is not writable: {exc}") from exc
+
+
+def sweep_temp_files(folder: Path) -> None:
+    """Remove the temp files a killed process left in `folder`; they are never published."""
+    for stale in folder.glob(f"{TEMP_PREFIX}*"):
+        stale.unlink(missing_ok=True)
+
+
+def sweep_partial_files(folder: Path, older_than_s: float) -> None:
+    """Remove resumable-upload files in `folder` that nothing wrote to for `older_than_s`."""
+    cutoff = time.time() - older_than_s
+    for path in folder.iterdir():
+        if path.is_file() and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+
+
+def partial_file(folder: Path, upload_id: str) -> Path:
+    """Return the file in `folder` that collects the resumable upload `upload_id`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / check_key(f"partial/{upload_id}").split("/")[1]

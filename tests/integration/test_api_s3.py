@@ -1,0 +1,267 @@
+"""The API on S3 storage: the flows of test_weights, test_resumable_uploads and test_datasets.
+
+The app here keeps its blobs in a bucket on a real S3-compatible server (moto, tests/s3.py) and
+spools uploads in `<data_dir>/spool`. A focused set of flows instead of the whole suite twice:
+weights and signed downloads with ranges, tus in parts, a dataset archive inspected before it is
+published, deletes, /healthz, storage failures, and two replicas sharing database and bucket.
+"""
+
+import base64
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from tests.conftest import make_settings
+from tests.factories import (
+    Users,
+    create_model,
+    create_users,
+    dataset_zip,
+    error,
+    ok,
+    upload_weights,
+    weights_file,
+)
+from tests.s3 import Bucket
+from tests.servers import free_port
+from trainhub.server.app import create_app
+from trainhub.server.settings import Settings
+
+TUS = {"Tus-Resumable": "1.0.0"}
+PREFIX = "hub"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, s3_bucket: Bucket) -> Settings:
+    return make_settings(tmp_path, database_url, storage_url=f"s3://{s3_bucket.name}/{PREFIX}")
+
+
+def spooled(settings: Settings) -> list[str]:
+    """Return every file in the app's spool folder, relative to it."""
+    spool = settings.data_dir / "spool"
+    return sorted(str(p.relative_to(spool)) for p in spool.rglob("*") if p.is_file())
+
+
+def path_of(url: str) -> str:
+    return url.removeprefix("http://testserver")
+
+
+def read_model(client: TestClient, model_id: str) -> dict:
+    return ok(client.get(f"/v1/models/{model_id}"))
+
+
+def tus_create(client: TestClient, model_id: str, data: bytes) -> str:
+    fields = {"modelId": model_id, "type": "final", "epoch": "2", "map": "0.5"}
+    fields["sha256"] = hashlib.sha256(data).hexdigest()
+    metadata = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in fields.items())
+    answer = client.post(
+        "/v1/uploads",
+        headers={**TUS, "Upload-Length": str(len(data)), "Upload-Metadata": metadata},
+    )
+    assert answer.status_code == 201, answer.text
+    return path_of(answer.headers["location"])
+
+
+def tus_patch(client: TestClient, location: str, offset: int, chunk: bytes):
+    headers = {
+        **TUS,
+        "Upload-Offset": str(offset),
+        "Content-Type": "application/offset+octet-stream",
+    }
+    return client.patch(location, content=chunk, headers=headers)
+
+
+def test_weights_go_to_the_bucket_and_download_whole_and_in_ranges(
+    alice, anon, settings: Settings, s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    model_id = create_model(alice)
+    last, last_sha = weights_file(tmp_path / "last.pt", size=5000)
+    best, best_sha = weights_file(tmp_path / "best.pt", size=300_000)
+    ok(upload_weights(alice, model_id, last, epoch=2))
+    ok(upload_weights(alice, model_id, best, final=True, epoch=2))
+    assert s3_bucket.object_keys() == [
+        f"{PREFIX}/models/{model_id}/best-{best_sha}",
+        f"{PREFIX}/models/{model_id}/last-{last_sha}",
+    ]
+    assert spooled(settings) == []
+    assert not (settings.data_dir / "blobs").exists()
+
+    record = read_model(alice, model_id)
+    whole = anon.get(record["weights"])
+    assert whole.status_code == 200 and whole.content == best.read_bytes()
+    assert whole.headers["etag"] == f'"{best_sha}"'
+    assert hashlib.sha256(whole.content).hexdigest() == best_sha
+    part = anon.get(record["weights"], headers={"range": "bytes=1000-199999"})
+    assert part.status_code == 206
+    assert part.headers["content-range"] == "bytes 1000-199999/300000"
+    assert part.content == best.read_bytes()[1000:200000]
+    tail = anon.get(record["resume"], headers={"range": "bytes=-10"})
+    assert tail.status_code == 206 and tail.content == last.read_bytes()[-10:]
+    head = anon.head(record["resume"])
+    assert head.status_code == 200 and head.headers["content-length"] == "5000"
+
+
+def test_a_resumable_upload_collects_in_the_spool_then_goes_to_the_bucket(
+    alice, anon, settings: Settings, s3_bucket: Bucket
+) -> None:
+    model_id = create_model(alice)
+    data = os.urandom(300_000)
+    sha256 = hashlib.sha256(data).hexdigest()
+    location = tus_create(alice, model_id, data)
+    upload_id = location.rsplit("/", 1)[1]
+    for offset in (0, 100_000, 200_000):
+        assert alice.head(location, headers=TUS).headers["upload-offset"] == str(offset)
+        assert spooled(settings) == [f"partial/{upload_id}"]
+        assert (settings.data_dir / "spool" / "partial" / upload_id).stat().st_size == offset
+        assert s3_bucket.object_keys() == []
+        answer = tus_patch(alice, location, offset, data[offset : offset + 100_000])
+        assert answer.status_code == 204, answer.text
+    assert s3_bucket.object_keys() == [f"{PREFIX}/models/{model_id}/best-{sha256}"]
+    assert spooled(settings) == []
+    download = anon.get(read_model(alice, model_id)["weights"])
+    assert hashlib.sha256(download.content).hexdigest() == sha256
+
+
+def test_a_dataset_archive_is_inspected_in_the_spool_then_published(
+    alice, anon, settings: Settings, s3_bucket: Bucket
+) -> None:
+    body = {"meta": {"name": "shapes"}, "filename": "shapes.zip"}
+    dataset_id = ok(alice.post("/v1/datasets", json=body))["id"]
+    refused = alice.post(
+        f"/v1/datasets/{dataset_id}/upload", files={"shapes.zip": ("shapes.zip", b"not a zip")}
+    )
+    error(refused, 422)
+    assert s3_bucket.object_keys() == [] and spooled(settings) == []
+
+    data = dataset_zip("shapes")
+    answer = alice.post(
+        f"/v1/datasets/{dataset_id}/upload", files={"shapes.zip": ("shapes.zip", data)}
+    )
+    record = ok(answer)
+    assert record["layout"] == "detect" and record["size_bytes"] == len(data)
+    assert s3_bucket.object_keys() == [f"{PREFIX}/datasets/{dataset_id}/{record['sha256']}"]
+    assert spooled(settings) == []
+    download = anon.get(path_of(record["url"]))
+    assert download.status_code == 200 and download.content == data
+
+
+def test_deleting_a_model_removes_its_objects_from_the_bucket(
+    alice, s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    model_id = create_model(alice)
+    kept_id = create_model(alice)
+    for target in (model_id, kept_id):
+        ok(upload_weights(alice, target, weights_file(tmp_path / "w.pt")[0], epoch=1))
+        ok(upload_weights(alice, target, weights_file(tmp_path / "w.pt")[0], final=True))
+    assert len(s3_bucket.object_keys()) == 4
+    assert ok(alice.delete(f"/v1/models/{model_id}?hard=True"))["hard"] is True
+    remaining = s3_bucket.object_keys()
+    assert len(remaining) == 2 and all(f"/{kept_id}/" in key for key in remaining)
+
+
+def test_a_new_checkpoint_replaces_the_old_object(alice, s3_bucket: Bucket, tmp_path) -> None:
+    model_id = create_model(alice)
+    ok(upload_weights(alice, model_id, weights_file(tmp_path / "a.pt")[0], epoch=1))
+    path, sha256 = weights_file(tmp_path / "b.pt")
+    ok(upload_weights(alice, model_id, path, epoch=2))
+    assert s3_bucket.object_keys() == [f"{PREFIX}/models/{model_id}/last-{sha256}"]
+
+
+def test_health_reports_the_bucket_and_names_no_bucket_when_it_fails(
+    anon, s3_bucket: Bucket
+) -> None:
+    assert ok(anon.get("/healthz")) == {"database": "ok", "storage": "ok"}
+    assert s3_bucket.object_keys() == []  # the probe object is removed again
+    s3_bucket.client.delete_bucket(Bucket=s3_bucket.name)
+    response = anon.get("/healthz")
+    assert "storage" in error(response, 503)
+    assert s3_bucket.name not in response.text
+
+
+def test_an_object_gone_from_the_bucket_answers_404_not_500(
+    alice, anon, s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    model_id = create_model(alice)
+    ok(upload_weights(alice, model_id, weights_file(tmp_path / "w.pt")[0], final=True))
+    (key,) = s3_bucket.object_keys()
+    s3_bucket.client.delete_object(Bucket=s3_bucket.name, Key=key)
+    url = read_model(alice, model_id)["weights"]
+    assert "not found" in error(anon.get(url), 404)
+    assert anon.head(url).status_code == 404
+
+
+def test_an_unreachable_bucket_answers_503_and_leaves_no_spool_file(
+    tmp_path: Path, database_url: str, s3_bucket: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    down = f"http://127.0.0.1:{free_port()}"
+    settings = make_settings(
+        tmp_path, database_url, storage_url=f"s3://{s3_bucket.name}/hub?endpoint_url={down}"
+    )
+    application = create_app(settings)
+    try:
+        people = create_users(application.state.db)
+        with TestClient(application, headers={"x-api-key": people.alice.key}) as client:
+            model_id = create_model(client)
+            answer = upload_weights(client, model_id, weights_file(tmp_path / "w.pt")[0])
+            assert "storage is unavailable" in error(answer, 503)
+            assert down not in answer.text and s3_bucket.name not in answer.text
+            assert read_model(client, model_id)["has_last_weights"] is False
+            assert "storage" in error(client.get("/healthz"), 503)
+    finally:
+        application.state.db.dispose()
+    assert spooled(settings) == []
+
+
+@pytest.fixture
+def replica(
+    tmp_path: Path, database_url: str, settings: Settings, app: FastAPI
+) -> Iterator[FastAPI]:
+    """A second server on the same database, bucket and secret, with a spool of its own."""
+    assert settings.secret_key is not None and settings.storage_url is not None
+    other = make_settings(
+        tmp_path / "replica",
+        database_url,
+        storage_url=settings.storage_url,
+        secret_key=settings.secret_key.get_secret_value(),
+    )
+    application = create_app(other)
+    yield application
+    application.state.db.dispose()
+
+
+def test_a_second_replica_serves_what_the_first_stored(
+    alice, replica: FastAPI, users: Users, tmp_path: Path
+) -> None:
+    model_id = create_model(alice)
+    path, sha256 = weights_file(tmp_path / "best.pt", size=50_000)
+    ok(upload_weights(alice, model_id, path, final=True))
+    with TestClient(replica, headers={"x-api-key": users.alice.key}) as other:
+        download = other.get(read_model(other, model_id)["weights"])
+        assert download.status_code == 200 and download.content == path.read_bytes()
+        assert download.headers["etag"] == f'"{sha256}"'
+        ok(other.delete(f"/v1/models/{model_id}?hard=True"))
+    error(alice.get(f"/v1/models/{model_id}"), 404)
+
+
+def test_a_resumable_upload_resumes_only_on_the_replica_that_holds_its_bytes(
+    alice, replica: FastAPI, users: Users, s3_bucket: Bucket
+) -> None:
+    model_id = create_model(alice)
+    data = os.urandom(200_000)
+    location = tus_create(alice, model_id, data)
+    assert tus_patch(alice, location, 0, data[:100_000]).status_code == 204
+    with TestClient(replica, headers={"x-api-key": users.alice.key}) as other:
+        # the client starts a new upload after this 404, and asks HEAD again after the 409
+        assert other.head(location, headers=TUS).status_code == 404
+        assert "another replica" in error(tus_patch(other, location, 100_000, data[100_000:]), 409)
+    assert alice.head(location, headers=TUS).headers["upload-offset"] == "100000"
+    assert tus_patch(alice, location, 100_000, data[100_000:]).status_code == 204
+    assert s3_bucket.object_keys() == [
+        f"{PREFIX}/models/{model_id}/best-{hashlib.sha256(data).hexdigest()}"
+    ]

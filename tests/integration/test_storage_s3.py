@@ -1,0 +1,199 @@
+"""S3 storage against a real S3-compatible server (moto): spooled, hashed, atomic, clear errors.
+
+Each test gets a bucket of its own; AWS_* variables point boto3 at the server exactly as an
+operator would point it at MinIO or R2 (tests/s3.py).
+"""
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.s3 import SECRET_ACCESS_KEY, Bucket
+from tests.servers import free_port
+from trainhub.server.storage import BlobNotFoundError, StorageError, from_url
+from trainhub.server.storage.s3 import S3Storage
+
+MIB = 1024 * 1024
+
+
+def open_storage(bucket: Bucket, spool: Path, prefix: str = "hub/a", **options: int) -> S3Storage:
+    return S3Storage(bucket.name, prefix, spool, **options)
+
+
+def spooled(spool: Path) -> list[str]:
+    """Return every file in the spool folder, relative to it."""
+    return sorted(str(p.relative_to(spool)) for p in spool.rglob("*") if p.is_file())
+
+
+def test_a_published_blob_is_complete_hashed_and_readable_in_ranges(
+    s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    storage = open_storage(s3_bucket, tmp_path / "spool")
+    writer = storage.create_writer()
+    chunks = [b"a" * 1000, b"b" * 5000, b"c"]
+    for chunk in chunks:
+        writer.write(chunk)
+    assert spooled(tmp_path / "spool") == [f"tmp/{writer.temp_path.name}"]
+    writer.publish("models/x/best-1")
+    data = b"".join(chunks)
+    assert writer.hexdigest() == hashlib.sha256(data).hexdigest() and writer.size == len(data)
+    assert s3_bucket.object_keys() == ["hub/a/models/x/best-1"]
+    assert s3_bucket.read("hub/a/models/x/best-1") == data
+    assert storage.size("models/x/best-1") == len(data)
+    assert b"".join(storage.iter_range("models/x/best-1", 999, 1001)) == b"abb"
+    assert b"".join(storage.iter_range("models/x/best-1", 0, len(data) - 1)) == data
+    assert spooled(tmp_path / "spool") == []
+    storage.delete("models/x/best-1")
+    storage.delete("models/x/best-1")  # a missing object is not an error
+    assert s3_bucket.object_keys() == []
+
+
+def test_an_object_appears_only_when_published_and_an_abort_leaves_nothing(
+    s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    storage = open_storage(s3_bucket, tmp_path / "spool")
+    kept, dropped = storage.create_writer(), storage.create_writer()
+    for writer in (kept, dropped):
+        writer.write(os.urandom(10_000))
+    assert s3_bucket.object_keys() == []
+    dropped.abort()
+    assert s3_bucket.object_keys() == []
+    kept.publish("models/x/last-1")
+    kept.abort()  # the upload routes abort every part after publishing: a no-op then
+    assert s3_bucket.object_keys() == ["hub/a/models/x/last-1"]
+    assert spooled(tmp_path / "spool") == []
+
+
+def test_a_large_blob_goes_in_parts_streamed_from_disk_and_arrives_intact(
+    s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    storage = open_storage(
+        s3_bucket,
+        tmp_path / "spool",
+        multipart_threshold_bytes=5 * MIB,
+        multipart_chunk_bytes=5 * MIB,
+    )
+    writer = storage.create_writer()
+    expected = hashlib.sha256()
+    for _ in range(20):
+        chunk = os.urandom(MIB)
+        writer.write(chunk)
+        expected.update(chunk)
+    writer.publish("datasets/x/big")
+    assert writer.hexdigest() == expected.hexdigest()
+    head = s3_bucket.client.head_object(Bucket=s3_bucket.name, Key="hub/a/datasets/x/big")
+    assert head["ContentLength"] == 20 * MIB
+    assert head["ETag"].strip('"').endswith("-4")  # four 5 MiB parts: a multipart upload
+    received = hashlib.sha256()
+    for chunk in storage.iter_range("datasets/x/big", 0, 20 * MIB - 1):
+        assert len(chunk) <= MIB
+        received.update(chunk)
+    assert received.hexdigest() == expected.hexdigest()
+    assert s3_bucket.unfinished_multipart_uploads() == []
+    assert spooled(tmp_path / "spool") == []
+
+
+def test_a_finished_resumable_upload_is_adopted_and_published(
+    s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    storage = open_storage(s3_bucket, tmp_path / "spool")
+    upload_id = "A" * 20
+    partial = storage.partial_path(upload_id)
+    assert partial == tmp_path / "spool" / "partial" / upload_id
+    partial.write_bytes(b"0123456789")
+    writer = storage.adopt(partial)
+    assert writer.size == 10 and writer.hexdigest() == hashlib.sha256(b"0123456789").hexdigest()
+    writer.publish("models/x/best-2")
+    assert s3_bucket.read("hub/a/models/x/best-2") == b"0123456789"
+    assert not partial.exists()
+
+
+def test_a_missing_object_is_a_blob_not_found_error(s3_bucket: Bucket, tmp_path: Path) -> None:
+    storage = open_storage(s3_bucket, tmp_path / "spool")
+    with pytest.raises(BlobNotFoundError, match="hub/a/models/x/none"):
+        storage.size("models/x/none")
+    with pytest.raises(BlobNotFoundError, match="NoSuchKey"):
+        storage.iter_range("models/x/none", 0, 10)
+
+
+def test_malformed_keys_are_refused_before_any_request(s3_bucket: Bucket, tmp_path: Path) -> None:
+    storage = open_storage(s3_bucket, tmp_path / "spool")
+    writer = storage.create_writer()
+    writer.write(b"x")
+    for key in ("../x", "models/../../x", "/etc/passwd", "models//x"):
+        with pytest.raises(ValueError, match="malformed storage key"):
+            storage.size(key)
+        with pytest.raises(ValueError, match="malformed storage key"):
+            storage.delete(key)
+    with pytest.raises(ValueError, match="malformed storage key"):
+        writer.publish("models/../x")
+    assert s3_bucket.object_keys() == [] and spooled(tmp_path / "spool") == []
+
+
+def test_check_passes_and_leaves_no_probe_behind(s3_bucket: Bucket, tmp_path: Path) -> None:
+    storage = open_storage(s3_bucket, tmp_path / "spool")
+    storage.check()
+    storage.check()
+    assert s3_bucket.object_keys() == [] and spooled(tmp_path / "spool") == []
+
+
+def test_check_names_a_missing_bucket(s3_bucket: Bucket, tmp_path: Path) -> None:
+    storage = S3Storage("trainhub-no-such-bucket", "hub", tmp_path / "spool")
+    with pytest.raises(StorageError, match=r"'trainhub-no-such-bucket'.*NoSuchBucket"):
+        storage.check()
+
+
+def test_an_unreachable_endpoint_is_a_clear_storage_error(
+    s3_bucket: Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    storage = from_url(f"s3://{s3_bucket.name}/hub?endpoint_url={down}", tmp_path / "spool")
+    with pytest.raises(StorageError, match=f"at {down} is not reachable.*Could not connect"):
+        storage.check()
+    writer = storage.create_writer()
+    writer.write(b"weights")
+    with pytest.raises(StorageError, match=r"cannot upload to s3://.*/hub/models/x/last-1"):
+        writer.publish("models/x/last-1")
+    assert spooled(tmp_path / "spool") == []
+    with pytest.raises(StorageError, match="Could not connect") as caught:
+        storage.size("models/x/last-1")
+    assert not isinstance(caught.value, BlobNotFoundError)
+
+
+def test_missing_credentials_are_named_in_the_error(
+    s3_bucket: Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no wait for an EC2 role
+    storage = open_storage(s3_bucket, tmp_path / "spool")
+    with pytest.raises(StorageError, match="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
+        storage.check()
+
+
+def test_stale_spool_files_are_swept_at_start(s3_bucket: Bucket, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    (spool / "tmp").mkdir(parents=True)
+    (spool / "partial").mkdir()
+    (spool / "tmp" / ".upload-killed").write_bytes(b"x")
+    (spool / "partial" / ("O" * 20)).write_bytes(b"old")
+    (spool / "partial" / ("N" * 20)).write_bytes(b"new")
+    three_days_ago = time.time() - 3 * 24 * 3600
+    os.utime(spool / "partial" / ("O" * 20), (three_days_ago, three_days_ago))
+    open_storage(s3_bucket, spool)
+    assert spooled(spool) == [f"partial/{'N' * 20}"]
+
+
+def test_describe_names_bucket_prefix_and_endpoint_but_no_secret(
+    s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    storage = from_url(f"s3://{s3_bucket.name}/hub/a/", tmp_path / "spool")
+    assert isinstance(storage, S3Storage)
+    assert storage.describe() == f"s3://{s3_bucket.name}/hub/a (endpoint {s3_bucket.endpoint_url})"
+    assert SECRET_ACCESS_KEY not in storage.describe()
+    elsewhere = from_url(f"s3://{s3_bucket.name}?endpoint_url=http://minio:9000", tmp_path / "s")
+    assert elsewhere.describe() == f"s3://{s3_bucket.name}/ (endpoint http://minio:9000)"
