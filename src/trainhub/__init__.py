@@ -6,7 +6,7 @@ everything else. The server lives in trainhub.server (the `server` extra).
 
 __version__ = "0.1.0"
 
-from trainhub.client.api import HubClient  # after __version__, which api.py reads
+from trainhub.client.api import HubClient  # after __version__, which client/transport.py reads
 from trainhub.client.errors import (
     ApiError,
     ConfigError,

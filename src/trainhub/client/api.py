@@ -1,11 +1,10 @@
 """HubClient: one method per hub endpoint the client needs, protocol models in and out.
 
-Every request carries the API key, a timeout and a `trainhub/<version>` User-Agent, and is retried
-with backoff and jitter when that is safe (client/retry.py decides). httpx and pydantic errors do
-not escape: they become the exceptions of client/errors.py. Weights and dataset archives are
-streamed from disk and downloads streamed to disk, so memory stays flat whatever the file size.
-What to send when (the outbox, the upload thread, heartbeat timing) lives elsewhere; this module
-only speaks HTTP.
+How a request reaches the hub (API key, timeout, User-Agent, retries with backoff, httpx and
+pydantic errors turned into those of client/errors.py) lives in client/transport.py. Weights and
+dataset archives are streamed from disk and downloads streamed to disk, so memory stays flat
+whatever the file size. What to send when (the outbox, the upload thread, heartbeat timing) lives
+elsewhere; this module only speaks HTTP.
 """
 
 import base64
@@ -19,16 +18,8 @@ from typing import Literal, Self, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from trainhub import __version__
-from trainhub.client.errors import ApiError, HubUnreachable, create_api_error
-from trainhub.client.retry import (
-    backoff_delay_s,
-    failure_message,
-    is_retryable_status,
-    retry_after_s,
-)
 from trainhub.client.transfer import (
     MultipartFile,
     Progress,
@@ -36,24 +27,41 @@ from trainhub.client.transfer import (
     stream_file,
     write_verified,
 )
+from trainhub.client.transport import (
+    MAX_RETRY_AFTER_S,
+    NEVER_SENT,
+    NOT_ACTED_ON,
+    USER_AGENT,
+    Transport,
+)
 from trainhub.protocol import paths
 from trainhub.protocol.envelope import AgentRecord, CreatedRecord, Envelope, Page
 from trainhub.protocol.metrics import MetricSeries, MetricsUpload, encode_epoch_metrics
 from trainhub.protocol.records import DatasetRecord, ModelRecord
 
+__all__ = [
+    "ARCHIVE_CHECK_TIMEOUT_S",
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT_S",
+    "MAX_RETRY_AFTER_S",
+    "NEVER_SENT",
+    "NOT_ACTED_ON",
+    "TUS",
+    "USER_AGENT",
+    "EpochValues",
+    "HeartbeatState",
+    "HubClient",
+    "Identity",
+    "StoredWeights",
+]
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-USER_AGENT = f"trainhub/{__version__}"
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_RETRIES = 4
-MAX_RETRY_AFTER_S = 600.0
 # The hub inspects a whole dataset archive before it answers its upload.
 ARCHIVE_CHECK_TIMEOUT_S = 600.0
-# A request that failed this way never reached the server, so even a create may be re-sent.
-NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-# Statuses that mean the server did not act on the request, so even a create may be re-sent.
-NOT_ACTED_ON = frozenset({408, 429, 503})
 
 TUS = {"Tus-Resumable": "1.0.0"}
 HeartbeatState = Literal["running", "finished", "failed"]
@@ -106,33 +114,36 @@ class HubClient:
         if retries < 0 or timeout_s <= 0:
             raise ValueError("retries must be 0 or more and timeout_s more than 0")
         self.url = url.strip().rstrip("/")
-        self._api_key = api_key
-        self._http = http if http is not None else httpx.Client()
         self._owns_http = http is None
-        self._timeout = httpx.Timeout(timeout_s)
-        self._timeout_s = timeout_s
-        self._retries = retries
-        self._clock = clock
-        self._sleep = sleep
-        self._rng = rng or random.Random()
+        self._transport = Transport(
+            self.url,
+            api_key,
+            http if http is not None else httpx.Client(),
+            timeout_s=timeout_s,
+            retries=retries,
+            clock=clock,
+            sleep=sleep,
+            rng=rng or random.Random(),
+        )
 
     def with_retries(self, retries: int, timeout_s: float | None = None) -> "HubClient":
         """Return a client that shares this one's connections but retries `retries` times."""
+        transport = self._transport
         return HubClient(
             self.url,
-            self._api_key,
-            http=self._http,
-            timeout_s=timeout_s or self._timeout_s,
+            transport.api_key,
+            http=transport.http,
+            timeout_s=timeout_s or transport.timeout_s,
             retries=retries,
-            clock=self._clock,
-            sleep=self._sleep,
-            rng=self._rng,
+            clock=transport.clock,
+            sleep=transport.sleep,
+            rng=transport.rng,
         )
 
     def close(self) -> None:
         """Close the HTTP connection pool if this client created it."""
         if self._owns_http:
-            self._http.close()
+            self._transport.http.close()
 
     def __enter__(self) -> Self:
         return self
@@ -146,15 +157,17 @@ class HubClient:
 
     def authenticate(self) -> Identity:
         """Check the API key; return whose it is (NotAuthenticated when the hub refuses it)."""
-        return self._call("POST", paths.AUTH, Envelope[Identity])
+        return self._transport.call("POST", paths.AUTH, Envelope[Identity])
 
     def get_model(self, model_id: str) -> ModelRecord:
         """Return a model record."""
-        return self._call("GET", _model_path(paths.MODEL, model_id), Envelope[ModelRecord])
+        return self._transport.call(
+            "GET", _model_path(paths.MODEL, model_id), Envelope[ModelRecord]
+        )
 
     def create_model(self, payload: Mapping[str, object]) -> str:
         """Create a model from a model document (hub-protocol.md §5.4); return its new id."""
-        created = self._call(
+        created = self._transport.call(
             "POST", paths.MODELS, Envelope[CreatedRecord], body=payload, idempotent=False
         )
         return created.id
@@ -162,14 +175,14 @@ class HubClient:
     def update_model(self, model_id: str, patch: Mapping[str, object]) -> ModelRecord:
         """Merge `patch` into a model's document (objects merge, None removes); return it."""
         path = _model_path(paths.MODEL, model_id)
-        return self._call("PATCH", path, Envelope[ModelRecord], body=patch)
+        return self._transport.call("PATCH", path, Envelope[ModelRecord], body=patch)
 
     def list_models(
         self, *, limit: int = 10, last_doc_id: str | None = None, public: bool | None = None
     ) -> Page[ModelRecord]:
         """Return one page of models, newest first (yours, or everyone's public ones)."""
         params = _page_params(limit, last_doc_id, public)
-        return self._call("GET", paths.MODELS, Envelope[Page[ModelRecord]], params=params)
+        return self._transport.call("GET", paths.MODELS, Envelope[Page[ModelRecord]], params=params)
 
     def iter_models(
         self, *, public: bool | None = None, page_size: int = 100
@@ -190,13 +203,15 @@ class HubClient:
             metrics={str(epoch): encode_epoch_metrics(dict(v)) for epoch, v in metrics.items()}
         )
         path = _model_path(paths.MODEL, model_id)
-        stored = self._call("POST", path, Envelope[dict[str, list[int]]], body=upload.model_dump())
+        stored = self._transport.call(
+            "POST", path, Envelope[dict[str, list[int]]], body=upload.model_dump()
+        )
         return stored.get("epochs", [])
 
     def get_metrics(self, model_id: str) -> list[MetricSeries]:
         """Return one series per metric name, keyed by epoch (non-finite values are None)."""
         path = _model_path(paths.MODEL_METRICS, model_id)
-        return self._call("GET", path, Envelope[list[MetricSeries]])
+        return self._transport.call("GET", path, Envelope[list[MetricSeries]])
 
     def heartbeat(
         self,
@@ -213,7 +228,7 @@ class HubClient:
         """
         body = {"agent": agent, "agentId": agent_id, "interval": interval_s, "state": state}
         path = _model_path(paths.HEARTBEAT, model_id)
-        return self._call("POST", path, Envelope[AgentRecord], body=body).agentId
+        return self._transport.call("POST", path, Envelope[AgentRecord], body=body).agentId
 
     def upload_weights(
         self,
@@ -242,15 +257,15 @@ class HubClient:
             sha256,
             progress,
         )
-        route = _model_path(paths.MODEL_UPLOAD, model_id)
-        return self._post_file(route, file, Envelope[StoredWeights], self._timeout).data
+        route, transport = _model_path(paths.MODEL_UPLOAD, model_id), self._transport
+        return transport.post_file(route, file, Envelope[StoredWeights], transport.timeout).data
 
     # --- datasets ------------------------------------------------------------------------------
 
     def create_dataset(self, name: str, filename: str, *, public: bool = False) -> str:
         """Create an empty dataset for the archive `filename` (coco8.zip); return its new id."""
         body = {"meta": {"name": name}, "filename": filename, "public": public}
-        created = self._call(
+        created = self._transport.call(
             "POST", paths.DATASETS, Envelope[CreatedRecord], body=body, idempotent=False
         )
         return created.id
@@ -271,24 +286,28 @@ class HubClient:
         the hub's own), `message` what the hub says of the archive (its layout, or a warning).
         A refused archive raises ApiError (422) with the hub's reason.
         """
-        source = Path(path)
+        source, transport = Path(path), self._transport
         file = MultipartFile.create(source, {}, source.name, sha256, progress)
-        timeout = httpx.Timeout(self._timeout_s, read=max(self._timeout_s, ARCHIVE_CHECK_TIMEOUT_S))
+        timeout = httpx.Timeout(
+            transport.timeout_s, read=max(transport.timeout_s, ARCHIVE_CHECK_TIMEOUT_S)
+        )
         route = _dataset_path(paths.DATASET_UPLOAD, dataset_id)
-        return self._post_file(route, file, Envelope[DatasetRecord], timeout)
+        return transport.post_file(route, file, Envelope[DatasetRecord], timeout)
 
     def delete_dataset(self, dataset_id: str, *, hard: bool = True) -> None:
         """Delete a dataset: for good with its archive, or with hard=False only hide it."""
         path = _dataset_path(paths.DATASET, dataset_id)
         params = {"hard": str(hard).lower()}
-        self._call("DELETE", path, Envelope[dict[str, object]], params=params)
+        self._transport.call("DELETE", path, Envelope[dict[str, object]], params=params)
 
     def list_datasets(
         self, *, limit: int = 10, last_doc_id: str | None = None, public: bool = False
     ) -> Page[DatasetRecord]:
         """Return one page of datasets, newest first (yours, or everyone's public ones)."""
         params = _page_params(limit, last_doc_id, public)
-        return self._call("GET", paths.DATASETS, Envelope[Page[DatasetRecord]], params=params)
+        return self._transport.call(
+            "GET", paths.DATASETS, Envelope[Page[DatasetRecord]], params=params
+        )
 
     def iter_datasets(
         self, *, public: bool = False, page_size: int = 100
@@ -312,6 +331,7 @@ class HubClient:
         map: float = 0.0,
     ) -> str:
         """Start a resumable weights upload of `size_bytes`; return its URL (to PATCH and HEAD)."""
+        transport = self._transport
         fields = {
             "modelId": model_id,
             **_weight_fields(epoch, final, is_best, map),
@@ -321,7 +341,7 @@ class HubClient:
             f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in fields.items()
         )
         headers = {
-            **self._headers(),
+            **transport.headers(),
             **TUS,
             "Upload-Length": str(size_bytes),
             "Upload-Metadata": metadata,
@@ -329,20 +349,21 @@ class HubClient:
         url = self.url + "/v1/uploads"
 
         def attempt() -> httpx.Response:
-            return self._http.post(url, headers=headers, timeout=self._timeout)
+            return transport.http.post(url, headers=headers, timeout=transport.timeout)
 
-        response = self._send(f"POST {url}", attempt, idempotent=False)
+        response = transport.send(f"POST {url}", attempt, idempotent=False)
         return response.headers["location"]
 
     def upload_offset(self, upload_url: str) -> int:
         """Return how many bytes of a resumable upload the hub has kept."""
+        transport = self._transport
 
         def attempt() -> httpx.Response:
-            return self._http.head(
-                upload_url, headers={**self._headers(), **TUS}, timeout=self._timeout
+            return transport.http.head(
+                upload_url, headers={**transport.headers(), **TUS}, timeout=transport.timeout
             )
 
-        response = self._send(f"HEAD {upload_url}", attempt)
+        response = transport.send(f"HEAD {upload_url}", attempt)
         return int(response.headers["upload-offset"])
 
     def append_upload(
@@ -352,8 +373,9 @@ class HubClient:
 
         Not retried here: after a failure, ask `upload_offset` where the hub stopped and resume.
         """
+        transport = self._transport
         headers = {
-            **self._headers(),
+            **transport.headers(),
             **TUS,
             "Upload-Offset": str(offset),
             "Content-Type": "application/offset+octet-stream",
@@ -363,14 +385,14 @@ class HubClient:
         def attempt() -> httpx.Response:
             body = stream_file(Path(path), offset, progress)
             try:
-                request = self._http.build_request(
-                    "PATCH", upload_url, content=body, headers=headers, timeout=self._timeout
+                request = transport.http.build_request(
+                    "PATCH", upload_url, content=body, headers=headers, timeout=transport.timeout
                 )
-                return self._http.send(request)
+                return transport.http.send(request)
             finally:
                 body.close()
 
-        response = self._send(f"PATCH {upload_url}", attempt, idempotent=False)
+        response = transport.send(f"PATCH {upload_url}", attempt, idempotent=False)
         return int(response.headers["upload-offset"])
 
     def download(self, url: str, dest_path: Path | str) -> str:
@@ -380,6 +402,7 @@ class HubClient:
         when complete and, if the answer's ETag is a sha256, only when it matches. Return the
         sha256 of the file. Non-2xx raises the matching ApiError; `dest_path` is then untouched.
         """
+        transport = self._transport
         target = url if urlsplit(url).scheme else self.url + "/" + url.lstrip("/")
         if urlsplit(target).scheme not in ("http", "https"):
             raise ValueError(f"cannot download {url!r}: only http(s) URLs are supported")
@@ -388,12 +411,12 @@ class HubClient:
         digest: list[str] = []
 
         def attempt() -> httpx.Response:
-            request = self._http.build_request(
-                "GET", target, headers={"User-Agent": USER_AGENT}, timeout=self._timeout
+            request = transport.http.build_request(
+                "GET", target, headers={"User-Agent": USER_AGENT}, timeout=transport.timeout
             )
             for secret in ("x-api-key", "authorization"):  # the link is its own credential
                 request.headers.pop(secret, None)
-            response = self._http.send(request, stream=True, follow_redirects=True)
+            response = transport.http.send(request, stream=True, follow_redirects=True)
             try:
                 if response.is_success:
                     digest.append(write_verified(response, dest, target))
@@ -403,107 +426,8 @@ class HubClient:
                 response.close()
             return response
 
-        self._send(f"GET {redacted(target)}", attempt)
+        transport.send(f"GET {redacted(target)}", attempt)
         return digest[-1]
-
-    # --- plumbing ----------------------------------------------------------------------------
-
-    def _headers(self) -> dict[str, str]:
-        return {"x-api-key": self._api_key, "User-Agent": USER_AGENT, "Accept": "application/json"}
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        shape: type[Envelope[T]],
-        *,
-        body: Mapping[str, object] | None = None,
-        params: Mapping[str, str | int] | None = None,
-        idempotent: bool = True,
-    ) -> T:
-        """Send one JSON request with retries and return the `data` of its answer."""
-        url = self.url + path
-
-        def attempt() -> httpx.Response:
-            request = self._http.build_request(
-                method,
-                url,
-                json=body,
-                params=params,
-                headers=self._headers(),
-                timeout=self._timeout,
-            )
-            return self._http.send(request)
-
-        response = self._send(f"{method} {url}", attempt, idempotent=idempotent)
-        return _envelope(response, shape, url).data
-
-    def _post_file(
-        self, route: str, file: MultipartFile, shape: type[Envelope[T]], timeout: httpx.Timeout
-    ) -> Envelope[T]:
-        """POST a multipart body streamed from disk, with retries; return the whole answer.
-
-        Uploads are keyed by their content hash, so a retry re-sends the file without harm.
-        """
-        url = self.url + route
-        headers = {**self._headers(), **file.headers()}
-
-        def attempt() -> httpx.Response:
-            body = file.stream()
-            try:
-                request = self._http.build_request(
-                    "POST", url, content=body, headers=headers, timeout=timeout
-                )
-                return self._http.send(request)
-            finally:
-                body.close()
-
-        response = self._send(f"POST {url} ({file.size_bytes} bytes)", attempt)
-        return _envelope(response, shape, url)
-
-    def _send(
-        self, what: str, attempt: Callable[[], httpx.Response], *, idempotent: bool = True
-    ) -> httpx.Response:
-        """Run `attempt` until it answers 2xx, retrying what is safe; raise a TrainhubError."""
-        started_s, number = self._clock(), 0
-        while True:
-            try:
-                response = attempt()
-            except httpx.HTTPError as exc:
-                if number == self._retries or not _may_resend(exc, idempotent):
-                    raise self._unreachable(what, number + 1, started_s, exc) from exc
-                delay_s, reason = self._backoff_s(number), f"{type(exc).__name__}: {exc}"
-            else:
-                logger.debug("%s -> %d", what, response.status_code)
-                if response.is_success:
-                    return response
-                error, wait_s = _api_error(response)
-                if number == self._retries or not _may_retry(response.status_code, idempotent):
-                    raise error
-                delay_s, reason = self._backoff_s(number) if wait_s is None else wait_s, str(error)
-            number += 1
-            logger.warning(
-                "%s failed (%s); retry %d of %d in %.1f s",
-                what,
-                reason,
-                number,
-                self._retries,
-                delay_s,
-            )
-            self._sleep(delay_s)
-
-    def _backoff_s(self, number: int) -> float:
-        return backoff_delay_s(number, rng=self._rng)
-
-    def _unreachable(
-        self, what: str, attempts: int, started_s: float, exc: httpx.HTTPError
-    ) -> HubUnreachable:
-        elapsed_s = self._clock() - started_s
-        return HubUnreachable(
-            f"{what} failed after {attempts} attempt(s) over {elapsed_s:.1f} s: "
-            f"{type(exc).__name__}: {exc or 'no detail'}; check that the hub at {self.url} "
-            "is running and reachable from this machine"
-        )
 
 
 def _model_path(template: str, model_id: str) -> str:
@@ -533,38 +457,6 @@ def _walk_pages(list_page: Callable[[str | None], Page[T]]) -> Iterator[T]:
         if not page.results or not page.lastRecordId or page.lastRecordId == cursor:
             return
         cursor = page.lastRecordId
-
-
-def _may_resend(exc: httpx.HTTPError, idempotent: bool) -> bool:
-    if not isinstance(exc, httpx.TransportError) or isinstance(exc, httpx.UnsupportedProtocol):
-        return False
-    return idempotent or isinstance(exc, NEVER_SENT)
-
-
-def _may_retry(status: int, idempotent: bool) -> bool:
-    return is_retryable_status(status) and (idempotent or status in NOT_ACTED_ON)
-
-
-def _api_error(response: httpx.Response) -> tuple[ApiError, float | None]:
-    """Return the error a non-2xx answer stands for, and the wait its Retry-After asks for."""
-    wait_s = retry_after_s(response.headers)
-    if wait_s is not None:
-        wait_s = min(wait_s, MAX_RETRY_AFTER_S)
-    message = failure_message(response.status_code, response.headers, response.content)
-    return create_api_error(response.status_code, message, wait_s), wait_s
-
-
-def _envelope(response: httpx.Response, shape: type[Envelope[T]], url: str) -> Envelope[T]:
-    """Return a 2xx answer; ApiError when the answer is not a trainhub envelope."""
-    try:
-        return shape.model_validate_json(response.content)
-    except ValidationError as exc:
-        problem = exc.errors()[0].get("msg", "unexpected shape") if exc.errors() else str(exc)
-        raise ApiError(
-            response.status_code,
-            f"the answer to {url} is not what a trainhub server sends "
-            f"({problem}); check that the URL points at the hub's API",
-        ) from exc
 
 
 def _weight_fields(epoch: int, final: bool, is_best: bool, map_value: float) -> dict[str, str]:

@@ -12,7 +12,7 @@ TrainhubError                 base of everything below (catch this to keep train
     └── RateLimited           429: too many requests (.retry_after_s)
 ```
 
-httpx, pydantic and JSON errors never escape the client: `client/api.py` translates them into
+httpx, pydantic and JSON errors never escape the client: `client/transport.py` translates them into
 these classes, chained with `from exc`.
 """
 

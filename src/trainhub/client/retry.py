@@ -1,6 +1,6 @@
 """When to retry a request, how long to wait first, and what to tell the user when it failed.
 
-Pure functions only: nothing here sleeps, sends or logs. `client/api.py` runs the retry loop.
+Pure functions only: nothing here sleeps, sends or logs. `client/transport.py` runs the retry loop.
 """
 
 import json
