@@ -8,7 +8,6 @@ elsewhere; this module only speaks HTTP.
 """
 
 import base64
-import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -55,7 +54,6 @@ __all__ = [
     "StoredWeights",
 ]
 
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 30.0
