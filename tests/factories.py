@@ -54,6 +54,20 @@ def error(response: Any, status: int) -> str:
     return str(body["message"])
 
 
+def local_path(url: str) -> str:
+    """Return the path of a URL the in-process app printed, for a TestClient request."""
+    return url.removeprefix("http://testserver")
+
+
+def published_name(url: str) -> str:
+    """Return the versioned file name at the end of a signed download URL.
+
+    The token in front of it carries an expiry in whole seconds, so two reads of one record a
+    second apart sign the same file differently; the name is what identifies the version.
+    """
+    return url.rsplit("/", 1)[1]
+
+
 def create_model(client: TestClient, **doc: Any) -> str:
     """Create a model (hub-sdk style payload) and return its id."""
     body = {

@@ -23,6 +23,7 @@ from tests.factories import (
     create_users,
     dataset_zip,
     error,
+    local_path,
     ok,
     upload_weights,
     weights_file,
@@ -47,10 +48,6 @@ def spooled(settings: Settings) -> list[str]:
     return sorted(str(p.relative_to(spool)) for p in spool.rglob("*") if p.is_file())
 
 
-def path_of(url: str) -> str:
-    return url.removeprefix("http://testserver")
-
-
 def read_model(client: TestClient, model_id: str) -> dict:
     return ok(client.get(f"/v1/models/{model_id}"))
 
@@ -64,7 +61,7 @@ def tus_create(client: TestClient, model_id: str, data: bytes) -> str:
         headers={**TUS, "Upload-Length": str(len(data)), "Upload-Metadata": metadata},
     )
     assert answer.status_code == 201, answer.text
-    return path_of(answer.headers["location"])
+    return local_path(answer.headers["location"])
 
 
 def tus_patch(client: TestClient, location: str, offset: int, chunk: bytes):
@@ -146,7 +143,7 @@ def test_a_dataset_archive_is_inspected_in_the_spool_then_published(
     assert record["layout"] == "detect" and record["size_bytes"] == len(data)
     assert s3_bucket.object_keys() == [f"{PREFIX}/datasets/{dataset_id}/{record['sha256']}"]
     assert spooled(settings) == []
-    download = anon.get(path_of(record["url"]))
+    download = anon.get(local_path(record["url"]))
     assert download.status_code == 200 and download.content == data
 
 
