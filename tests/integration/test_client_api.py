@@ -448,6 +448,19 @@ def test_every_request_carries_key_user_agent_and_timeout(sleeps: Sleeps) -> Non
     assert request.extensions["timeout"] == httpx.Timeout(12.5).as_dict()
 
 
+def test_with_retries_keeps_the_connections_and_takes_its_own_timeout(sleeps: Sleeps) -> None:
+    script = Script(*[ok_json({"userId": "u", "name": "n", "isAdmin": False})] * 2)
+    hub = mock_hub(script, sleeps, timeout_s=12.5)
+    hub.with_retries(0).authenticate()
+    hub.with_retries(0, 3.0).authenticate()
+    assert [r.extensions["timeout"] for r in script.seen] == [
+        httpx.Timeout(12.5).as_dict(),
+        httpx.Timeout(3.0).as_dict(),
+    ]
+    with pytest.raises(ValueError, match="timeout_s"):
+        hub.with_retries(0, 0.0)  # not silently the default
+
+
 def test_503_twice_then_200_is_retried_with_jittered_backoff(sleeps: Sleeps) -> None:
     busy = httpx.Response(503, json={"success": False, "message": "busy"})
     script = Script(busy, busy, ok_json({"agentId": "agent-1"}))

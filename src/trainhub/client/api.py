@@ -131,7 +131,7 @@ class HubClient:
             self.url,
             transport.api_key,
             http=transport.http,
-            timeout_s=timeout_s or transport.timeout_s,
+            timeout_s=transport.timeout_s if timeout_s is None else timeout_s,
             retries=retries,
             clock=transport.clock,
             sleep=transport.sleep,
