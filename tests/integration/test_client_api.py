@@ -596,6 +596,47 @@ def test_an_upload_is_resent_whole_after_a_dropped_connection(
     assert len(sleeps) == 1
 
 
+class LoseAnswers(httpx.BaseTransport):
+    """Pass requests to the real app, but lose the answers of the first `count` DELETEs."""
+
+    def __init__(self, real: TestClient, count: int, error: type[httpx.TransportError]) -> None:
+        self.real, self.count, self.error = real, count, error
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response: httpx.Response = self.real.send(request)
+        if request.method == "DELETE" and self.count > 0:
+            self.count -= 1
+            raise self.error("the answer was lost on the way back")
+        return response
+
+
+@pytest.mark.parametrize("error", [httpx.ReadTimeout, httpx.RemoteProtocolError])
+def test_a_delete_whose_answer_was_lost_is_done_when_the_retry_finds_nothing(
+    app: FastAPI, users: Users, sleeps: Sleeps, error: type[httpx.TransportError]
+) -> None:
+    real = TestClient(app, headers={"x-api-key": users.alice.key})
+    hub = HubClient(BASE, users.alice.key, http=real, sleep=sleeps)
+    dataset_id = hub.create_dataset("shapes", "shapes.zip")
+    lossy = HubClient(
+        BASE,
+        users.alice.key,
+        http=httpx.Client(transport=LoseAnswers(real, 2, error)),
+        sleep=sleeps,
+    )
+    lossy.delete_dataset(dataset_id)
+    assert len(sleeps) == 2  # two answers lost, the third attempt found it gone
+    with pytest.raises(NotFound):
+        hub.delete_dataset(dataset_id)  # a first attempt that finds nothing still says so
+
+
+def test_a_delete_that_never_reached_the_hub_still_reports_not_found(sleeps: Sleeps) -> None:
+    gone = httpx.Response(404, json={"success": False, "message": "no dataset with that id"})
+    script = Script(httpx.ConnectError("refused"), httpx.Response(503, json={}), gone)
+    with pytest.raises(NotFound, match="no dataset"):
+        mock_hub(script, sleeps).delete_dataset("K" * 20)
+    assert len(script.seen) == 3
+
+
 # --- uploads through a real socket keep memory flat, whatever the file size -----------------
 
 

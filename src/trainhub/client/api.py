@@ -296,7 +296,7 @@ class HubClient:
         """Delete a dataset: for good with its archive, or with hard=False only hide it."""
         path = _dataset_path(paths.DATASET, dataset_id)
         params = {"hard": str(hard).lower()}
-        self._transport.call("DELETE", path, Envelope[dict[str, object]], params=params)
+        self._transport.delete(path, params)
 
     def list_datasets(
         self, *, limit: int = 10, last_doc_id: str | None = None, public: bool = False

@@ -95,6 +95,25 @@ class Transport:
         response = self.send(f"{method} {url}", attempt, idempotent=idempotent)
         return _envelope(response, shape, url).data
 
+    def delete(self, path: str, params: Mapping[str, str]) -> None:
+        """DELETE with retries; a 404 after an attempt that may have reached the hub is success.
+
+        When an answer is lost (read timeout, reset, 502 from a proxy) the hub may well have
+        deleted the object, and the retry then finds nothing: that is the outcome asked for.
+        A 404 to the first attempt, or after attempts that never reached the hub, still raises.
+        """
+        url = self.url + path
+
+        def attempt() -> httpx.Response:
+            request = self.http.build_request(
+                "DELETE", url, params=params, headers=self.headers(), timeout=self.timeout
+            )
+            return self.http.send(request)
+
+        response = self.send(f"DELETE {url}", attempt, gone_is_done=True)
+        if response.is_success:
+            _envelope(response, Envelope[dict[str, object]], url)
+
     def post_file(
         self, route: str, file: MultipartFile, shape: type[Envelope[T]], timeout: httpx.Timeout
     ) -> Envelope[T]:
@@ -119,24 +138,38 @@ class Transport:
         return _envelope(response, shape, url)
 
     def send(
-        self, what: str, attempt: Callable[[], httpx.Response], *, idempotent: bool = True
+        self,
+        what: str,
+        attempt: Callable[[], httpx.Response],
+        *,
+        idempotent: bool = True,
+        gone_is_done: bool = False,
     ) -> httpx.Response:
-        """Run `attempt` until it answers 2xx, retrying what is safe; raise a TrainhubError."""
-        started_s, number = self.clock(), 0
+        """Run `attempt` until it answers 2xx, retrying what is safe; raise a TrainhubError.
+
+        With `gone_is_done` (deletes), a 404 after an attempt that may have reached the hub is
+        returned as the answer: that attempt is what made the object gone.
+        """
+        started_s, number, reached = self.clock(), 0, False
         while True:
             try:
                 response = attempt()
             except httpx.HTTPError as exc:
                 if number == self.retries or not _may_resend(exc, idempotent):
                     raise self._unreachable(what, number + 1, started_s, exc) from exc
+                reached = reached or not isinstance(exc, NEVER_SENT)
                 delay_s, reason = self._backoff_s(number), f"{type(exc).__name__}: {exc}"
             else:
                 logger.debug("%s -> %d", what, response.status_code)
                 if response.is_success:
                     return response
+                if gone_is_done and reached and response.status_code == 404:
+                    logger.info("%s: gone after a retry; an earlier attempt deleted it", what)
+                    return response
                 error, wait_s = _api_error(response)
                 if number == self.retries or not _may_retry(response.status_code, idempotent):
                     raise error
+                reached = reached or response.status_code not in NOT_ACTED_ON
                 delay_s, reason = self._backoff_s(number) if wait_s is None else wait_s, str(error)
             number += 1
             logger.warning(
