@@ -4,6 +4,8 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -195,3 +197,49 @@ def test_a_checkpoint_still_waiting_when_the_final_weights_come_is_not_sent(
     assert record["has_last_weights"] is True
     assert httpx.get(record["resume"]).content == b"first"  # "second" was superseded, not sent
     assert session.outbox.pending_models() == []
+
+
+RUN_THAT_ENDS = """
+import json, sys
+from trainhub import HUBTrainingSession
+from trainhub.client.outbox import Outbox
+
+url, key, model_id, outbox, ending = sys.argv[1:6]
+session = HUBTrainingSession(model_id, url=url, api_key=key, outbox=Outbox(outbox), progress=False)
+for epoch in range(3):
+    session.metrics_queue[epoch] = json.dumps({"train/loss": 1.0 / (epoch + 1)})
+    session.upload_metrics()
+if ending == "crash":
+    raise RuntimeError("CUDA out of memory")
+session.finish()
+"""
+
+
+@pytest.mark.parametrize("ending", ["crash", "finish"])
+def test_a_process_that_exits_mid_run_reports_it_failed_and_sends_its_metrics(
+    hub, tmp_path: Path, ending: str
+) -> None:
+    with api(hub) as client:
+        model_id = client.post("/v1/models", json={"meta": {"name": ending}}).json()["data"]["id"]
+    outbox = tmp_path / "outbox.db"
+    argv = [hub.url, hub.keys["alice"], model_id, str(outbox), ending]
+    ended = subprocess.run(
+        [sys.executable, "-c", RUN_THAT_ENDS, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    with api(hub) as client:
+        record = client.get(f"/v1/models/{model_id}").json()["data"]
+        series = client.get(f"/v1/models/{model_id}/metrics").json()["data"]
+    # metrics wait 3 s between sends, so epochs 1 and 2 went out in the flush at the end
+    assert [s["data"] for s in series] == [{"0": 1.0, "1": 0.5, "2": 1 / 3}]
+    assert Outbox(outbox).counts(hub.url, model_id) == (0, 0)
+    if ending == "crash":
+        assert ended.returncode == 1 and "CUDA out of memory" in ended.stderr
+        assert "reporting it as failed" in ended.stderr
+        assert record["status"] == "failed" and record["agents"][0]["state"] == "failed"
+    else:
+        assert ended.returncode == 0, ended.stderr
+        assert "reporting it as failed" not in ended.stderr
+        assert record["status"] == "training" and record["agents"][0]["state"] == "finished"

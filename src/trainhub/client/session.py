@@ -7,8 +7,10 @@ training flushes everything (metrics first, then the weights) with a real progre
 report the server's message, heartbeats stop with the session, and no signal handler is touched.
 """
 
+import atexit
 import json
 import logging
+import os
 import platform
 import shutil
 import socket
@@ -40,6 +42,7 @@ logger = logging.getLogger(__name__)
 AGENT_NAME = f"trainhub-{__version__}-python-{platform.python_version()}-{socket.gethostname()}"
 FLUSH_TIMEOUT_S = 900.0
 ATTACH_RETRIES, ATTACH_TIMEOUT_S = 1, 10.0
+EXIT_FLUSH_TIMEOUT_S = 5.0  # what an unfinished run may add to the exit of its process
 
 
 class HUBTrainingSession:
@@ -80,7 +83,8 @@ class HUBTrainingSession:
         self.filename = parsed.filename
         credentials = resolve(url or parsed.server, api_key or parsed.api_key)
         self.client = HubClient(credentials.url, credentials.api_key, http=http)
-        weakref.finalize(self, self.client.close)  # a session dropped without finish()
+        # a session dropped without finish(); at exit, _finish_open_sessions_at_exit does it
+        weakref.finalize(self, self.client.close).atexit = False
         # attaching must not hold up the start of training for long when the hub is down
         self._attaching = self.client.with_retries(ATTACH_RETRIES, ATTACH_TIMEOUT_S)
         self.outbox = outbox or Outbox()
@@ -90,6 +94,7 @@ class HUBTrainingSession:
         self._resumable_threshold_bytes = resumable_threshold_bytes
         self._sleep = sleep
         self._uploader: Uploader | None = None
+        self._pid = os.getpid()  # the process whose upload thread serves this session
         self._lock = threading.Lock()
         if parsed.model_id:
             self.load_model(parsed.model_id)
@@ -211,6 +216,8 @@ class HUBTrainingSession:
             resumable_threshold_bytes=self._resumable_threshold_bytes,
         )
         self._uploader.start()
+        self._pid = os.getpid()
+        _finish_at_exit(self)
         logger.info("trainhub: view model at %s", self.model_url)
 
     # --- what the training loop calls -------------------------------------------------------
@@ -298,6 +305,20 @@ class HUBTrainingSession:
         return drained
 
     close = finish
+
+    def _finish_at_exit(self, timeout_s: float) -> None:
+        """Mark a run its process left unfinished as failed, sending what `timeout_s` allows."""
+        if self._uploader is None or os.getpid() != self._pid:  # finished, or a forked child
+            return
+        logger.warning(
+            "trainhub: the process is exiting before the run of %s finished; reporting it as "
+            "failed (call finish() at the end of training to report success)",
+            self.model_url,
+        )
+        try:
+            self.finish("failed", timeout_s=timeout_s)
+        except Exception:  # nothing may stop the interpreter from exiting
+            logger.exception("trainhub: could not report the unfinished run")
 
     def __enter__(self) -> Self:
         return self
@@ -398,3 +419,29 @@ class HUBTrainingSession:
             return f"Retrying {retry}x for {timeout}s." if retry else ""
         body = getattr(response, "content", b"") or b""
         return failure_message(status, headers, body if isinstance(body, bytes) else b"")
+
+
+_open_sessions: "weakref.WeakSet[HUBTrainingSession]" = weakref.WeakSet()
+_exit_hook_lock = threading.Lock()
+_exit_hook_registered = False
+
+
+def _finish_at_exit(session: HUBTrainingSession) -> None:
+    """Have `session` finished as failed if the interpreter exits while its run is unfinished.
+
+    A script whose training raised, or that never calls finish(), otherwise stops its heartbeats
+    without a word and the hub can only say "offline". One atexit hook serves every session;
+    it is not a signal handler, and a process killed by a signal is judged by liveness instead.
+    """
+    global _exit_hook_registered
+    with _exit_hook_lock:
+        if not _exit_hook_registered:
+            atexit.register(_finish_open_sessions_at_exit)
+            _exit_hook_registered = True
+        _open_sessions.add(session)
+
+
+def _finish_open_sessions_at_exit() -> None:
+    deadline = time.monotonic() + EXIT_FLUSH_TIMEOUT_S  # shared: one wait, however many runs
+    for session in list(_open_sessions):
+        session._finish_at_exit(max(0.0, deadline - time.monotonic()))
