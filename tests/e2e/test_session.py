@@ -200,22 +200,32 @@ def test_a_checkpoint_still_waiting_when_the_final_weights_come_is_not_sent(
 
 
 RUN_THAT_ENDS = """
-import json, sys
+import gc, json, sys
 from trainhub import HUBTrainingSession
 from trainhub.client.outbox import Outbox
 
 url, key, model_id, outbox, ending = sys.argv[1:6]
-session = HUBTrainingSession(model_id, url=url, api_key=key, outbox=Outbox(outbox), progress=False)
-for epoch in range(3):
-    session.metrics_queue[epoch] = json.dumps({"train/loss": 1.0 / (epoch + 1)})
-    session.upload_metrics()
-if ending == "crash":
-    raise RuntimeError("CUDA out of memory")
-session.finish()
+
+
+def train():
+    session = HUBTrainingSession(
+        model_id, url=url, api_key=key, outbox=Outbox(outbox), progress=False
+    )
+    for epoch in range(3):
+        session.metrics_queue[epoch] = json.dumps({"train/loss": 1.0 / (epoch + 1)})
+        session.upload_metrics()
+    if ending == "crash":
+        raise RuntimeError("CUDA out of memory")
+    if ending == "finish":
+        session.finish()
+
+
+train()  # "dropped": returns without finish(), and nothing holds the session any more
+gc.collect()
 """
 
 
-@pytest.mark.parametrize("ending", ["crash", "finish"])
+@pytest.mark.parametrize("ending", ["crash", "dropped", "finish"])
 def test_a_process_that_exits_mid_run_reports_it_failed_and_sends_its_metrics(
     hub, tmp_path: Path, ending: str
 ) -> None:
@@ -235,11 +245,14 @@ def test_a_process_that_exits_mid_run_reports_it_failed_and_sends_its_metrics(
     # metrics wait 3 s between sends, so epochs 1 and 2 went out in the flush at the end
     assert [s["data"] for s in series] == [{"0": 1.0, "1": 0.5, "2": 1 / 3}]
     assert Outbox(outbox).counts(hub.url, model_id) == (0, 0)
-    if ending == "crash":
-        assert ended.returncode == 1 and "CUDA out of memory" in ended.stderr
-        assert "reporting it as failed" in ended.stderr
-        assert record["status"] == "failed" and record["agents"][0]["state"] == "failed"
-    else:
+    if ending == "finish":
         assert ended.returncode == 0, ended.stderr
         assert "reporting it as failed" not in ended.stderr
         assert record["status"] == "training" and record["agents"][0]["state"] == "finished"
+        return
+    assert "reporting it as failed" in ended.stderr
+    assert record["status"] == "failed" and record["agents"][0]["state"] == "failed"
+    if ending == "crash":
+        assert ended.returncode == 1 and "CUDA out of memory" in ended.stderr
+    else:
+        assert ended.returncode == 0, ended.stderr

@@ -42,7 +42,8 @@ logger = logging.getLogger(__name__)
 AGENT_NAME = f"trainhub-{__version__}-python-{platform.python_version()}-{socket.gethostname()}"
 FLUSH_TIMEOUT_S = 900.0
 ATTACH_RETRIES, ATTACH_TIMEOUT_S = 1, 10.0
-EXIT_FLUSH_TIMEOUT_S = 5.0  # what an unfinished run may add to the exit of its process
+EXIT_FLUSH_TIMEOUT_S = 5.0  # what unfinished runs may add to the exit of their process
+STOP_MIN_S = 0.5  # for the upload thread to stop and the last beat, once the budget is spent
 
 
 class HUBTrainingSession:
@@ -83,7 +84,7 @@ class HUBTrainingSession:
         self.filename = parsed.filename
         credentials = resolve(url or parsed.server, api_key or parsed.api_key)
         self.client = HubClient(credentials.url, credentials.api_key, http=http)
-        # a session dropped without finish(); at exit, _finish_open_sessions_at_exit does it
+        # an open run stays in _open_sessions until finish(), so this only closes what is done
         weakref.finalize(self, self.client.close).atexit = False
         # attaching must not hold up the start of training for long when the hub is down
         self._attaching = self.client.with_retries(ATTACH_RETRIES, ATTACH_TIMEOUT_S)
@@ -282,14 +283,16 @@ class HUBTrainingSession:
         session or `trainhub sync`.
         """
         self.upload_metrics()
-        uploader, self._uploader = self._uploader, None
+        with self._lock:  # the exit hook may race a finish() on another thread
+            uploader, self._uploader = self._uploader, None
+        _forget_at_exit(self)
         if uploader is None:
             self.client.close()
             return True
         budget_s = self.flush_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + budget_s
         drained = uploader.flush(budget_s) and not uploader.lost
-        uploader.stop(state, timeout_s=max(1.0, deadline - time.monotonic()))
+        uploader.stop(state, timeout_s=max(STOP_MIN_S, deadline - time.monotonic()))
         self.client.close()
         for lost in uploader.lost:
             logger.error("trainhub: not on the hub and not kept: %s", lost)
@@ -421,7 +424,9 @@ class HUBTrainingSession:
         return failure_message(status, headers, body if isinstance(body, bytes) else b"")
 
 
-_open_sessions: "weakref.WeakSet[HUBTrainingSession]" = weakref.WeakSet()
+# Strong references: a run stays open while its upload thread runs, whether or not the training
+# code still holds its session; finish() takes the session out.
+_open_sessions: set[HUBTrainingSession] = set()
 _exit_hook_lock = threading.Lock()
 _exit_hook_registered = False
 
@@ -439,6 +444,11 @@ def _finish_at_exit(session: HUBTrainingSession) -> None:
             atexit.register(_finish_open_sessions_at_exit)
             _exit_hook_registered = True
         _open_sessions.add(session)
+
+
+def _forget_at_exit(session: HUBTrainingSession) -> None:
+    with _exit_hook_lock:
+        _open_sessions.discard(session)
 
 
 def _finish_open_sessions_at_exit() -> None:

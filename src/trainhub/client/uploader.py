@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 STAGING_ATTEMPTS = 3
 CHECKPOINT_EVERY_S = 10.0  # how often the worker folds the outbox's WAL into its file
 FINAL_BEAT_TIMEOUT_S = 5.0
+MIN_BEAT_TIMEOUT_S = 0.5
 RESUMABLE_THRESHOLD_BYTES = 32 * 1024 * 1024
 ProgressFactory = Callable[[int, str], Progress | None]
 
@@ -145,15 +146,21 @@ class Uploader:
         return self.paused is not None or self.is_drained()
 
     def stop(self, state: HeartbeatState = "finished", timeout_s: float = 10.0) -> None:
-        """Stop the worker and send a last heartbeat saying how the run ended."""
+        """Stop the worker and send a last heartbeat saying how the run ended, in `timeout_s`.
+
+        The beat gets what is left of `timeout_s` (at most FINAL_BEAT_TIMEOUT_S, at least
+        MIN_BEAT_TIMEOUT_S), so a hub that does not answer cannot stretch the stop much.
+        """
+        deadline = self.clock() + timeout_s
         with self._cond:
             self._stop = True
             self._cond.notify()
         if self._thread.is_alive():
             self._thread.join(timeout=timeout_s)
         if self.heartbeats and self.paused is None:
+            beat_s = min(FINAL_BEAT_TIMEOUT_S, max(MIN_BEAT_TIMEOUT_S, deadline - self.clock()))
             try:
-                self.client.with_retries(0, FINAL_BEAT_TIMEOUT_S).heartbeat(
+                self.client.with_retries(0, beat_s).heartbeat(
                     self.model_id,
                     agent=self.agent,
                     agent_id=self.agent_id,
