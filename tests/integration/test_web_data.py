@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -270,10 +271,26 @@ def test_revoking_the_key_ends_an_open_stream(
     # long enough that only the revocation can end it, however loaded the machine is.
     monkeypatch.setattr(live, "STREAM_LIFETIME_S", 60.0)
     monkeypatch.setattr(live, "POLL_INTERVAL_S", 0.05)
+    # Revoke once the stream has sent a snapshot, not after a fixed delay: on a loaded machine a
+    # key revoked before the request began turns it into a redirect to the sign-in page.
+    streaming, real_guarded = threading.Event(), live._guarded
+
+    def guarded(*args: Any) -> live.Snapshot:
+        snapshot = real_guarded(*args)
+        streaming.set()
+        return snapshot
+
+    monkeypatch.setattr(live, "_guarded", guarded)
+
+    def revoke_while_streaming() -> None:
+        if streaming.wait(timeout=30):
+            revoke_key(app.state.db, users.alice)
+
+    revoker = threading.Thread(target=revoke_while_streaming)
     model_id = create_model(alice)
-    timer = threading.Timer(0.3, revoke_key, (app.state.db, users.alice))
-    timer.start()
+    revoker.start()
     answer = alice_web.get(f"/models/{model_id}/events", headers={"accept": "text/event-stream"})
-    timer.join()
+    revoker.join()
+    assert events(answer.text)[0][0] != "signed-out"  # the stream ran before the revocation
     assert events(answer.text)[-1] == ("signed-out", {"location": "/login"})
     assert alice_web.get("/models", follow_redirects=False).status_code == 303
