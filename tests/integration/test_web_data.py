@@ -5,7 +5,6 @@ import math
 import random
 import re
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -192,14 +191,12 @@ def test_downsampling_keeps_every_buckets_min_and_max() -> None:
     assert max(result.series["spiky"]) == max(spiky)
 
 
-def test_chart_data_of_a_thousand_epochs_by_thirty_metrics_is_fast(alice, alice_web) -> None:
+def test_chart_data_of_a_thousand_epochs_by_thirty_metrics_is_compact(alice, alice_web) -> None:
+    # its speed is measured by bench/first_paint.py, not asserted here
     model_id = create_model(alice)
     upload_epochs(alice, model_id, 1000, 30)
-    started = time.perf_counter()
     answer = alice_web.get(f"/models/{model_id}/chart.json", headers=JSON)
-    elapsed = time.perf_counter() - started
     assert answer.status_code == 200
-    assert elapsed < 1.0, f"chart data took {elapsed:.2f} s"
     assert len(answer.content) < 200_000
 
 
