@@ -95,7 +95,6 @@ class HUBTrainingSession:
         self._resumable_threshold_bytes = resumable_threshold_bytes
         self._sleep = sleep
         self._uploader: Uploader | None = None
-        self._pid = os.getpid()  # the process whose upload thread serves this session
         self._lock = threading.Lock()
         if parsed.model_id:
             self.load_model(parsed.model_id)
@@ -217,8 +216,8 @@ class HUBTrainingSession:
             resumable_threshold_bytes=self._resumable_threshold_bytes,
         )
         self._uploader.start()
-        self._pid = os.getpid()
-        _finish_at_exit(self)
+        self._pid = os.getpid()  # the process whose upload thread serves this session
+        _register_for_exit(self)
         logger.info("trainhub: view model at %s", self.model_url)
 
     # --- what the training loop calls -------------------------------------------------------
@@ -427,31 +426,29 @@ class HUBTrainingSession:
 # Strong references: a run stays open while its upload thread runs, whether or not the training
 # code still holds its session; finish() takes the session out.
 _open_sessions: set[HUBTrainingSession] = set()
-_exit_hook_lock = threading.Lock()
-_exit_hook_registered = False
+_open_sessions_lock = threading.Lock()
 
 
-def _finish_at_exit(session: HUBTrainingSession) -> None:
+def _register_for_exit(session: HUBTrainingSession) -> None:
     """Have `session` finished as failed if the interpreter exits while its run is unfinished.
 
     A script whose training raised, or that never calls finish(), otherwise stops its heartbeats
     without a word and the hub can only say "offline". One atexit hook serves every session;
     it is not a signal handler, and a process killed by a signal is judged by liveness instead.
     """
-    global _exit_hook_registered
-    with _exit_hook_lock:
-        if not _exit_hook_registered:
-            atexit.register(_finish_open_sessions_at_exit)
-            _exit_hook_registered = True
+    with _open_sessions_lock:
         _open_sessions.add(session)
 
 
 def _forget_at_exit(session: HUBTrainingSession) -> None:
-    with _exit_hook_lock:
+    with _open_sessions_lock:
         _open_sessions.discard(session)
 
 
+@atexit.register
 def _finish_open_sessions_at_exit() -> None:
     deadline = time.monotonic() + EXIT_FLUSH_TIMEOUT_S  # shared: one wait, however many runs
-    for session in list(_open_sessions):
+    with _open_sessions_lock:
+        sessions = list(_open_sessions)
+    for session in sessions:
         session._finish_at_exit(max(0.0, deadline - time.monotonic()))

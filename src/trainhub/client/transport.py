@@ -79,6 +79,30 @@ class Transport:
         idempotent: bool = True,
     ) -> T:
         """Send one JSON request with retries and return the `data` of its answer."""
+        response = self._send_json(method, path, body=body, params=params, idempotent=idempotent)
+        return _envelope(response, shape, self.url + path).data
+
+    def delete(self, path: str, params: Mapping[str, str]) -> None:
+        """DELETE with retries; a 404 after an attempt that may have reached the hub is success.
+
+        When an answer is lost (read timeout, reset, 502 from a proxy) the hub may well have
+        deleted the object, and the retry then finds nothing: that is the outcome asked for.
+        A 404 to the first attempt, or after attempts that never reached the hub, still raises.
+        """
+        response = self._send_json("DELETE", path, params=params, gone_is_done=True)
+        if response.is_success:
+            _envelope(response, Envelope[dict[str, object]], self.url + path)
+
+    def _send_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, object] | None = None,
+        params: Mapping[str, str | int] | None = None,
+        idempotent: bool = True,
+        gone_is_done: bool = False,
+    ) -> httpx.Response:
         url = self.url + path
 
         def attempt() -> httpx.Response:
@@ -92,27 +116,9 @@ class Transport:
             )
             return self.http.send(request)
 
-        response = self.send(f"{method} {url}", attempt, idempotent=idempotent)
-        return _envelope(response, shape, url).data
-
-    def delete(self, path: str, params: Mapping[str, str]) -> None:
-        """DELETE with retries; a 404 after an attempt that may have reached the hub is success.
-
-        When an answer is lost (read timeout, reset, 502 from a proxy) the hub may well have
-        deleted the object, and the retry then finds nothing: that is the outcome asked for.
-        A 404 to the first attempt, or after attempts that never reached the hub, still raises.
-        """
-        url = self.url + path
-
-        def attempt() -> httpx.Response:
-            request = self.http.build_request(
-                "DELETE", url, params=params, headers=self.headers(), timeout=self.timeout
-            )
-            return self.http.send(request)
-
-        response = self.send(f"DELETE {url}", attempt, gone_is_done=True)
-        if response.is_success:
-            _envelope(response, Envelope[dict[str, object]], url)
+        return self.send(
+            f"{method} {url}", attempt, idempotent=idempotent, gone_is_done=gone_is_done
+        )
 
     def post_file(
         self, route: str, file: MultipartFile, shape: type[Envelope[T]], timeout: httpx.Timeout
