@@ -304,11 +304,11 @@ def test_tampered_download_urls_answer_404(anon, trained) -> None:
     assert anon.get(url).status_code == 200
 
 
-def test_an_expired_token_answers_404(app, anon, trained) -> None:
+def test_an_expired_token_answers_404(app, users, anon, trained) -> None:
     parts = url_parts(trained["record"]["weights"])
-    secret = app.state.links.secret
-    fresh = create_token(secret, trained["id"], "best.pt", trained["best_sha"], 60)
-    expired = create_token(secret, trained["id"], "best.pt", trained["best_sha"], -1)
+    secret, owner = app.state.links.secret, users.alice.id
+    fresh = create_token(secret, trained["id"], "best.pt", trained["best_sha"], 60, owner)
+    expired = create_token(secret, trained["id"], "best.pt", trained["best_sha"], -1, owner)
     fresh_path = download_path(fresh, trained["id"], "best.pt", parts["name"])
     expired_path = download_path(expired, trained["id"], "best.pt", parts["name"])
     assert anon.get(fresh_path).content == trained["best"]

@@ -1,6 +1,6 @@
 """Download URLs of weights, checkpoints, dataset archives and cover images."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
 from trainhub.server.db.tables import DatasetRow, ProjectRow, WeightRow
@@ -42,11 +42,16 @@ def cover_file_name(project: ProjectRow) -> str:
 
 @dataclass(frozen=True)
 class Links:
-    """Makes signed download URLs on this server's public URL."""
+    """Makes signed download URLs on this server's public URL, each for one reader.
+
+    A link made for `reader` (a user id) works only while that user may read the object; the
+    default reader None is anyone, so such a link works only while the object is public.
+    """
 
     public_url: str
     secret: bytes
     ttl_s: int
+    reader: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Links":
@@ -54,9 +59,13 @@ class Links:
             settings.resolved_public_url(), settings.resolved_secret(), settings.download_ttl_s
         )
 
+    def as_reader(self, reader: str | None) -> "Links":
+        """Return links made for `reader` (a user id; None for an anonymous caller)."""
+        return replace(self, reader=reader)
+
     def download(self, object_id: str, label: str, sha256: str, name: str) -> str:
         """Return a signed URL for one version of a file."""
-        token = create_token(self.secret, object_id, label, sha256, self.ttl_s)
+        token = create_token(self.secret, object_id, label, sha256, self.ttl_s, self.reader)
         return self.public_url + download_path(token, object_id, label, name)
 
     def weights(self, model_id: str, weight: WeightRow) -> str:

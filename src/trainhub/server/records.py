@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trainhub.server import modelspec
+from trainhub.server.db import owned
 from trainhub.server.db.tables import (
     AgentRow,
     DatasetRow,
@@ -33,7 +34,7 @@ def iso(moment: datetime | None) -> str | None:
 
 @dataclass
 class ModelContext:
-    """A model row and the rows its record draws on."""
+    """A model row and the rows its record draws on, as one reader may see them."""
 
     row: ModelRow
     weights: dict[str, WeightRow] = field(default_factory=dict)
@@ -43,21 +44,26 @@ class ModelContext:
     agents: list[AgentRow] = field(default_factory=list)
 
 
-def load_model_context(session: Session, row: ModelRow) -> ModelContext:
-    """Fetch the weights, dataset, project, parent weights and agents of a model."""
+def load_model_context(session: Session, row: ModelRow, reader_id: str | None) -> ModelContext:
+    """Fetch the weights, agents, and the dataset, project and parent weights of a model.
+
+    A referenced object is included only while `reader_id` (None: anonymous) may read it: a
+    model may name another user's dataset, project or parent that was public once and is
+    private or deleted now, and a public model must not hand out its owner's private objects.
+    """
     context = ModelContext(row)
     for weight in session.scalars(select(WeightRow).where(WeightRow.model_seq == row.seq)):
         context.weights[weight.kind] = weight
     if row.dataset_id:
         context.dataset = session.scalars(
             select(DatasetRow).where(
-                DatasetRow.id == row.dataset_id, DatasetRow.deleted_at.is_(None)
+                DatasetRow.id == row.dataset_id, owned.readable_by(DatasetRow, reader_id)
             )
         ).first()
     if row.project_id:
         context.project = session.scalars(
             select(ProjectRow).where(
-                ProjectRow.id == row.project_id, ProjectRow.deleted_at.is_(None)
+                ProjectRow.id == row.project_id, owned.readable_by(ProjectRow, reader_id)
             )
         ).first()
     parent_id = modelspec.parent(row.doc).get("id")
@@ -68,9 +74,7 @@ def load_model_context(session: Session, row: ModelRow) -> ModelContext:
             .where(
                 ModelRow.id == parent_id,
                 WeightRow.kind == "best",
-                ModelRow.deleted_at.is_(None),
-                # a parent made private since is no longer the child owner's to hand out
-                (ModelRow.owner_id == row.owner_id) | ModelRow.public.is_(True),
+                owned.readable_by(ModelRow, reader_id),
             )
         ).first()
         context.parent_best = (found[0], found[1]) if found else None
@@ -155,9 +159,9 @@ def model_record(context: ModelContext, links: Links) -> dict[str, Any]:
         "train_args": modelspec.train_args(config, data),
         "config": config,
         "dataset": dataset,
-        "datasetId": row.dataset_id,
+        "datasetId": context.dataset.id if context.dataset else None,
         "project": project,
-        "projectId": row.project_id,
+        "projectId": context.project.id if context.project else None,
         **modelspec.flat_config(config),
         "epoch": row.last_epoch,
         "map": row.best_map,

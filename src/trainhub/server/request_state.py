@@ -4,11 +4,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from trainhub.server.deps import OptionalUser, caller_id
 from trainhub.server.links import Links
 
 
-def get_links(request: Request) -> Links:
-    return request.app.state.links  # type: ignore[no-any-return]
+def get_links(request: Request, user: OptionalUser) -> Links:
+    """Return download links made for the API caller (they work while the caller may read)."""
+    links: Links = request.app.state.links
+    return links.as_reader(caller_id(user))
 
 
 LinksDep = Annotated[Links, Depends(get_links)]

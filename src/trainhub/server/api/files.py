@@ -1,7 +1,8 @@
 """Signed downloads `/files/<token>/<id>/<label>/<name>`: no auth header, urllib-friendly.
 
 Answers with Content-Length, a strong ETag (the sha256), single byte ranges, and 304 for a
-matching If-None-Match. Any bad, expired or stale link is a plain 404 that names no object.
+matching If-None-Match. Any bad, expired or stale link is a plain 404 that names no object, and
+so is a link whose reader may no longer read the object (it turned private, or was deleted).
 """
 
 import re
@@ -24,7 +25,7 @@ from trainhub.server.links import (
     dataset_file_name,
     weight_file_name,
 )
-from trainhub.server.signing import is_valid_token
+from trainhub.server.signing import verify_token
 from trainhub.server.storage import BlobNotFoundError
 
 router = APIRouter(tags=["files"])
@@ -51,26 +52,35 @@ class Blob:
     sha256: str
     name: str
     media_type: str
+    owner_id: str
+    public: bool
+
+    def is_readable_by(self, reader: str | None) -> bool:
+        """Tell whether `reader` (None: anyone) may read the object this file belongs to."""
+        return self.public or (reader is not None and reader == self.owner_id)
 
 
 def _find_blob(db: Database, object_id: str, label: str) -> Blob | None:
     with db.read() as session:
         if label in WEIGHT_LABELS.values():
             kind = next(k for k, v in WEIGHT_LABELS.items() if v == label)
-            weight = session.scalars(
-                select(WeightRow)
+            found = session.execute(
+                select(WeightRow, ModelRow.owner_id, ModelRow.public)
                 .join(ModelRow, ModelRow.seq == WeightRow.model_seq)
                 .where(
                     ModelRow.id == object_id, ModelRow.deleted_at.is_(None), WeightRow.kind == kind
                 )
             ).first()
-            if weight is None:
+            if found is None:
                 return None
+            weight, owner_id, is_public = found
             return Blob(
                 weight.blob_key,
                 weight.sha256,
                 weight_file_name(object_id, weight),
                 "application/octet-stream",
+                owner_id,
+                is_public,
             )
         if label == COVER_LABEL:
             project = session.scalars(
@@ -85,6 +95,8 @@ def _find_blob(db: Database, object_id: str, label: str) -> Blob | None:
                 project.cover_sha256,
                 cover_file_name(project),
                 project.cover_type or "application/octet-stream",
+                project.owner_id,
+                project.public,
             )
         dataset = session.scalars(
             select(DatasetRow).where(DatasetRow.id == object_id, DatasetRow.deleted_at.is_(None))
@@ -101,6 +113,8 @@ def _find_blob(db: Database, object_id: str, label: str) -> Blob | None:
             dataset.sha256,
             dataset_file_name(dataset),
             "application/zip" if label.lower().endswith(".zip") else "application/x-tar",
+            dataset.owner_id,
+            dataset.public,
         )
 
 
@@ -155,11 +169,12 @@ def download(
     """Send one version of a weights file, dataset archive or cover image."""
     blob = _find_blob(db, object_id, label) if is_id(object_id) else None
     secret: bytes = request.app.state.links.secret
-    if (
-        blob is None
-        or blob.name != name
-        or not is_valid_token(secret, token, object_id, label, blob.sha256)
-    ):
+    grant = (
+        verify_token(secret, token, object_id, label, blob.sha256)
+        if blob is not None and blob.name == name
+        else None
+    )
+    if blob is None or grant is None or not blob.is_readable_by(grant.reader):
         raise LinkGoneError(LINK_GONE)
     etag = f'"{blob.sha256}"'
     headers = {

@@ -56,7 +56,7 @@ def read_model(model_id: str, user: OptionalUser, db: Db, links: LinksDep) -> di
     """Return a model record (anonymous callers see public models only)."""
     with db.read() as session:
         row = owned.load(session, ModelRow, model_id, caller_id(user))
-        record = model_record(load_model_context(session, row), links)
+        record = model_record(load_model_context(session, row, caller_id(user)), links)
     return {"success": True, "data": record}
 
 
@@ -82,7 +82,9 @@ def list_models(
             public=public,
             extra=extra,
         )
-        results = [model_record(load_model_context(session, r), links) for r in page.rows]
+        results = [
+            model_record(load_model_context(session, r, caller_id(user)), links) for r in page.rows
+        ]
     return {
         "success": True,
         "data": {"results": results, "total": page.total, "lastRecordId": page.last_record_id},
@@ -99,7 +101,7 @@ def update_model(
     with db.write() as session:
         row = owned.load(session, ModelRow, model_id, user.user_id, write=True)
         queries.update_model(session, row, body, user.user_id)
-        record = model_record(load_model_context(session, row), links)
+        record = model_record(load_model_context(session, row, caller_id(user)), links)
     return {"success": True, "message": "model updated", "data": record}
 
 

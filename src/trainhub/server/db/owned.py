@@ -7,7 +7,7 @@ owner. Another user's private object answers 404, exactly like a missing one (no
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from trainhub.protocol.ids import is_id
@@ -45,6 +45,14 @@ def load(
             f"{kind} {object_id!r} is public but belongs to another user; it is read-only for you"
         )
     return row
+
+
+def readable_by(row_type: type[OwnedMixin], user_id: str | None) -> ColumnElement[bool]:
+    """Return SQL that is true for live objects `user_id` may read now (None: anonymous)."""
+    visible: ColumnElement[bool] = row_type.public.is_(True)
+    if user_id is not None:
+        visible = visible | (row_type.owner_id == user_id)
+    return row_type.deleted_at.is_(None) & visible
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from trainhub.server.db.engine import Database
 from trainhub.server.db.tables import ApiKeyRow
 from trainhub.server.deps import Principal, get_db, principal_where
 from trainhub.server.errors import NotAuthenticatedError
+from trainhub.server.links import Links
 
 COOKIE_NAME = "trainhub_session"
 SESSION_MAX_AGE_S = 14 * 24 * 3600
@@ -102,3 +103,12 @@ def clear_session_cookie(request: Request, response: Response) -> None:
 
 
 SignedIn = Annotated[Principal, Depends(page_user)]
+
+
+def page_links(request: Request, user: SignedIn) -> Links:
+    """Return download links made for the signed-in user."""
+    links: Links = request.app.state.links
+    return links.as_reader(user.user_id)
+
+
+PageLinks = Annotated[Links, Depends(page_links)]

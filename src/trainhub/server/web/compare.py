@@ -52,7 +52,7 @@ def compare_page(
     """Show the chosen models side by side and overlay one metric."""
     with db.read() as session:
         rows = visible_models(session, user.user_id, _unique(ids))
-        summaries = summarize(session, rows, utcnow())
+        summaries = summarize(session, rows, user.user_id, utcnow())
         latest = {row.id: charts.latest_values(session, row.seq)[1] for row in rows}
     names = sorted({name for values in latest.values() for name in values})
     chosen = pick_metric(names, metric)

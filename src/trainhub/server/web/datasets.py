@@ -24,10 +24,9 @@ from trainhub.server.errors import ValidationError
 from trainhub.server.links import ARCHIVE_SUFFIXES, Links
 from trainhub.server.multipart import MultipartForm, UploadedFile, read_multipart
 from trainhub.server.records import dataset_record
-from trainhub.server.request_state import LinksDep
 from trainhub.server.storage import Storage
 from trainhub.server.web import csrf
-from trainhub.server.web.auth import SignedIn
+from trainhub.server.web.auth import PageLinks, SignedIn
 from trainhub.server.web.render import render
 from trainhub.server.web.routing import accepts_html, create_router, see_other
 
@@ -42,7 +41,7 @@ def datasets_page(
     request: Request,
     user: SignedIn,
     db: Db,
-    links: LinksDep,
+    links: PageLinks,
     after: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     notice: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
@@ -123,7 +122,7 @@ async def upload_dataset(
     db: Db,
     storage: StorageDep,
     settings: SettingsDep,
-    links: LinksDep,
+    links: PageLinks,
 ) -> Response:
     """Create a dataset from an archive sent as the multipart file part `file`."""
     form = await read_multipart(

@@ -14,9 +14,8 @@ from trainhub.server.deps import Db
 from trainhub.server.errors import NotFoundError
 from trainhub.server.links import Links
 from trainhub.server.records import ModelContext, is_online, iso, load_model_context, model_record
-from trainhub.server.request_state import LinksDep
 from trainhub.server.web import charts, live, snippets
-from trainhub.server.web.auth import SignedIn
+from trainhub.server.web.auth import PageLinks, SignedIn
 from trainhub.server.web.render import render
 from trainhub.server.web.routing import create_router
 from trainhub.server.web.summaries import summarize
@@ -73,16 +72,16 @@ def model_page(
     model_id: str,
     user: SignedIn,
     db: Db,
-    links: LinksDep,
+    links: PageLinks,
     notice: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     """Show a model: live charts, liveness, weights, arguments, code to use it, actions."""
     now = utcnow()
     with db.read() as session:
         row = owned.load(session, ModelRow, model_id, user.user_id)
-        context = load_model_context(session, row)
+        context = load_model_context(session, row, user.user_id)
         record = model_record(context, links)
-        summary = summarize(session, [row], now)[0]
+        summary = summarize(session, [row], user.user_id, now)[0]
         latest_epoch, latest = charts.latest_values(session, row.seq)
     return render(
         request,
@@ -144,8 +143,8 @@ def model_state(session: Session, model_id: str, user_id: str) -> live.Snapshot:
         row = owned.load(session, ModelRow, model_id, user_id)
     except NotFoundError:
         return {("gone", model_id): {"id": model_id}}
-    context = load_model_context(session, row)
-    event = summarize(session, [row], now)[0].event()
+    context = load_model_context(session, row, user_id)
+    event = summarize(session, [row], user_id, now)[0].event()
     event["agents"] = [
         {**agent, "first_seen": iso(agent["first_seen"]), "last_seen": iso(agent["last_seen"])}
         for agent in agent_rows(context, now)

@@ -45,7 +45,7 @@ def models_page(
     now = utcnow()
     with db.read() as session:
         page = list_models(session, user.user_id, filters, after, now)
-        summaries = summarize(session, page.rows, now)
+        summaries = summarize(session, page.rows, user.user_id, now)
         projects = user_projects(session, user.user_id)
     return render(
         request,
@@ -82,7 +82,9 @@ def models_events(
         with db.read() as session:
             rows = visible_models(session, user.user_id, watched)
             newest = list_models(session, user.user_id, filters, None, now, limit=1).rows
-            state: live.Snapshot = {("row", s.id): s.event() for s in summarize(session, rows, now)}
+            state: live.Snapshot = {
+                ("row", s.id): s.event() for s in summarize(session, rows, user.user_id, now)
+            }
         state[("list", "newest")] = {"newest": newest[0].id if newest else ""}
         return state
 

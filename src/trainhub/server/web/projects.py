@@ -17,9 +17,8 @@ from trainhub.server.deps import Db, SettingsDep, StorageDep
 from trainhub.server.errors import ValidationError
 from trainhub.server.multipart import read_multipart
 from trainhub.server.records import project_record
-from trainhub.server.request_state import LinksDep
 from trainhub.server.web import csrf
-from trainhub.server.web.auth import SignedIn
+from trainhub.server.web.auth import PageLinks, SignedIn
 from trainhub.server.web.listing import ModelFilters, list_models
 from trainhub.server.web.render import render
 from trainhub.server.web.routing import create_router, see_other
@@ -45,7 +44,7 @@ def model_counts(session: Session, project_ids: list[str]) -> dict[str, int]:
 
 @router.get("/projects", response_class=HTMLResponse)
 def projects_page(
-    request: Request, user: SignedIn, db: Db, links: LinksDep, after: Cursor = None
+    request: Request, user: SignedIn, db: Db, links: PageLinks, after: Cursor = None
 ) -> Response:
     """List the user's projects and offer a form to create one."""
     with db.read() as session:
@@ -92,7 +91,7 @@ def project_page(
     project_id: str,
     user: SignedIn,
     db: Db,
-    links: LinksDep,
+    links: PageLinks,
     after: Cursor = None,
     notice: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
@@ -102,7 +101,7 @@ def project_page(
         row = owned.load(session, ProjectRow, project_id, user.user_id)
         filters = ModelFilters(project_id=row.id)
         page = list_models(session, user.user_id, filters, after, now)
-        summaries = summarize(session, page.rows, now)
+        summaries = summarize(session, page.rows, user.user_id, now)
         project = project_record(row, links)
     return render(
         request,

@@ -12,6 +12,7 @@ from sqlalchemy import JSON, ColumnElement, cast, func, select, type_coerce
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from trainhub.server.db import owned
 from trainhub.server.db.tables import AgentRow, DatasetRow, MetricRow, ModelRow, ProjectRow
 from trainhub.server.records import is_online, iso
 
@@ -101,12 +102,16 @@ def best_metrics(session: Session, seqs: list[int]) -> dict[int, float]:
 
 
 def _names(
-    session: Session, table: type[ProjectRow] | type[DatasetRow], ids: set[str]
+    session: Session,
+    table: type[ProjectRow] | type[DatasetRow],
+    ids: set[str],
+    reader_id: str | None,
 ) -> dict[str, str]:
+    """Return the names of the objects among `ids` that the reader may read now."""
     if not ids:
         return {}
     rows = session.execute(
-        select(table.id, table.name).where(table.id.in_(ids), table.deleted_at.is_(None))
+        select(table.id, table.name).where(table.id.in_(ids), owned.readable_by(table, reader_id))
     )
     return {row[0]: row[1] for row in rows}
 
@@ -119,11 +124,13 @@ def _agents(session: Session, seqs: list[int]) -> dict[int, list[AgentRow]]:
     return found
 
 
-def summarize(session: Session, rows: list[ModelRow], now: datetime) -> list[ModelSummary]:
-    """Return the summaries of `rows`, in order."""
+def summarize(
+    session: Session, rows: list[ModelRow], reader_id: str | None, now: datetime
+) -> list[ModelSummary]:
+    """Return the summaries of `rows`, in order, naming only what `reader_id` may read."""
     seqs = [r.seq for r in rows]
-    projects = _names(session, ProjectRow, {r.project_id for r in rows if r.project_id})
-    datasets = _names(session, DatasetRow, {r.dataset_id for r in rows if r.dataset_id})
+    projects = _names(session, ProjectRow, {r.project_id for r in rows if r.project_id}, reader_id)
+    datasets = _names(session, DatasetRow, {r.dataset_id for r in rows if r.dataset_id}, reader_id)
     agents = _agents(session, seqs)
     unmeasured = [r.seq for r in rows if r.best_map is None]
     best = best_metrics(session, unmeasured)
