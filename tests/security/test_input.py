@@ -6,7 +6,9 @@ field breaks every read that includes it, public lists too), or crashed the requ
 
 import asyncio
 import base64
+import io
 import logging
+import tarfile
 
 import pytest
 from fastapi import FastAPI
@@ -165,3 +167,25 @@ def test_a_client_that_leaves_mid_body_is_not_an_unhandled_error(
         )
     assert answer.status == 400
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def test_an_archive_member_name_that_is_not_utf8_is_refused(alice: TestClient) -> None:
+    buffer = io.BytesIO()
+    # GNU format keeps the raw bytes; tarfile reads them back as lone surrogates
+    with tarfile.open(
+        fileobj=buffer, mode="w", encoding="latin-1", format=tarfile.GNU_FORMAT
+    ) as tar:
+        for name, data in (
+            ("d\xff/d.yaml", b"train: images/train\nval: images/val\nnames: [a]\n"),
+            ("d\xff/images/train/a.png", b"\x89PNG"),
+            ("d\xff/images/val/a.png", b"\x89PNG"),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    dataset = ok(alice.post("/v1/datasets", json={"meta": {"name": "d"}}))["id"]
+    answer = alice.post(
+        f"/v1/datasets/{dataset}/upload", files={"d.tar": ("d.tar", buffer.getvalue())}
+    )
+    assert "is not UTF-8 text" in error(answer, 422)
+    ok(alice.get(f"/v1/datasets/{dataset}"))
