@@ -1,6 +1,6 @@
 """Reading request bodies with limits: size caps, an idle deadline between chunks, JSON rules.
 
-uvicorn has no deadline for reading a body (security-notes §6), so every body read here waits at
+uvicorn has no deadline for reading a body (docs/security.md §2.6), so every body read here waits at
 most `idle_timeout_s` for the next chunk and gives up with 408.
 """
 
@@ -100,7 +100,7 @@ def _reject_constant(name: str) -> Any:
 
 
 def _finite_float(text: str) -> float:
-    # 1e999 parses as infinity: stored, it makes every later response a 500 (security-notes §5)
+    # 1e999 parses as infinity: stored, it makes every later response a 500 (docs/security.md §2.5)
     value = float(text)
     if not math.isfinite(value):
         raise ValueError(f"{text[:40]} is out of range for a JSON number")
@@ -110,7 +110,7 @@ def _finite_float(text: str) -> float:
 async def read_json(
     request: Request, max_bytes: int, idle_timeout_s: float, *, allow_constants: bool = False
 ) -> Any:
-    """Return the parsed JSON body; it must be sent as application/json (security-notes §4)."""
+    """Return the parsed JSON body; it must be sent as application/json (docs/security.md §2.4)."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/json":
         raise UnsupportedMediaTypeError("send the body as JSON with Content-Type: application/json")
@@ -118,7 +118,7 @@ async def read_json(
     if not body.strip():
         raise BadRequestError("the request body is empty; send a JSON object")
     try:
-        if allow_constants:  # NaN/Infinity: the caller normalises them (security-notes §5)
+        if allow_constants:  # NaN/Infinity: the caller normalises them (docs/security.md §2.5)
             return json.loads(body)
         return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:
