@@ -34,6 +34,15 @@ class MetricSeries(BaseModel):
     data: dict[str, MetricValue]
 
 
+def is_valid_text(text: str) -> bool:
+    """Tell whether `text` is valid Unicode (no lone surrogates) without NUL characters."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
 def parse_epoch(key: str) -> int:
     """Return the epoch number of a metrics key such as "3", or raise ValueError."""
     # ASCII only: str.isdigit() also takes Arabic-Indic and full-width digits, aliasing epochs
@@ -69,6 +78,8 @@ def parse_epoch_metrics(raw: str | dict[str, Any]) -> EpochMetrics:
     for name, value in raw.items():
         if not name or len(name) > MAX_METRIC_NAME_LENGTH:
             raise ValueError(f"metric names must have 1 to {MAX_METRIC_NAME_LENGTH} characters")
+        if not is_valid_text(name):
+            raise ValueError(f"metric name {ascii(name)[:80]} is not valid Unicode text")
         values[name] = _finite(name, value)
     return values
 

@@ -128,7 +128,8 @@ def optional_user(request: Request, response: Response) -> Principal | None:
             "or in the dashboard's settings",
             headers=headers,
         )
-    _rate_limit(request, response, f"key:{principal.key_id}", anonymous=False)
+    # one budget per user, not per key: minting more keys buys no more requests
+    _rate_limit(request, response, f"user:{principal.user_id}", anonymous=False)
     return principal
 
 

@@ -29,10 +29,15 @@ class Settings(BaseSettings):
     max_json_bytes: int = 1024**2
     max_image_bytes: int = 10 * 1024**2
     body_idle_timeout_s: float = 30.0
+    body_deadline_s: float = 3600.0
+    json_deadline_s: float = 30.0
+    max_form_parts: int = 16
     download_ttl_s: int = 24 * 3600
     rate_limit: str = "50/second;1200/minute"
     anonymous_rate_limit: str = "10/second;300/minute"
     heartbeat_interval_s: float = 300.0
+    max_keys_per_user: int = 20
+    max_agents_per_model: int = 16
     create_admin: bool = True
     log_level: str = "INFO"
 

@@ -142,7 +142,6 @@ async def upload_dataset(
         storage,
         lambda _name, _file: True,
         settings.max_upload_bytes,
-        settings.body_idle_timeout_s,
     )
     try:
         upload = _accept(form.files[0] if form.files else None, len(form.files))

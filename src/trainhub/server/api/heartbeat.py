@@ -66,7 +66,13 @@ def heartbeat(
     with db.write() as session:
         row = owned.load(session, ModelRow, model_id, user.user_id, write=True)
         issued = queries.heartbeat(
-            session, row, agent_id=agent_id, name=name, interval_s=interval_s, state=state
+            session,
+            row,
+            agent_id=agent_id,
+            name=name,
+            interval_s=interval_s,
+            state=state,
+            max_agents=settings.max_agents_per_model,
         )
         agents = queries.concurrent_agents(session, row)
     message = "heartbeat recorded" if agents <= 1 else f"{agents} agents are training this model"

@@ -161,7 +161,6 @@ async def upload_weights(
         storage,
         lambda name, _: name in WEIGHT_PARTS,
         settings.max_upload_bytes,
-        settings.body_idle_timeout_s,
     )
     try:
         spec = parse_weight_fields(form.fields)
