@@ -6,7 +6,7 @@ MAX_EXAMPLES cases per operation and at least MIN_CASES in all, from a fixed see
 replays. It checks for 5xx answers, answers
 that do not match the schema (body, content type, headers), and object-level authorization: alice
 is the identity under test and bob her peer (schemathesis replays alice's reads of her own
-objects as bob, which only runs when two peers are configured, security-notes §3). The test
+objects as bob, which only runs when two peers are configured, docs/security.md §2.3). The test
 fails on any finding, with the CLI's report attached.
 """
 

@@ -44,7 +44,7 @@ def session_for(
 
 
 def train(session: HUBTrainingSession, tmp_path: Path, epochs: int) -> str:
-    """Run a fake training loop through the seed-compatible surface; return best.pt's sha256."""
+    """Run a fake training loop through the HUB-compatible surface; return best.pt's sha256."""
     for epoch in range(epochs):
         session.metrics_queue[epoch] = json.dumps(
             {"train/loss": 1.0 / (epoch + 1), "val/loss": float("nan")}

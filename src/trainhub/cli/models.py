@@ -129,7 +129,7 @@ def models_show(
 def model_payload(
     name: str, *, arch: str, config: dict[str, int], dataset: str | None, project: str | None
 ) -> dict[str, object]:
-    """Return a create payload in hub-sdk's shape (hub-protocol.md §5.4)."""
+    """Return a create payload in hub-sdk's shape (docs/protocol/hub-v1.md §5.4)."""
     payload: dict[str, object] = {
         "meta": {"name": name},
         "config": config,

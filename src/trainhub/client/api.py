@@ -164,7 +164,10 @@ class HubClient:
         )
 
     def create_model(self, payload: Mapping[str, object]) -> str:
-        """Create a model from a model document (hub-protocol.md §5.4); return its new id."""
+        """Create a model from a model document; return its new id.
+
+        The document's shapes are in docs/protocol/hub-v1.md §5.4.
+        """
         created = self._transport.call(
             "POST", paths.MODELS, Envelope[CreatedRecord], body=payload, idempotent=False
         )
@@ -437,7 +440,7 @@ def _dataset_path(template: str, dataset_id: str) -> str:
 
 
 def _page_params(limit: int, last_doc_id: str | None, public: bool | None) -> dict[str, str | int]:
-    """Return the query of one page of a cursor list (hub-protocol.md §5.7)."""
+    """Return the query of one page of a cursor list (docs/protocol/hub-v1.md §5.7)."""
     params: dict[str, str | int] = {"limit": limit}
     if last_doc_id is not None:
         params["last_doc_id"] = last_doc_id

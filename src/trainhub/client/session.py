@@ -1,10 +1,11 @@
-"""HUBTrainingSession: what a training loop holds (the public surface of the seed class).
+"""HUBTrainingSession: what a training loop holds (the public surface of the stock HUB session).
 
-It keeps the seed's constructor identifiers, methods and attributes and fixes its defects
-(hub-protocol.md §11): every metrics epoch and the final weights are journaled in the durable
-outbox before anything is sent, all network work runs on one background thread, the end of
-training flushes everything (metrics first, then the weights) with a real progress bar, failures
-report the server's message, heartbeats stop with the session, and no signal handler is touched.
+It keeps the constructor identifiers, methods and attributes of ultralytics' own HUBTrainingSession
+and fixes its defects (docs/protocol/hub-v1.md §11): every metrics epoch and the final weights are
+journaled in the durable outbox before anything is sent, all network work runs on one background
+thread, the end of training flushes everything (metrics first, then the weights) with a real
+progress bar, failures report the server's message, heartbeats stop with the session, and no
+signal handler is touched.
 """
 
 import atexit
@@ -346,7 +347,7 @@ class HUBTrainingSession:
 
         return advance
 
-    # --- the seed's request helpers ----------------------------------------------------------
+    # --- the stock HUB session's request helpers ---------------------------------------------
 
     def request_queue(
         self,

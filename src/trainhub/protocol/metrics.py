@@ -1,4 +1,4 @@
-"""Per-epoch metrics on the wire (hub-protocol.md §5.8-§5.9, §16.3).
+"""Per-epoch metrics on the wire (docs/protocol/hub-v1.md §5.8-§5.9, §16.3).
 
 An upload maps the epoch index (a string) to a JSON-encoded string of `{name: number}`. Python's
 `json.dumps` writes `NaN`/`Infinity`, so parsing is lenient; non-finite values become `None`.

@@ -1,8 +1,8 @@
 """Reading request bodies with limits: size caps, deadlines, and the one gate for JSON text.
 
-uvicorn has no deadline for reading a body (security-notes §6), so every body read here waits at
-most `idle_timeout_s` for the next chunk and at most `deadline_s` for the whole body, and gives up
-with 408. JSON bodies pass one gate (`decode_json`): UTF-8 only, valid Unicode only (no lone
+uvicorn has no deadline for reading a body (docs/security.md §2.6), so every body read here waits
+at most `idle_timeout_s` for the next chunk and at most `deadline_s` for the whole body, and gives
+up with 408. JSON bodies pass one gate (`decode_json`): UTF-8 only, valid Unicode only (no lone
 surrogates, which would be stored and then break every read that includes them), integers of at
 most 20 digits, finite numbers.
 """
@@ -131,7 +131,7 @@ def _reject_constant(name: str) -> Any:
 
 
 def _finite_float(text: str) -> float:
-    # 1e999 parses as infinity: stored, it makes every later response a 500 (security-notes §5)
+    # 1e999 parses as infinity: stored, it makes every later response a 500 (docs/security.md §2.5)
     value = float(text)
     if not math.isfinite(value):
         raise ValueError(f"{text[:40]} is out of range for a JSON number")
@@ -167,7 +167,8 @@ def decode_json(body: bytes, *, allow_constants: bool = False) -> Any:
     """Parse a JSON body through the gate; BadRequestError says what is wrong.
 
     `allow_constants` accepts NaN and Infinity (metrics, where the stock clients send them and
-    the caller turns them into null, security-notes §5); otherwise non-finite numbers are refused.
+    the caller turns them into null, docs/security.md §2.5); otherwise non-finite numbers are
+    refused.
     """
     try:
         text = body.decode("utf-8")  # strict: UTF-8-encoded surrogates are refused here
@@ -203,7 +204,7 @@ async def read_json(
     allow_constants: bool = False,
     deadline_s: float = math.inf,
 ) -> Any:
-    """Return the parsed JSON body; it must be sent as application/json (security-notes §4)."""
+    """Return the parsed JSON body; it must be sent as application/json (docs/security.md §2.4)."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/json":
         raise UnsupportedMediaTypeError("send the body as JSON with Content-Type: application/json")

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
         return self.storage_url or f"file://{(self.data_dir / 'blobs').resolve()}"
 
     def resolved_allowed_hosts(self) -> list[str]:
-        """Return the Host header values accepted (DNS-rebinding guard, security-notes §4)."""
+        """Return the Host header values accepted (DNS-rebinding guard, docs/security.md §2.4)."""
         hosts = set(self.allowed_hosts) or {"localhost", "127.0.0.1", "[::1]"}
         public = urlsplit(self.resolved_public_url()).hostname
         if public:

@@ -1,6 +1,6 @@
-"""Datasets: CRUD and the archive upload (hub-protocol.md §5.16-§5.17, §9, §16.2).
+"""Datasets: CRUD and the archive upload (docs/protocol/hub-v1.md §5.16-§5.17, §9, §16.2).
 
-An uploaded archive is inspected, never extracted (security-notes §7): hostile member names,
+An uploaded archive is inspected, never extracted (docs/security.md §2.7): hostile member names,
 links, bombs and layouts ultralytics cannot train on are refused before anything is published.
 """
 

@@ -1,4 +1,7 @@
-"""`POST /v1/agent/heartbeat/models/{id}`: liveness and the agentId handshake (§5.11, §16.6)."""
+"""`POST /v1/agent/heartbeat/models/{id}`: liveness and the agentId handshake.
+
+See docs/protocol/hub-v1.md §5.11, §16.6 and §16.12.
+"""
 
 import math
 from typing import Annotated, Any

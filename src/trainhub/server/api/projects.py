@@ -1,4 +1,4 @@
-"""Projects: CRUD and the cover image upload (hub-protocol.md §5.18-§5.19)."""
+"""Projects: CRUD and the cover image upload (docs/protocol/hub-v1.md §5.18-§5.19)."""
 
 from typing import Any
 

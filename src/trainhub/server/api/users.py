@@ -1,4 +1,7 @@
-"""Users (admins manage them; everyone reads and renames themselves) and API keys (§5.20)."""
+"""Users (admins manage them; everyone reads and renames themselves) and API keys.
+
+See docs/protocol/hub-v1.md §5.20 and §5.23.
+"""
 
 from typing import Annotated, Any
 

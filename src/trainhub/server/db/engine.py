@@ -1,7 +1,7 @@
 """The database handle: read and write sessions, tuned for SQLite (WAL) and PostgreSQL.
 
 On SQLite, writes go through one connection and start with BEGIN IMMEDIATE: a deferred BEGIN
-that later upgrades to a writer fails with "database is locked" under load (security-notes §8).
+that later upgrades to a writer fails with "database is locked" under load (docs/security.md §2.8).
 """
 
 import logging

@@ -68,7 +68,7 @@ def _apply_document(row: ModelRow, doc: dict[str, Any]) -> None:
 
 
 def create_model(session: Session, user_id: str, body: dict[str, Any]) -> ModelRow:
-    """Create a model from an ultralytics or hub-sdk create payload (hub-protocol.md §5.4)."""
+    """Create a model from an ultralytics or hub-sdk payload (docs/protocol/hub-v1.md §5.4)."""
     doc = dict(check_document(body))
     _check_references(session, doc, user_id)
     row = ModelRow(id=create_id(), owner_id=user_id, status="new")
@@ -109,7 +109,10 @@ def delete_model(session: Session, row: ModelRow, *, hard: bool) -> list[str]:
 
 
 def reset_model(session: Session, row: ModelRow) -> list[str]:
-    """Return a model to `new`: metrics, checkpoints, weights and agents cleared (§5.14)."""
+    """Return a model to `new`: metrics, checkpoints, weights and agents cleared.
+
+    See docs/protocol/hub-v1.md §5.14.
+    """
     keys = _clear(session, row)
     row.status, row.best_map, row.last_epoch, row.last_heartbeat_at = "new", None, None, None
     owned.touch(row)
@@ -125,7 +128,10 @@ def _start_training(row: ModelRow, epoch: int | None = None) -> None:
 
 
 def upsert_metrics(session: Session, row: ModelRow, epochs: dict[int, EpochMetrics]) -> None:
-    """Merge each epoch's metrics into what is stored, newer values winning (§16.3)."""
+    """Merge each epoch's metrics into what is stored, newer values winning.
+
+    See docs/protocol/hub-v1.md §16.3.
+    """
     existing = {
         m.epoch: m
         for m in session.scalars(
@@ -148,7 +154,10 @@ def upsert_metrics(session: Session, row: ModelRow, epochs: dict[int, EpochMetri
 
 
 def read_metrics(session: Session, row: ModelRow) -> list[dict[str, Any]]:
-    """Return the metrics transposed: one series per name, keyed by epoch (§5.9)."""
+    """Return the metrics transposed: one series per name, keyed by epoch.
+
+    See docs/protocol/hub-v1.md §5.9.
+    """
     series: dict[str, dict[str, Any]] = {}
     rows = session.execute(
         select(MetricRow.epoch, MetricRow.values)
@@ -245,7 +254,10 @@ def heartbeat(
     state: str,
     max_agents: int,
 ) -> str:
-    """Record a beat and return the agent id the client must send next (§5.11, §16.6)."""
+    """Record a beat and return the agent id the client must send next.
+
+    See docs/protocol/hub-v1.md §5.11 and §16.6.
+    """
     now = utcnow()
     name = name.replace("\x00", "")[:200]  # PostgreSQL text cannot hold NUL
     agent = session.get(AgentRow, agent_id) if agent_id and is_id(agent_id) else None
