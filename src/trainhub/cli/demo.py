@@ -88,7 +88,7 @@ def run_admin(*args: str, data_dir: Path) -> "subprocess.CompletedProcess[str]":
 
 def create_key(data_dir: Path) -> str:
     """Create the demo user (in a reused folder: a new key for it); return the key."""
-    made = run_admin("users", "create", DEMO_USER, data_dir=data_dir)
+    made = run_admin("users", "create", DEMO_USER, "--init", data_dir=data_dir)
     if made.returncode != 0:
         made = run_admin("keys", "create", "--user", DEMO_USER, data_dir=data_dir)
     if made.returncode != 0:
