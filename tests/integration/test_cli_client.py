@@ -235,7 +235,8 @@ def test_sync_sends_what_a_run_left_and_empties_the_outbox(
     journal_run(outbox_path, alice.url, model_id, weights)
     result = invoke("sync", "--timeout", "60")
     assert (
-        f"model {model_id} on {alice.url}: sent 3 epochs of metrics and 1 upload" in result.output
+        f"model {model_id} on {alice.url}: sent 3 epochs of metrics and the final weights"
+        in result.output
     )
     assert "nothing left" in result.output
     assert outbox_counts(outbox_path, alice.url, model_id) == (0, 0)
@@ -255,7 +256,7 @@ def test_sync_against_a_stopped_hub_exits_1_keeps_everything_and_sends_it_later(
         journal_run(outbox_path, server.url, model_id, weights)
         server.kill(signal.SIGTERM)
         result = invoke("sync", "--timeout", "2", code=1)
-        assert "sent nothing; left 3 epochs of metrics and 1 upload" in result.output
+        assert "sent nothing; left 3 epochs of metrics and the final weights" in result.output
         assert "run `trainhub sync` again" in result.output
         assert outbox_counts(outbox_path, server.url, model_id) == (3, 1)
         port = int(server.url.rsplit(":", 1)[1])

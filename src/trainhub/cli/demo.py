@@ -24,7 +24,7 @@ import httpx
 import typer
 
 from trainhub.cli.hub import fail, hub_errors, quiet_http_logs
-from trainhub.cli.sync import counted, sync_model
+from trainhub.cli.sync import sync_model
 from trainhub.client.api import HubClient
 from trainhub.client.outbox import Outbox
 from trainhub.client.session import HUBTrainingSession
@@ -286,9 +286,9 @@ def crash_halfway(run: DemoRun) -> None:
     session = run.open_session()
     train(session, Trainer(), run, range(half))
     abandon(session)
-    left = run.outbox.counts(run.hub.url, run.model_id)
+    left = run.outbox.pending(run.hub.url, run.model_id)
     typer.echo(f"-- simulated crash after epoch {half}: the run stops without its final upload")
-    typer.echo(f"   left in the outbox: {counted(left)}")
+    typer.echo(f"   left in the outbox: {left.describe()}")
 
 
 def abandon(session: HUBTrainingSession) -> None:
@@ -306,7 +306,7 @@ def resume(run: DemoRun) -> None:
     with run.client() as client:
         report = sync_model(run.outbox, client, run.model_id, SYNC_TIMEOUT_S)
     typer.echo(f"-- sending what was left (as `trainhub sync` does): {report.describe()}")
-    if report.left != (0, 0):
+    if not report.left.is_empty():
         fail("the hub did not take what the interrupted run left; see the log above")
     session = run.open_session()
     if not (session.model_file or "").endswith(".pt"):
@@ -324,10 +324,10 @@ def check_result(run: DemoRun) -> None:
     with hub_errors(), run.client() as client:
         record = client.get_model(run.model_id)
         epochs = {e for series in client.get_metrics(run.model_id) for e in series.data}
-    left = run.outbox.counts(run.hub.url, run.model_id)
+    left = run.outbox.pending(run.hub.url, run.model_id)
     typer.echo(f"-- the hub has: status {record.status}, metrics for {len(epochs)} epochs")
-    if record.status != "trained" or len(epochs) != run.epochs or left != (0, 0):
-        fail(f"the run did not finish on the hub; still in the outbox: {counted(left)}")
+    if record.status != "trained" or len(epochs) != run.epochs or not left.is_empty():
+        fail(f"the run did not finish on the hub; still in the outbox: {left.describe()}")
 
 
 def show_summary(run: DemoRun) -> None:
