@@ -16,7 +16,10 @@ from trainhub.client.errors import TrainhubError
 from trainhub.client.transfer import Progress
 
 CLI_RETRIES = 2
-LIMIT_OPTION = typer.Option(20, "--limit", min=1, help="Show at most this many, newest first.")
+DEFAULT_LIMIT = 20
+LIMIT_OPTION = typer.Option(
+    DEFAULT_LIMIT, "--limit", min=1, help="Show at most this many, newest first."
+)
 
 
 def fail(message: str, status: int = 1) -> NoReturn:
