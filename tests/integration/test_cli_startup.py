@@ -73,7 +73,12 @@ def test_users_create_uses_the_data_dir_variable_and_names_the_database(tmp_path
 
 def test_a_data_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "data").write_text("not a folder")
-    for args, status in ((["server"], 2), (["users", "list"], 1), (["db", "upgrade"], 1)):
+    for args, status in (
+        (["server"], 2),
+        (["users", "list"], 1),
+        (["db", "upgrade"], 1),
+        (["demo"], 1),
+    ):
         proc = trainhub(*args, "--data-dir", "data", cwd=tmp_path)
         assert proc.returncode == status, proc.stderr
         assert "the data directory data is a file, not a folder" in one_error_line(proc)

@@ -24,6 +24,7 @@ import httpx
 import typer
 
 from trainhub.cli.hub import fail, hub_errors, quiet_http_logs
+from trainhub.cli.startup import check_data_dir
 from trainhub.cli.sync import sync_model
 from trainhub.client.api import HubClient
 from trainhub.client.outbox import Outbox
@@ -342,6 +343,7 @@ def prepare_folder(data_dir: Path | None) -> Path:
     """Return the demo's data folder: the given one, or a new temporary folder."""
     if data_dir is None:
         return Path(tempfile.mkdtemp(prefix="trainhub-demo-"))
+    check_data_dir(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     return data_dir.resolve()
 
