@@ -124,3 +124,13 @@ def test_server_commands_on_a_client_only_install_say_which_extra_to_install(
         assert line.endswith('install it with: pip install "trainhub[server]"')
     assert trainhub("--help", cwd=tmp_path, command=client_only).returncode == 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_invalid_setting_is_one_line_naming_it(tmp_path: Path) -> None:
+    port = trainhub("server", cwd=tmp_path, env={"TRAINHUB_PORT": "abc"})
+    assert port.returncode == 2
+    assert "invalid setting port (TRAINHUB_PORT)" in one_error_line(port)
+    hosts = trainhub("users", "list", cwd=tmp_path, env={"TRAINHUB_ALLOWED_HOSTS": "hub"})
+    assert hosts.returncode == 2
+    assert 'field "allowed_hosts"' in one_error_line(hosts)
+    assert list(tmp_path.iterdir()) == []

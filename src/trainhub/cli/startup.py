@@ -81,14 +81,17 @@ def load_settings(**given: Any) -> Any:
     An invalid value (TRAINHUB_PORT=abc) exits 2 naming the setting.
     """
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from trainhub.server.settings import Settings
 
     try:
         return Settings(**{k: v for k, v in given.items() if v is not None})
+    except SettingsError as exc:  # a list variable that is not JSON
+        fail(f'invalid setting: {exc}; write a list as JSON, such as \'["a", "b"]\'', 2)
     except ValidationError as exc:
         error = exc.errors()[0]
-        name = ".".join(str(part) for part in error["loc"])
+        name = str(error["loc"][0]) if error["loc"] else "?"
         fail(f"invalid setting {name} (TRAINHUB_{name.upper()}): {error['msg']}", 2)
 
 
