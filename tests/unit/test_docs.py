@@ -10,7 +10,11 @@ from tests.routes import api_endpoints
 from trainhub.cli import app as cli_app
 from trainhub.server.settings import Settings
 
-DOCS = Path(__file__).parents[2] / "docs"
+ROOT = Path(__file__).parents[2]
+DOCS = ROOT / "docs"
+WEB = ROOT / "src" / "trainhub" / "server" / "web"
+# an attribute or CSS url() that points at another origin: https://..., http://..., //host/...
+ELSEWHERE = re.compile(r"""(?:\b(?:src|href|action)\s*=\s*|url\()["']?(?:https?:)?//""", re.I)
 
 
 def test_every_setting_is_described_in_docs_settings() -> None:
@@ -167,3 +171,24 @@ def test_nothing_cites_notes_outside_the_repository() -> None:
         if any(name in line for name in OUTSIDE)
     ]
     assert not problems, "cite docs/ instead:\n" + "\n".join(problems)
+
+
+def test_the_dashboard_loads_nothing_from_a_cdn_as_docs_dashboard_says() -> None:
+    assert "never from a CDN" in (DOCS / "dashboard.md").read_text()
+    own = [*(WEB / "templates").glob("*.html"), *(WEB / "static").glob("*.[jc]s*")]
+    assert len(own) >= 10
+    for path in own:
+        found = ELSEWHERE.search(path.read_text())
+        assert found is None, f"{path.name} loads from another origin: {found and found.group()}"
+
+
+def test_a_rendered_page_loads_only_from_its_own_origin(anon) -> None:
+    page = anon.get("/login")
+    assert page.status_code == 200
+    assert re.search(r'<script src="/static/', page.text)
+    assert ELSEWHERE.search(page.text) is None
+
+
+def test_the_docs_promise_nothing_as_coming() -> None:
+    for path in [ROOT / "README.md", *DOCS.glob("*.md")]:
+        assert "(coming)" not in path.read_text(), f"{path.name} calls something 'coming'"

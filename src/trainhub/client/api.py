@@ -124,10 +124,16 @@ class HubClient:
             rng=rng or random.Random(),
         )
 
-    def with_retries(self, retries: int, timeout_s: float | None = None) -> "HubClient":
-        """Return a client that shares this one's connections but retries `retries` times."""
+    def with_retries(
+        self, retries: int, timeout_s: float | None = None, *, retry_log_level: int | None = None
+    ) -> "HubClient":
+        """Return a client that shares this one's connections but retries `retries` times.
+
+        `retry_log_level` (default: this client's, WARNING) is the level of the line logged
+        before each retry; a caller that reports the outcome itself lowers it.
+        """
         transport = self._transport
-        return HubClient(
+        client = HubClient(
             self.url,
             transport.api_key,
             http=transport.http,
@@ -137,6 +143,9 @@ class HubClient:
             sleep=transport.sleep,
             rng=transport.rng,
         )
+        level = transport.retry_log_level if retry_log_level is None else retry_log_level
+        client._transport.retry_log_level = level
+        return client
 
     def close(self) -> None:
         """Close the HTTP connection pool if this client created it."""

@@ -124,8 +124,8 @@ def optional_user(request: Request, response: Response) -> Principal | None:
         # a wrong key counts like an anonymous request, so guessing keys is rate limited too
         headers = _rate_limit(request, response, _client_identity(request), anonymous=True)
         raise NotAuthenticatedError(
-            "the API key is not valid or was revoked; create one with `trainhub keys create` "
-            "or in the dashboard's settings",
+            "the API key is not valid or was revoked; create one with `trainhub keys create "
+            "--user NAME` or in the dashboard's settings",
             headers=headers,
         )
     # one budget per user, not per key: minting more keys buys no more requests
