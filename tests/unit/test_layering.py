@@ -2,6 +2,8 @@
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,35 @@ def test_server_never_unpickles() -> None:
     for path in (SRC / "trainhub" / "server").rglob("*.py"):
         text = path.read_text()
         assert not re.search(r"\bimport pickle\b|\bpickle\.|torch\.load|import torch", text), path
+
+
+def loaded_modules(statement: str) -> set[str]:
+    """Return the modules a fresh interpreter has loaded after running `statement`."""
+    code = f"{statement}\nimport sys\nprint('\\n'.join(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    return set(done.stdout.split())
+
+
+CLIENT_SIDE = ("trainhub.client", "trainhub.integrations", "httpx", "tqdm")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import trainhub.server.app",
+        "from trainhub.server.app import create_app",
+        "import trainhub.protocol.ids",
+        "import trainhub",
+    ],
+)
+def test_importing_the_server_or_the_protocol_loads_no_client_module(statement: str) -> None:
+    loaded = loaded_modules(statement)
+    leaked = sorted(m for m in loaded if m.startswith(CLIENT_SIDE))
+    assert not leaked, f"{statement!r} loaded {leaked}"
+
+
+def test_the_public_client_names_load_on_first_use() -> None:
+    loaded = loaded_modules("from trainhub import HUBTrainingSession, HubClient, ApiError")
+    assert {"trainhub.client.session", "trainhub.client.api", "httpx"} <= loaded

@@ -9,7 +9,7 @@ import os
 
 import typer
 
-from trainhub import __version__
+from trainhub._version import __version__
 from trainhub.cli import admin, client, demo
 
 app = typer.Typer(

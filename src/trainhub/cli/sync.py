@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import typer
 
-from trainhub import __version__
+from trainhub._version import __version__
 from trainhub.cli.hub import fail, progress_bar, quiet_http_logs
 from trainhub.client import credentials
 from trainhub.client.api import HubClient

@@ -30,7 +30,7 @@ import httpx
 import platformdirs
 from tqdm import tqdm
 
-from trainhub import __version__
+from trainhub._version import __version__
 from trainhub.client.api import HeartbeatState, HubClient
 from trainhub.client.credentials import resolve
 from trainhub.client.errors import HubUnreachable, NotFound, TrainhubError

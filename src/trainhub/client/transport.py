@@ -14,7 +14,7 @@ from typing import TypeVar
 import httpx
 from pydantic import ValidationError
 
-from trainhub import __version__
+from trainhub._version import __version__
 from trainhub.client.errors import ApiError, HubUnreachable, create_api_error
 from trainhub.client.retry import (
     backoff_delay_s,

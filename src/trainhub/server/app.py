@@ -4,7 +4,7 @@ import logging
 
 from fastapi import FastAPI
 
-from trainhub import __version__
+from trainhub._version import __version__
 from trainhub.server import errors, web
 from trainhub.server.api import (
     auth,

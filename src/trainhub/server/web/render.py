@@ -13,7 +13,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from trainhub import __version__
+from trainhub._version import __version__
 from trainhub.server.db.tables import utcnow
 from trainhub.server.deps import Principal
 from trainhub.server.records import iso

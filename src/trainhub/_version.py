@@ -1,0 +1,3 @@
+"""The version of trainhub, in one place that imports nothing (the server reads it too)."""
+
+__version__ = "0.1.0"
