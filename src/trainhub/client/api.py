@@ -34,8 +34,9 @@ from trainhub.client.transport import (
     Transport,
 )
 from trainhub.protocol import paths
-from trainhub.protocol.envelope import AgentRecord, CreatedRecord, Envelope, Page
+from trainhub.protocol.envelope import CreatedRecord, Envelope, Page
 from trainhub.protocol.metrics import MetricSeries, MetricsUpload, encode_epoch_metrics
+from trainhub.protocol.models import AgentRecord
 from trainhub.protocol.records import DatasetRecord, ModelRecord
 
 __all__ = [

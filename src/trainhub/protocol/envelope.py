@@ -29,7 +29,14 @@ class Page(BaseModel, Generic[T]):
     lastRecordId: str | None = None
 
 
-class AgentRecord(BaseModel):
-    """What a heartbeat answers with: the agent id the client must send next time."""
+class DeletedRecord(BaseModel):
+    """What a delete answers with: the object's id, and whether it is gone for good."""
 
-    agentId: str
+    id: str
+    hard: bool
+
+
+class IdRecord(BaseModel):
+    """What an action on one object answers with: that object's id."""
+
+    id: str

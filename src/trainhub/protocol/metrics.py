@@ -27,6 +27,12 @@ class MetricsUpload(BaseModel):
     )
 
 
+class StoredEpochs(BaseModel):
+    """What a metrics upload answers with: the epochs the hub stored."""
+
+    epochs: list[int]
+
+
 class MetricSeries(BaseModel):
     """One metric across epochs, as `GET /v1/models/{id}/metrics` returns it."""
 

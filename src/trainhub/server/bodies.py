@@ -12,9 +12,10 @@ import json
 import math
 import re
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
+import pydantic
 from fastapi import Request
 
 from trainhub.server.errors import (
@@ -22,11 +23,15 @@ from trainhub.server.errors import (
     PayloadTooLargeError,
     RequestTimeoutError,
     UnsupportedMediaTypeError,
+    ValidationError,
 )
+
+M = TypeVar("M", bound=pydantic.BaseModel)
 
 BATCH_BYTES = 512 * 1024
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() also takes "²" and "٣"
 MAX_INT_DIGITS = 20
+MAX_JSON_DEPTH = 32
 # a JSON escape of a UTF-16 surrogate: fine in a pair, a broken string alone
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -240,14 +245,79 @@ async def lenient_json_object(request: Request) -> dict[str, Any]:
     return await read_json_object(request, allow_constants=True)
 
 
+def describe_errors(exc: pydantic.ValidationError) -> str:
+    """Return what is wrong with a body, field by field, for the error message."""
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "body"
+        parts.append(f"{where}: {error['msg']}")
+    return "invalid request body: " + "; ".join(parts)
+
+
+def is_deeper_than(value: Any, levels: int) -> bool:
+    """Tell whether `value` nests more than `levels` objects or lists inside each other.
+
+    Looks no further than `levels` down, so a body nested hundreds deep (which json.loads
+    accepts) cannot exhaust the interpreter's recursion limit here.
+    """
+    if not isinstance(value, dict | list):
+        return False
+    if levels == 0:
+        return True
+    children = value.values() if isinstance(value, dict) else value
+    return any(is_deeper_than(child, levels - 1) for child in children)
+
+
+def validated(model: type[M], raw: object) -> M:
+    """Return `raw` as a `model`; ValidationError (422) says which fields are wrong."""
+    if is_deeper_than(raw, MAX_JSON_DEPTH):
+        raise ValidationError(f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return model.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        raise ValidationError(describe_errors(exc)) from exc
+
+
+def body_of(model: type[M], *, lenient: bool = False) -> Callable[[Request], Awaitable[M]]:
+    """Return a dependency: the JSON body read through the gate, then validated as `model`.
+
+    `lenient` accepts NaN and Infinity literals (metrics, where the stock clients send them).
+    """
+
+    async def read(request: Request) -> M:
+        return validated(model, await read_json_object(request, allow_constants=lenient))
+
+    return read
+
+
+def _inline(schema: Any, defs: dict[str, Any]) -> Any:
+    """Return `schema` with every `#/$defs/...` reference replaced by what it names."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inline(item, defs) for item in schema]
+    return schema
+
+
 def json_body_schema(
-    schema: dict[str, Any] | None = None, *, required: bool = True
+    model: type[pydantic.BaseModel] | None = None, *, required: bool = True
 ) -> dict[str, Any]:
-    """Return `openapi_extra` that documents a JSON request body (read by `json_object`)."""
+    """Return `openapi_extra` that documents a JSON request body of `model` (any object if None).
+
+    Routes read their bodies themselves (through the gate above), so FastAPI cannot see the
+    model; this puts the model's JSON schema, self-contained, into the API description.
+    """
+    schema: dict[str, Any] = {"type": "object"}
+    if model is not None:
+        full = model.model_json_schema()
+        schema = _inline(full, full.get("$defs", {}))
     return {
         "requestBody": {
             "required": required,
-            "content": {"application/json": {"schema": schema or {"type": "object"}}},
+            "content": {"application/json": {"schema": schema}},
         }
     }
 

@@ -7,6 +7,7 @@ the keys the server derives are refused, so a PATCH can never fake `status` or `
 import json
 from typing import Any
 
+from trainhub.server.bodies import is_deeper_than
 from trainhub.server.errors import ValidationError
 
 MAX_DOC_BYTES = 256 * 1024
@@ -45,20 +46,6 @@ SERVER_KEYS = frozenset(
 )
 
 
-def _is_deeper_than(value: Any, levels: int) -> bool:
-    """Tell whether `value` nests more than `levels` objects or lists inside each other.
-
-    Looks no further than `levels` down, so a body nested hundreds deep (which json.loads
-    accepts) cannot exhaust the interpreter's recursion limit here.
-    """
-    if not isinstance(value, dict | list):
-        return False
-    if levels == 0:
-        return True
-    children = value.values() if isinstance(value, dict) else value
-    return any(_is_deeper_than(child, levels - 1) for child in children)
-
-
 def check_document(
     body: dict[str, Any], *, reserved: frozenset[str] = SERVER_KEYS
 ) -> dict[str, Any]:
@@ -66,7 +53,7 @@ def check_document(
     taken = sorted(set(body) & reserved)
     if taken:
         raise ValidationError(f"field {taken[0]!r} is set by the server and cannot be written")
-    if _is_deeper_than(body, MAX_DEPTH):
+    if is_deeper_than(body, MAX_DEPTH):
         raise ValidationError(f"the document is nested deeper than {MAX_DEPTH} levels")
     if len(json.dumps(body)) > MAX_DOC_BYTES:
         raise ValidationError(f"the document is larger than {MAX_DOC_BYTES} bytes")

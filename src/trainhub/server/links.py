@@ -3,18 +3,18 @@
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
+from trainhub.protocol.weights import WeightKind
 from trainhub.server.db.tables import DatasetRow, ProjectRow, WeightRow
 from trainhub.server.settings import Settings
 from trainhub.server.signing import create_token, download_path, safe_name
 
-WEIGHT_LABELS = {"best": "best.pt", "last": "last.pt"}
 COVER_LABEL = "cover"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 
 
 def weight_file_name(model_id: str, weight: WeightRow) -> str:
     """Return the version-unique file name of a weights file (docs/protocol/hub-v1.md §10)."""
-    if weight.kind == "last":
+    if weight.kind == WeightKind.CHECKPOINT:
         return f"{model_id}-e{weight.epoch}-{weight.sha256[:8]}-last.pt"
     return f"{model_id}-{weight.sha256[:8]}-best.pt"
 
@@ -71,7 +71,7 @@ class Links:
     def weights(self, model_id: str, weight: WeightRow) -> str:
         """Return the URL of a model's best or last weights."""
         name = weight_file_name(model_id, weight)
-        return self.download(model_id, WEIGHT_LABELS[weight.kind], weight.sha256, name)
+        return self.download(model_id, WeightKind(weight.kind).filename, weight.sha256, name)
 
     def dataset(self, dataset: DatasetRow) -> str | None:
         """Return the URL of a dataset's archive, None before one was uploaded."""

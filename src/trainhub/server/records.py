@@ -4,24 +4,12 @@ The model record holds the owner's document plus what the server derives: status
 and URLs, cfg, train_args, the six flat config fields, liveness. Pages use the same functions.
 """
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from trainhub.server import modelspec
-from trainhub.server.db import owned
-from trainhub.server.db.tables import (
-    AgentRow,
-    DatasetRow,
-    ModelRow,
-    ProjectRow,
-    UserRow,
-    WeightRow,
-    utcnow,
-)
+from trainhub.server.db.models import ModelContext
+from trainhub.server.db.tables import AgentRow, DatasetRow, ProjectRow, UserRow, utcnow
 from trainhub.server.links import Links
 
 LIVENESS_INTERVALS = 2
@@ -30,62 +18,6 @@ LIVENESS_INTERVALS = 2
 def iso(moment: datetime | None) -> str | None:
     """Return an ISO 8601 UTC timestamp ending in Z."""
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
-
-
-@dataclass
-class ModelContext:
-    """A model row and the rows its record draws on, as one reader may see them."""
-
-    row: ModelRow
-    weights: dict[str, WeightRow] = field(default_factory=dict)
-    dataset: DatasetRow | None = None
-    project: ProjectRow | None = None
-    parent_best: tuple[str, WeightRow] | None = None
-    agents: list[AgentRow] = field(default_factory=list)
-
-
-def load_model_context(session: Session, row: ModelRow, reader_id: str | None) -> ModelContext:
-    """Fetch the weights, agents, and the dataset, project and parent weights of a model.
-
-    A referenced object is included only while `reader_id` (None: anonymous) may read it: a
-    model may name another user's dataset, project or parent that was public once and is
-    private or deleted now, and a public model must not hand out its owner's private objects.
-    """
-    context = ModelContext(row)
-    for weight in session.scalars(select(WeightRow).where(WeightRow.model_seq == row.seq)):
-        context.weights[weight.kind] = weight
-    if row.dataset_id:
-        context.dataset = session.scalars(
-            select(DatasetRow).where(
-                DatasetRow.id == row.dataset_id, owned.readable_by(DatasetRow, reader_id)
-            )
-        ).first()
-    if row.project_id:
-        context.project = session.scalars(
-            select(ProjectRow).where(
-                ProjectRow.id == row.project_id, owned.readable_by(ProjectRow, reader_id)
-            )
-        ).first()
-    parent_id = modelspec.parent(row.doc).get("id")
-    if isinstance(parent_id, str):
-        found = session.execute(
-            select(ModelRow.id, WeightRow)
-            .join(WeightRow, WeightRow.model_seq == ModelRow.seq)
-            .where(
-                ModelRow.id == parent_id,
-                WeightRow.kind == "best",
-                owned.readable_by(ModelRow, reader_id),
-            )
-        ).first()
-        context.parent_best = (found[0], found[1]) if found else None
-    context.agents = list(
-        session.scalars(
-            select(AgentRow)
-            .where(AgentRow.model_seq == row.seq)
-            .order_by(AgentRow.last_seen.desc())
-        )
-    )
-    return context
 
 
 def is_online(agent: AgentRow, now: datetime) -> bool:

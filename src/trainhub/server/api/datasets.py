@@ -10,20 +10,18 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from trainhub.protocol import paths
+from trainhub.protocol.documents import DatasetDocument
 from trainhub.protocol.envelope import Envelope, Page
 from trainhub.protocol.records import DatasetRecord
 from trainhub.server.api.resources import add_crud_routes
-from trainhub.server.archives import ArchiveError, inspect_archive, is_archive_name
-from trainhub.server.db import owned
-from trainhub.server.db.engine import Database
+from trainhub.server.archives import is_archive_name
 from trainhub.server.db.tables import DatasetRow
 from trainhub.server.deps import CurrentUser, Db, SettingsDep, StorageDep
 from trainhub.server.errors import ValidationError
-from trainhub.server.links import Links
 from trainhub.server.multipart import UploadedFile, read_multipart
 from trainhub.server.records import dataset_record
 from trainhub.server.request_state import LinksDep
-from trainhub.server.storage import Storage
+from trainhub.server.services import datasets
 
 router = APIRouter(tags=["datasets"])
 add_crud_routes(
@@ -31,15 +29,11 @@ add_crud_routes(
     DatasetRow,
     paths.DATASETS,
     paths.DATASET.replace("dataset_id", "object_id"),
+    DatasetDocument,
     dataset_record,
     Envelope[DatasetRecord],
     Envelope[Page[DatasetRecord]],
 )
-
-
-def _check_dataset(db: Database, dataset_id: str, user_id: str) -> None:
-    with db.read() as session:
-        owned.load(session, DatasetRow, dataset_id, user_id, write=True)
 
 
 def _accept(upload: UploadedFile | None, count: int) -> UploadedFile:
@@ -56,57 +50,6 @@ def _accept(upload: UploadedFile | None, count: int) -> UploadedFile:
     if upload.field not in (upload.filename, "file"):
         raise ValidationError("the file part must be named after the file (hub-sdk does this)")
     return upload
-
-
-def stale_folder_warning(
-    root: str, old_root: str | None, old_sha256: str | None, sha256: str
-) -> str | None:
-    """Warn when a new version keeps the old version's top-level folder name.
-
-    ultralytics extracts a zip with one top-level folder into `<datasets_dir>/<folder>` and skips
-    extraction when that folder exists, so a trainer that has the old version would keep using
-    it (see docs/compatibility.md).
-    """
-    if not root or root != old_root or old_sha256 in (None, sha256):
-        return None
-    return (
-        f"this archive's top-level folder {root!r} has the same name as the previous "
-        "version's: trainers that already extracted it will keep the old files; name the "
-        "folder after the version (for example shapes-v2/) to avoid that"
-    )
-
-
-def _store(
-    db: Database,
-    storage: Storage,
-    links: Links,
-    dataset_id: str,
-    user_id: str,
-    upload: UploadedFile,
-) -> dict[str, Any]:
-    try:
-        report = inspect_archive(upload.writer.temp_path, upload.filename)
-    except ArchiveError as exc:
-        raise ValidationError(str(exc)) from exc
-    sha256 = upload.writer.hexdigest()
-    key = f"datasets/{dataset_id}/{sha256}"
-    upload.writer.publish(key)
-    try:
-        with db.write() as session:
-            row = owned.load(session, DatasetRow, dataset_id, user_id, write=True)
-            old, old_root, old_sha256 = row.blob_key, row.archive_root, row.sha256
-            row.filename, row.blob_key, row.sha256 = upload.filename, key, sha256
-            row.size_bytes, row.layout = upload.writer.size, report.layout
-            row.archive_root = report.root
-            owned.touch(row)
-            record = dataset_record(row, links)
-            record["warning"] = stale_folder_warning(report.root, old_root, old_sha256, sha256)
-    except BaseException:
-        storage.delete(key)
-        raise
-    if old and old != key:
-        storage.delete(old)
-    return record
 
 
 @router.post(
@@ -136,22 +79,18 @@ async def upload_dataset(
     links: LinksDep,
 ) -> dict[str, Any]:
     """Upload the dataset's archive (zip, tar or tar.gz); it replaces any earlier one."""
-    await run_in_threadpool(_check_dataset, db, dataset_id, user.user_id)
+    await run_in_threadpool(datasets.check_writable, db, dataset_id, user.user_id)
     form = await read_multipart(
-        request,
-        storage,
-        lambda _name, _file: True,
-        settings.max_upload_bytes,
+        request, storage, lambda _name, _file: True, settings.max_upload_bytes
     )
     try:
         upload = _accept(form.files[0] if form.files else None, len(form.files))
-        record = await run_in_threadpool(
-            _store, db, storage, links, dataset_id, user.user_id, upload
+        stored = await run_in_threadpool(
+            datasets.store_archive, db, storage, user.user_id, upload, dataset_id=dataset_id
         )
     finally:
         form.abort()
-    return {
-        "success": True,
-        "message": record["warning"] or f"dataset archive stored ({record['layout']} layout)",
-        "data": record,
-    }
+    record = dataset_record(stored.dataset, links)
+    record["warning"] = stored.warning
+    message = stored.warning or f"dataset archive stored ({record['layout']} layout)"
+    return {"success": True, "message": message, "data": record}

@@ -9,17 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from trainhub.protocol import paths
-from trainhub.protocol.envelope import Envelope
-from trainhub.server.api.models import delete_blobs
-from trainhub.server.bodies import json_body_schema, json_object
-from trainhub.server.db import models as queries
-from trainhub.server.db import owned
-from trainhub.server.db.tables import ModelRow
+from trainhub.protocol.envelope import Envelope, IdRecord
+from trainhub.protocol.models import ModelReset
+from trainhub.server.bodies import body_of, json_body_schema
 from trainhub.server.deps import CurrentUser, Db, OptionalUser, StorageDep, caller_id
-from trainhub.server.errors import NotImplementedYetError, ValidationError
+from trainhub.server.errors import NotImplementedYetError
+from trainhub.server.services import models
 
 router = APIRouter(tags=["legacy"])
-Body = Annotated[dict[str, Any], Depends(json_object)]
 EXPORT_MESSAGE = (
     "exporting models is not available on this server yet; export locally with "
     "`YOLO(<model url>).export(format=...)`"
@@ -32,28 +29,24 @@ PREDICT_MESSAGE = (
 
 @router.post(
     paths.MODEL_RESET,
-    response_model=Envelope[dict[str, Any]],
-    openapi_extra=json_body_schema(
-        {"type": "object", "required": ["modelId"], "properties": {"modelId": {"type": "string"}}}
-    ),
+    response_model=Envelope[IdRecord],
+    openapi_extra=json_body_schema(ModelReset),
 )
-def reset_model(user: CurrentUser, db: Db, storage: StorageDep, body: Body) -> dict[str, Any]:
+def reset_model(
+    user: CurrentUser,
+    db: Db,
+    storage: StorageDep,
+    body: Annotated[ModelReset, Depends(body_of(ModelReset))],
+) -> dict[str, Any]:
     """Return a model to `new`: metrics, checkpoints and weights are removed."""
-    model_id = body.get("modelId")
-    if not isinstance(model_id, str):
-        raise ValidationError('send {"modelId": "<model id>"}')
-    with db.write() as session:
-        row = owned.load(session, ModelRow, model_id, user.user_id, write=True)
-        garbage = queries.reset_model(session, row)
-    delete_blobs(storage, garbage)
-    return {"success": True, "message": "model reset", "data": {"id": model_id}}
+    models.reset_model(db, storage, body.modelId, user.user_id)
+    return {"success": True, "message": "model reset", "data": {"id": body.modelId}}
 
 
 @router.post(paths.MODEL_EXPORT, response_model=None, responses={501: {}})
 def export_model(model_id: str, user: CurrentUser, db: Db) -> None:
     """Not available yet: answers 501."""
-    with db.read() as session:
-        owned.load(session, ModelRow, model_id, user.user_id)
+    models.read_model(db, model_id, user.user_id)
     raise NotImplementedYetError(EXPORT_MESSAGE)
 
 
@@ -66,14 +59,12 @@ def get_export(user: CurrentUser) -> None:
 @router.post(paths.PREDICT, response_model=None, responses={501: {}})
 def predict(model_id: str, user: OptionalUser, db: Db) -> None:
     """Not available yet: answers 501."""
-    with db.read() as session:
-        owned.load(session, ModelRow, model_id, caller_id(user))
+    models.read_model(db, model_id, caller_id(user))
     raise NotImplementedYetError(PREDICT_MESSAGE)
 
 
-@router.post(paths.CLEAR_EXPORTS, response_model=Envelope[dict[str, Any]])
+@router.post(paths.CLEAR_EXPORTS, response_model=Envelope[IdRecord])
 def clear_exports(model_id: str, user: CurrentUser, db: Db) -> dict[str, Any]:
     """Remove a model's exports: there are none on this server, so this only checks the model."""
-    with db.read() as session:
-        owned.load(session, ModelRow, model_id, user.user_id, write=True)
+    models.check_writable(db, model_id, user.user_id)
     return {"success": True, "message": "no exports to clear", "data": {"id": model_id}}

@@ -10,24 +10,18 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from trainhub.protocol.envelope import CreatedRecord, Envelope
+from trainhub.protocol.documents import Document
+from trainhub.protocol.envelope import CreatedRecord, DeletedRecord, Envelope
 from trainhub.protocol.ids import ID_PATTERN
-from trainhub.server.bodies import json_body_schema, json_object
-from trainhub.server.db import owned, resources
+from trainhub.server.bodies import body_of, json_body_schema
+from trainhub.server.db.owned import KIND
 from trainhub.server.db.tables import DatasetRow, ProjectRow
 from trainhub.server.deps import CurrentUser, Db, OptionalUser, StorageDep, caller_id
 from trainhub.server.links import Links
 from trainhub.server.request_state import LinksDep
+from trainhub.server.services import resources
 
 R = TypeVar("R", DatasetRow, ProjectRow)
-Body = Annotated[dict[str, Any], Depends(json_object)]
-DOC_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "meta": {"type": "object", "properties": {"name": {"type": "string"}}},
-        "public": {"type": "boolean"},
-    },
-}
 
 
 def add_crud_routes(
@@ -35,34 +29,26 @@ def add_crud_routes(
     row_type: type[R],
     base: str,
     item: str,
+    document_model: type[Document],
     record: Callable[[Any, Links], dict[str, Any]],
     one_model: type[BaseModel],
     page_model: type[BaseModel],
 ) -> None:
     """Register create/read/list/update/delete of `row_type` on `router`."""
-    kind = owned.KIND[row_type]
-    schema = json_body_schema(
-        {
-            **DOC_SCHEMA,
-            "properties": {
-                **DOC_SCHEMA["properties"],
-                **({"filename": {"type": "string"}} if kind == "dataset" else {}),
-            },
-        }
-    )
+    kind = KIND[row_type]
+    schema = json_body_schema(document_model)
+    Body = Annotated[Document, Depends(body_of(document_model))]
 
     @router.post(
         base, response_model=Envelope[CreatedRecord], openapi_extra=schema, name=f"create_{kind}"
     )
     def create(user: CurrentUser, db: Db, body: Body) -> dict[str, Any]:
-        with db.write() as session:
-            row = resources.create(session, row_type, user.user_id, body)
+        row = resources.create(db, row_type, user.user_id, body.written())
         return {"success": True, "message": f"{kind} created", "data": {"id": row.id}}
 
     @router.get(item, response_model=one_model, name=f"read_{kind}")
     def read(object_id: str, user: OptionalUser, db: Db, links: LinksDep) -> dict[str, Any]:
-        with db.read() as session:
-            row = owned.load(session, row_type, object_id, caller_id(user))
+        row = resources.read(db, row_type, object_id, caller_id(user))
         return {"success": True, "data": record(row, links)}
 
     @router.get(base, response_model=page_model, name=f"list_{kind}s")
@@ -74,15 +60,9 @@ def add_crud_routes(
         last_doc_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
         public: bool = False,
     ) -> dict[str, Any]:
-        with db.read() as session:
-            page = owned.list_page(
-                session,
-                row_type,
-                caller_id(user),
-                limit=limit,
-                last_doc_id=last_doc_id,
-                public=public,
-            )
+        page = resources.list_page(
+            db, row_type, caller_id(user), limit=limit, after=last_doc_id, public=public
+        )
         return {
             "success": True,
             "data": {
@@ -96,20 +76,14 @@ def add_crud_routes(
     def change(
         object_id: str, user: CurrentUser, db: Db, links: LinksDep, body: Body
     ) -> dict[str, Any]:
-        with db.write() as session:
-            row = owned.load(session, row_type, object_id, user.user_id, write=True)
-            resources.change(row, body)
+        row = resources.update(db, row_type, object_id, user.user_id, body.written())
         return {"success": True, "message": f"{kind} updated", "data": record(row, links)}
 
-    @router.delete(item, response_model=Envelope[dict[str, Any]], name=f"delete_{kind}")
+    @router.delete(item, response_model=Envelope[DeletedRecord], name=f"delete_{kind}")
     def remove(
         object_id: str, user: CurrentUser, db: Db, storage: StorageDep, hard: bool = False
     ) -> dict[str, Any]:
-        with db.write() as session:
-            row = owned.load(session, row_type, object_id, user.user_id, write=True)
-            garbage = resources.remove(session, row, hard=hard)
-        for key in garbage:
-            storage.delete(key)
+        resources.delete(db, storage, row_type, object_id, user.user_id, hard=hard)
         return {
             "success": True,
             "message": f"{kind} deleted",

@@ -18,38 +18,31 @@ import hashlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import func, select
 from starlette.requests import ClientDisconnect
 
-from trainhub.protocol.ids import create_id, is_id
-from trainhub.server.api.weights import parse_weight_fields, store_weights
+from trainhub.protocol import paths
 from trainhub.server.bodies import in_batches, iter_body, parse_whole_number
-from trainhub.server.db import owned
-from trainhub.server.db.engine import Database
-from trainhub.server.db.tables import ModelRow, ResumableUploadRow, utcnow
 from trainhub.server.deps import CurrentUser, Db, SettingsDep, StorageDep, public
 from trainhub.server.errors import (
     BadRequestError,
     ConflictError,
     HubError,
-    NotFoundError,
     PayloadTooLargeError,
     RequestTimeoutError,
     UnsupportedMediaTypeError,
 )
+from trainhub.server.services import uploads
+from trainhub.server.services.weights import read_upload_fields
 from trainhub.server.storage import Storage
 
 router = APIRouter(tags=["resumable uploads"])
 TUS_VERSION = "1.0.0"
 TUS_HEADERS = {"Tus-Resumable": TUS_VERSION}
 CHECKSUMS = ("sha1", "sha256", "md5")
-MAX_ACTIVE_PER_USER = 10
-STALE_AFTER = timedelta(hours=24)
 _locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
 
 
@@ -115,51 +108,6 @@ def _checksum(request: Request) -> tuple[str, bytes] | None:
         raise BadRequestError("Upload-Checksum digest is not base64") from exc
 
 
-def _sweep_and_count(db: Database, storage: Storage, user_id: str) -> int:
-    with db.write() as session:
-        stale = session.scalars(
-            select(ResumableUploadRow).where(ResumableUploadRow.updated_at < utcnow() - STALE_AFTER)
-        ).all()
-        for row in stale:
-            storage.partial_path(row.id).unlink(missing_ok=True)
-            session.delete(row)
-        return (
-            session.scalar(
-                select(func.count())
-                .select_from(ResumableUploadRow)
-                .where(ResumableUploadRow.owner_id == user_id)
-            )
-            or 0
-        )
-
-
-def _create(
-    db: Database, storage: Storage, user_id: str, length: int, fields: dict[str, str]
-) -> str:
-    model_id = fields.get("modelId", "")
-    with db.write() as session:
-        owned.load(session, ModelRow, model_id, user_id, write=True)
-        row = ResumableUploadRow(
-            id=create_id(),
-            owner_id=user_id,
-            model_id=model_id,
-            length=length,
-            offset=0,
-            fields=fields,
-        )
-        session.add(row)
-    storage.partial_path(row.id).touch()
-    return row.id
-
-
-def _load(db: Database, upload_id: str, user_id: str) -> ResumableUploadRow:
-    with db.read() as session:
-        row = session.get(ResumableUploadRow, upload_id) if is_id(upload_id) else None
-    if row is None or row.owner_id != user_id:
-        raise NotFoundError("upload", upload_id)
-    return row
-
-
 def _held_here(storage: Storage, upload_id: str) -> bool:
     """Tell whether this server holds the upload's bytes (another replica may hold them)."""
     return storage.partial_path(upload_id).is_file()
@@ -169,35 +117,7 @@ class UploadElsewhereError(HubError):
     status = 404
 
 
-def _save_offset(db: Database, upload_id: str, offset: int) -> None:
-    with db.write() as session:
-        row = session.get(ResumableUploadRow, upload_id)
-        if row is None:  # terminated while this PATCH ran (by another replica)
-            raise NotFoundError("upload", upload_id)
-        row.offset, row.updated_at = offset, utcnow()
-
-
-def _discard(db: Database, storage: Storage, upload_id: str) -> None:
-    with db.write() as session:
-        row = session.get(ResumableUploadRow, upload_id)
-        if row is not None:
-            session.delete(row)
-    storage.partial_path(upload_id).unlink(missing_ok=True)
-
-
-def _finish(db: Database, storage: Storage, row: ResumableUploadRow) -> dict[str, Any]:
-    writer = storage.adopt(storage.partial_path(row.id))
-    try:
-        spec = parse_weight_fields(row.fields)
-        return store_weights(db, storage, row.model_id, row.owner_id, spec, writer)
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        _discard(db, storage, row.id)
-
-
-@router.options("/v1/uploads", status_code=204, response_class=Response)
+@router.options(paths.UPLOADS, status_code=204, response_class=Response)
 @public
 def discover(settings: SettingsDep) -> Response:
     """Tell tus clients what this server supports."""
@@ -213,7 +133,7 @@ def discover(settings: SettingsDep) -> Response:
     )
 
 
-@router.post("/v1/uploads", status_code=201, response_class=Response)
+@router.post(paths.UPLOADS, status_code=201, response_class=Response)
 async def create_upload(
     request: Request, user: CurrentUser, db: Db, storage: StorageDep, settings: SettingsDep
 ) -> Response:
@@ -223,26 +143,23 @@ async def create_upload(
     if not 0 < length <= settings.max_upload_bytes:
         raise PayloadTooLargeError(f"Upload-Length must be 1 to {settings.max_upload_bytes} bytes")
     fields = parse_metadata(request.headers.get("upload-metadata", ""))
-    parse_weight_fields(fields)
-    if await run_in_threadpool(_sweep_and_count, db, storage, user.user_id) >= MAX_ACTIVE_PER_USER:
-        raise ConflictError(
-            f"you have {MAX_ACTIVE_PER_USER} unfinished uploads; finish or "
-            "DELETE one before starting another"
-        )
-    upload_id = await run_in_threadpool(_create, db, storage, user.user_id, length, fields)
-    location = f"{request.app.state.links.public_url}/v1/uploads/{upload_id}"
+    read_upload_fields(fields)
+    upload_id = await run_in_threadpool(
+        uploads.create_upload, db, storage, user.user_id, length, fields
+    )
+    location = request.app.state.links.public_url + paths.UPLOAD.format(upload_id=upload_id)
     return Response(
         status_code=201, headers={**TUS_HEADERS, "Location": location, "Upload-Offset": "0"}
     )
 
 
-@router.head("/v1/uploads/{upload_id}", response_class=Response)
+@router.head(paths.UPLOAD, response_class=Response)
 def upload_offset(
     upload_id: str, request: Request, user: CurrentUser, db: Db, storage: StorageDep
 ) -> Response:
     """Tell the client how many bytes the server has, to resume from there."""
     _require_tus(request)
-    row = _load(db, upload_id, user.user_id)
+    row = uploads.load_upload(db, upload_id, user.user_id)
     if not _held_here(storage, upload_id):
         raise UploadElsewhereError(
             "this server does not hold the bytes of this upload (another replica may); "
@@ -292,7 +209,7 @@ def _sync(file: Any) -> None:
 
 
 @router.patch(
-    "/v1/uploads/{upload_id}",
+    paths.UPLOAD,
     response_class=Response,
     openapi_extra={
         "requestBody": {
@@ -320,7 +237,7 @@ async def append_to_upload(
     offset = _whole_number(request, "Upload-Offset")
     checksum = _checksum(request)
     async with _exclusive(upload_id):
-        row = await run_in_threadpool(_load, db, upload_id, user.user_id)
+        row = await run_in_threadpool(uploads.load_upload, db, upload_id, user.user_id)
         if not _held_here(storage, upload_id):
             raise ConflictError(
                 "this server does not hold the bytes of this upload (another replica may); "
@@ -344,23 +261,23 @@ async def append_to_upload(
                     headers=TUS_HEADERS,
                 )
             received = 0
-        await run_in_threadpool(_save_offset, db, upload_id, offset + received)
+        await run_in_threadpool(uploads.save_offset, db, upload_id, offset + received)
         if error is not None:
             raise error
         if offset + received == row.length:
-            await run_in_threadpool(_finish, db, storage, row)
+            await run_in_threadpool(uploads.finish_upload, db, storage, row)
     return Response(
         status_code=204, headers={**TUS_HEADERS, "Upload-Offset": str(offset + received)}
     )
 
 
-@router.delete("/v1/uploads/{upload_id}", status_code=204, response_class=Response)
+@router.delete(paths.UPLOAD, status_code=204, response_class=Response)
 async def terminate_upload(
     upload_id: str, request: Request, user: CurrentUser, db: Db, storage: StorageDep
 ) -> Response:
     """Abandon an upload and free its space (after a PATCH in progress has ended)."""
     _require_tus(request)
     async with _exclusive(upload_id):
-        await run_in_threadpool(_load, db, upload_id, user.user_id)
-        await run_in_threadpool(_discard, db, storage, upload_id)
+        await run_in_threadpool(uploads.load_upload, db, upload_id, user.user_id)
+        await run_in_threadpool(uploads.discard_upload, db, storage, upload_id)
     return Response(status_code=204, headers=TUS_HEADERS)

@@ -4,7 +4,7 @@ Functions take a session inside the caller's transaction and return the storage 
 garbage; the caller deletes those blobs only after the transaction committed.
 """
 
-import json
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 
 from trainhub.protocol.ids import create_id, is_id
 from trainhub.protocol.metrics import EpochMetrics
+from trainhub.protocol.weights import WeightKind, WeightUpload
 from trainhub.server import modelspec
-from trainhub.server.db import owned
+from trainhub.server.db import metrics, owned
 from trainhub.server.db.tables import (
     AgentRow,
     DatasetRow,
@@ -127,62 +128,17 @@ def _start_training(row: ModelRow, epoch: int | None = None) -> None:
     owned.touch(row)
 
 
-def upsert_metrics(session: Session, row: ModelRow, epochs: dict[int, EpochMetrics]) -> None:
-    """Merge each epoch's metrics into what is stored, newer values winning.
-
-    See docs/protocol/hub-v1.md §16.3.
-    """
-    existing = {
-        m.epoch: m
-        for m in session.scalars(
-            select(MetricRow).where(
-                MetricRow.model_seq == row.seq, MetricRow.epoch.in_(list(epochs))
-            )
-        )
-    }
-    now = utcnow()
-    for epoch, values in epochs.items():
-        stored = existing.get(epoch)
-        if stored is None:
-            session.add(
-                MetricRow(model_seq=row.seq, epoch=epoch, values=json.dumps(values), updated_at=now)
-            )
-        else:
-            stored.values = json.dumps({**json.loads(stored.values), **values})
-            stored.updated_at = now
+def record_metrics(session: Session, row: ModelRow, epochs: dict[int, EpochMetrics]) -> None:
+    """Merge each epoch's metrics into what is stored (newer values win); training has begun."""
+    metrics.upsert_metrics(session, row.seq, epochs)
     _start_training(row, max(epochs))
 
 
-def read_metrics(session: Session, row: ModelRow) -> list[dict[str, Any]]:
-    """Return the metrics transposed: one series per name, keyed by epoch.
-
-    See docs/protocol/hub-v1.md §5.9.
-    """
-    series: dict[str, dict[str, Any]] = {}
-    rows = session.execute(
-        select(MetricRow.epoch, MetricRow.values)
-        .where(MetricRow.model_seq == row.seq)
-        .order_by(MetricRow.epoch)
-    )
-    for epoch, values in rows:
-        for name, value in json.loads(values).items():
-            series.setdefault(name, {})[str(epoch)] = value
-    return [{"meta": {"name": name}, "data": data} for name, data in sorted(series.items())]
-
-
 def record_weights(
-    session: Session,
-    row: ModelRow,
-    *,
-    kind: str,
-    epoch: int,
-    is_best: bool,
-    map_value: float | None,
-    key: str,
-    sha256: str,
-    size: int,
+    session: Session, row: ModelRow, upload: WeightUpload, *, key: str, sha256: str, size: int
 ) -> list[str]:
-    """Store a checkpoint ("last") or final weights ("best"); return the replaced blob's key."""
+    """Store a checkpoint or the final weights; return the replaced blob's key."""
+    kind = upload.kind
     old = session.get(WeightRow, (row.seq, kind))
     garbage = [old.blob_key] if old is not None and old.blob_key != key else []
     if old is not None:
@@ -192,18 +148,18 @@ def record_weights(
         WeightRow(
             model_seq=row.seq,
             kind=kind,
-            epoch=epoch,
-            is_best=is_best,
-            map=map_value,
+            epoch=upload.epoch,
+            is_best=upload.is_best,
+            map=upload.map_value,
             blob_key=key,
             sha256=sha256,
             size_bytes=size,
         )
     )
-    _start_training(row, epoch)
-    if kind == "best":
+    _start_training(row, upload.epoch)
+    if kind is WeightKind.FINAL:
         row.status = "trained"
-        row.best_map = map_value
+        row.best_map = upload.map_value
         for agent in session.scalars(
             select(AgentRow).where(AgentRow.model_seq == row.seq, AgentRow.state == "running")
         ):
@@ -279,3 +235,59 @@ def concurrent_agents(session: Session, row: ModelRow) -> int:
         select(AgentRow).where(AgentRow.model_seq == row.seq, AgentRow.state == "running")
     )
     return sum(1 for a in agents if now - a.last_seen <= timedelta(seconds=2 * a.interval_s))
+
+
+@dataclass
+class ModelContext:
+    """A model row and the rows its record draws on, as one reader may see them."""
+
+    row: ModelRow
+    weights: dict[str, WeightRow] = field(default_factory=dict)
+    dataset: DatasetRow | None = None
+    project: ProjectRow | None = None
+    parent_best: tuple[str, WeightRow] | None = None
+    agents: list[AgentRow] = field(default_factory=list)
+
+
+def load_context(session: Session, row: ModelRow, reader_id: str | None) -> ModelContext:
+    """Fetch the weights, agents, and the dataset, project and parent weights of a model.
+
+    A referenced object is included only while `reader_id` (None: anonymous) may read it: a
+    model may name another user's dataset, project or parent that was public once and is
+    private or deleted now, and a public model must not hand out its owner's private objects.
+    """
+    context = ModelContext(row)
+    for weight in session.scalars(select(WeightRow).where(WeightRow.model_seq == row.seq)):
+        context.weights[weight.kind] = weight
+    if row.dataset_id:
+        context.dataset = session.scalars(
+            select(DatasetRow).where(
+                DatasetRow.id == row.dataset_id, owned.readable_by(DatasetRow, reader_id)
+            )
+        ).first()
+    if row.project_id:
+        context.project = session.scalars(
+            select(ProjectRow).where(
+                ProjectRow.id == row.project_id, owned.readable_by(ProjectRow, reader_id)
+            )
+        ).first()
+    parent_id = modelspec.parent(row.doc).get("id")
+    if isinstance(parent_id, str):
+        found = session.execute(
+            select(ModelRow.id, WeightRow)
+            .join(WeightRow, WeightRow.model_seq == ModelRow.seq)
+            .where(
+                ModelRow.id == parent_id,
+                WeightRow.kind == WeightKind.FINAL,
+                owned.readable_by(ModelRow, reader_id),
+            )
+        ).first()
+        context.parent_best = (found[0], found[1]) if found else None
+    context.agents = list(
+        session.scalars(
+            select(AgentRow)
+            .where(AgentRow.model_seq == row.seq)
+            .order_by(AgentRow.last_seen.desc())
+        )
+    )
+    return context

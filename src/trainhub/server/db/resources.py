@@ -1,6 +1,6 @@
 """Queries of datasets and projects: create, change, delete (models have db/models.py)."""
 
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -12,6 +12,7 @@ from trainhub.server.documents import check_document, deep_merge, display_name
 from trainhub.server.errors import ValidationError
 
 Resource = DatasetRow | ProjectRow
+R = TypeVar("R", DatasetRow, ProjectRow)
 DATASET_KEYS = frozenset({"filename", "layout", "status"})
 
 
@@ -39,9 +40,7 @@ def check_filename(value: Any) -> str:
     return value
 
 
-def create(
-    session: Session, row_type: type[Resource], user_id: str, body: dict[str, Any]
-) -> Resource:
+def create(session: Session, row_type: type[R], user_id: str, body: dict[str, Any]) -> R:
     """Create a dataset or project from its owner's document."""
     row = row_type(id=create_id(), owner_id=user_id)
     _apply(row, dict(check_document(body)))

@@ -80,6 +80,16 @@ def count_users(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(UserRow)) or 0
 
 
+def find_user_by_id(session: Session, user_id: str) -> UserRow | None:
+    """Return the user with this id, None when there is none."""
+    return session.get(UserRow, user_id) if is_id(user_id) else None
+
+
+def list_users(session: Session) -> list[UserRow]:
+    """Return every user, oldest first."""
+    return list(session.scalars(select(UserRow).order_by(UserRow.created_at)))
+
+
 def find_user(session: Session, name_or_id: str) -> UserRow | None:
     """Return the user with this name or id."""
     return session.scalars(

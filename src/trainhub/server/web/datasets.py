@@ -8,23 +8,22 @@ bar) gets JSON; a plain form post is redirected back to the list.
 """
 
 from pathlib import PurePosixPath
-from typing import Annotated, Any, cast
+from typing import Annotated
 
 from fastapi import Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from trainhub.protocol.ids import ID_PATTERN
-from trainhub.server.archives import ArchiveError, inspect_archive, is_archive_name
-from trainhub.server.db import owned, resources
-from trainhub.server.db.engine import Database
+from trainhub.server.archives import is_archive_name
+from trainhub.server.db import owned
 from trainhub.server.db.tables import DatasetRow
 from trainhub.server.deps import Db, SettingsDep, StorageDep
 from trainhub.server.errors import ValidationError
-from trainhub.server.links import ARCHIVE_SUFFIXES, Links
+from trainhub.server.links import ARCHIVE_SUFFIXES
 from trainhub.server.multipart import MultipartForm, UploadedFile, read_multipart
 from trainhub.server.records import dataset_record
-from trainhub.server.storage import Storage
+from trainhub.server.services import datasets
 from trainhub.server.web import csrf
 from trainhub.server.web.auth import PageLinks, SignedIn
 from trainhub.server.web.render import render
@@ -85,36 +84,6 @@ def _display_name(form: MultipartForm, upload: UploadedFile) -> str:
     return filename[: len(filename) - len(suffix)] or "dataset"
 
 
-def store_dataset(
-    db: Database,
-    storage: Storage,
-    links: Links,
-    user_id: str,
-    document: dict[str, Any],
-    upload: UploadedFile,
-) -> dict[str, Any]:
-    """Inspect an uploaded archive, then create the dataset and publish the archive for it."""
-    try:
-        report = inspect_archive(upload.writer.temp_path, upload.filename)
-    except ArchiveError as exc:
-        raise ValidationError(str(exc)) from exc
-    sha256 = upload.writer.hexdigest()
-    published = None
-    try:
-        with db.write() as session:
-            row = cast(DatasetRow, resources.create(session, DatasetRow, user_id, document))
-            key = f"datasets/{row.id}/{sha256}"
-            upload.writer.publish(key)
-            published = key
-            row.blob_key, row.sha256 = key, sha256
-            row.size_bytes, row.layout = upload.writer.size, report.layout
-            return dataset_record(row, links)
-    except BaseException:
-        if published is not None:
-            storage.delete(published)
-        raise
-
-
 @router.post("/datasets/upload", response_model=None)
 async def upload_dataset(
     request: Request,
@@ -140,12 +109,14 @@ async def upload_dataset(
             "filename": PurePosixPath(upload.filename).name,
             "public": form.fields.get("public") == "yes",
         }
-        record = await run_in_threadpool(
-            store_dataset, db, storage, links, user.user_id, document, upload
+        stored = await run_in_threadpool(
+            datasets.store_archive, db, storage, user.user_id, upload, document=document
         )
     finally:
         form.abort()
     if accepts_html(request):
         return see_other("/datasets?notice=uploaded")
-    message = f"dataset stored ({record['layout']} layout)"
+    record = dataset_record(stored.dataset, links)
+    record["warning"] = stored.warning
+    message = stored.warning or f"dataset stored ({record['layout']} layout)"
     return JSONResponse({"success": True, "message": message, "data": record})

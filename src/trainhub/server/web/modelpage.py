@@ -9,11 +9,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from trainhub.server.db import owned
+from trainhub.server.db.models import ModelContext, load_context
 from trainhub.server.db.tables import MetricRow, ModelRow, utcnow
 from trainhub.server.deps import Db
 from trainhub.server.errors import NotFoundError
 from trainhub.server.links import Links
-from trainhub.server.records import ModelContext, is_online, iso, load_model_context, model_record
+from trainhub.server.records import is_online, iso, model_record
 from trainhub.server.web import charts, live, snippets
 from trainhub.server.web.auth import PageLinks, SignedIn
 from trainhub.server.web.render import render
@@ -79,7 +80,7 @@ def model_page(
     now = utcnow()
     with db.read() as session:
         row = owned.load(session, ModelRow, model_id, user.user_id)
-        context = load_model_context(session, row, user.user_id)
+        context = load_context(session, row, user.user_id)
         record = model_record(context, links)
         summary = summarize(session, [row], user.user_id, now)[0]
         latest_epoch, latest = charts.latest_values(session, row.seq)
@@ -143,7 +144,7 @@ def model_state(session: Session, model_id: str, user_id: str) -> live.Snapshot:
         row = owned.load(session, ModelRow, model_id, user_id)
     except NotFoundError:
         return {("gone", model_id): {"id": model_id}}
-    context = load_model_context(session, row, user_id)
+    context = load_context(session, row, user_id)
     event = summarize(session, [row], user_id, now)[0].event()
     event["agents"] = [
         {**agent, "first_seen": iso(agent["first_seen"]), "last_seen": iso(agent["last_seen"])}

@@ -9,14 +9,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from trainhub.protocol.ids import ID_PATTERN
-from trainhub.server.api.projects import store_cover
 from trainhub.server.db import owned, resources
-from trainhub.server.db.engine import Database
 from trainhub.server.db.tables import ModelRow, ProjectRow, utcnow
 from trainhub.server.deps import Db, SettingsDep, StorageDep
 from trainhub.server.errors import ValidationError
 from trainhub.server.multipart import read_multipart
 from trainhub.server.records import project_record
+from trainhub.server.services import projects
 from trainhub.server.web import csrf
 from trainhub.server.web.auth import PageLinks, SignedIn
 from trainhub.server.web.listing import ModelFilters, list_models
@@ -118,11 +117,6 @@ def project_page(
     )
 
 
-def _check_owner(db: Database, project_id: str, user_id: str) -> None:
-    with db.read() as session:
-        owned.load(session, ProjectRow, project_id, user_id, write=True)
-
-
 @router.post("/projects/{project_id}/cover", response_model=None)
 async def upload_cover(
     request: Request,
@@ -133,7 +127,7 @@ async def upload_cover(
     settings: SettingsDep,
 ) -> Response:
     """Store a project's cover image (multipart part `file`)."""
-    await run_in_threadpool(_check_owner, db, project_id, user.user_id)
+    await run_in_threadpool(projects.check_writable, db, project_id, user.user_id)
     form = await read_multipart(
         request,
         storage,
@@ -144,9 +138,11 @@ async def upload_cover(
         csrf.check_token(
             request, user, request.headers.get(csrf.HEADER) or form.fields.get(csrf.FIELD)
         )
-        if len(form.files) != 1 or form.files[0].writer.size == 0:
+        if len(form.files) != 1:
             raise ValidationError("choose one PNG, JPEG, GIF or WebP image")
-        await run_in_threadpool(store_cover, db, storage, project_id, user.user_id, form.files[0])
+        await run_in_threadpool(
+            projects.set_cover, db, storage, project_id, user.user_id, form.files[0]
+        )
     finally:
         form.abort()
     return see_other(f"/projects/{project_id}?notice=cover")

@@ -1,0 +1,159 @@
+"""Queries of stored metrics: the idempotent upsert, the read-back, columns for charts.
+
+An epoch's metrics are stored as the JSON text of `{name: number | null}` (MetricRow.values).
+`decode_values` is the one reader of that text: every query here goes through it.
+"""
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ColumnElement, cast, func, select, type_coerce
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
+
+from trainhub.protocol.metrics import EpochMetrics
+from trainhub.server.db.tables import MetricRow, utcnow
+
+MAIN_METRIC = "metrics/mAP50-95(B)"
+Value = float | int | None
+
+
+def encode_values(values: EpochMetrics) -> str:
+    """Return the stored text of one epoch's metrics (values already finite or None)."""
+    return json.dumps(values, allow_nan=False)
+
+
+def _number(value: Any) -> Value:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, int):
+        return value
+    return value if math.isfinite(value) else None
+
+
+def decode_values(text: str) -> dict[str, Value]:
+    """Return one stored epoch's metrics as {name: number | None}.
+
+    Values were validated when written; anything that is not a finite number (NaN or Infinity
+    stored by an older version, a non-number) reads as None, never as an error.
+    """
+    value = json.loads(text, parse_constant=lambda _: None)
+    if not isinstance(value, dict):
+        return {}
+    return {str(name): _number(v) for name, v in value.items()}
+
+
+def upsert_metrics(session: Session, model_seq: int, epochs: dict[int, EpochMetrics]) -> None:
+    """Merge each epoch's metrics into what is stored, newer values winning."""
+    existing = {
+        m.epoch: m
+        for m in session.scalars(
+            select(MetricRow).where(
+                MetricRow.model_seq == model_seq, MetricRow.epoch.in_(list(epochs))
+            )
+        )
+    }
+    now = utcnow()
+    for epoch, values in epochs.items():
+        stored = existing.get(epoch)
+        if stored is None:
+            session.add(
+                MetricRow(
+                    model_seq=model_seq, epoch=epoch, values=encode_values(values), updated_at=now
+                )
+            )
+        else:
+            stored.values = encode_values({**decode_values(stored.values), **values})
+            stored.updated_at = now
+
+
+def read_series(session: Session, model_seq: int) -> list[dict[str, Any]]:
+    """Return the metrics transposed: one series per name, keyed by epoch (as a string)."""
+    series: dict[str, dict[str, Value]] = {}
+    rows = session.execute(
+        select(MetricRow.epoch, MetricRow.values)
+        .where(MetricRow.model_seq == model_seq)
+        .order_by(MetricRow.epoch)
+    )
+    for epoch, text in rows:
+        for name, value in decode_values(text).items():
+            series.setdefault(name, {})[str(epoch)] = value
+    return [{"meta": {"name": name}, "data": data} for name, data in sorted(series.items())]
+
+
+@dataclass
+class Columns:
+    """Metric series sharing one column of epochs (gaps are None)."""
+
+    epochs: list[int] = field(default_factory=list)
+    series: dict[str, list[Value]] = field(default_factory=dict)
+
+
+def columns_of(rows: list[tuple[int, dict[str, Value]]]) -> Columns:
+    """Turn (epoch, {name: value}) rows, ordered by epoch, into columns."""
+    names = sorted({name for _, values in rows for name in values})
+    series = {name: [values.get(name) for _, values in rows] for name in names}
+    return Columns([epoch for epoch, _ in rows], series)
+
+
+def read_columns(
+    session: Session, model_seq: int, first: int | None = None, last: int | None = None
+) -> Columns:
+    """Read a model's metrics between epochs `first` and `last` (inclusive) as columns."""
+    query = select(MetricRow.epoch, MetricRow.values).where(MetricRow.model_seq == model_seq)
+    if first is not None:
+        query = query.where(MetricRow.epoch >= first)
+    if last is not None:
+        query = query.where(MetricRow.epoch <= last)
+    rows = session.execute(query.order_by(MetricRow.epoch)).all()
+    return columns_of([(epoch, decode_values(text)) for epoch, text in rows])
+
+
+def latest_values(session: Session, model_seq: int) -> tuple[int | None, dict[str, Value]]:
+    """Return the newest epoch with metrics and its values."""
+    row = session.execute(
+        select(MetricRow.epoch, MetricRow.values)
+        .where(MetricRow.model_seq == model_seq)
+        .order_by(MetricRow.epoch.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None, {}
+    return row[0], dict(sorted(decode_values(row[1]).items()))
+
+
+def metrics_state(session: Session, model_seq: int) -> dict[str, Any]:
+    """Return the newest epoch, the number of epochs and the last change of a model's metrics."""
+    newest, count, changed = session.execute(
+        select(func.max(MetricRow.epoch), func.count(), func.max(MetricRow.updated_at)).where(
+            MetricRow.model_seq == model_seq
+        )
+    ).one()
+    changed_text = changed.isoformat() if isinstance(changed, datetime) else changed
+    return {"epoch": newest, "count": count, "changed": str(changed_text)}
+
+
+def _main_metric(session: Session) -> ColumnElement[float]:
+    """Return SQL for the main metric inside an epoch's JSON text (JSONB on PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        expression: ColumnElement[Any] = cast(MetricRow.values, postgresql.JSONB)
+    else:
+        expression = type_coerce(MetricRow.values, JSON)
+    # JSON indexing is typed Any by SQLAlchemy's stubs; as_float() gives a float column
+    return expression[MAIN_METRIC].as_float()  # type: ignore[no-any-return]
+
+
+def best_main_metric(session: Session, seqs: list[int]) -> dict[int, float]:
+    """Return the highest main metric (mAP50-95) seen per model, for models that have one."""
+    if not seqs:
+        return {}
+    best = func.max(_main_metric(session))
+    rows = session.execute(
+        select(MetricRow.model_seq, best)
+        .where(MetricRow.model_seq.in_(seqs))
+        .group_by(MetricRow.model_seq)
+    )
+    return {seq: float(value) for seq, value in rows if value is not None}
