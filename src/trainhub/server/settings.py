@@ -4,7 +4,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_FILE = "secret_key"
@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     download_ttl_s: int = 24 * 3600
     rate_limit: str = "50/second;1200/minute"
     anonymous_rate_limit: str = "10/second;300/minute"
+    web_session_idle_s: int = Field(default=3 * 24 * 3600, ge=60)
+    web_session_max_age_s: int = Field(default=14 * 24 * 3600, ge=60)
     heartbeat_interval_s: float = 300.0
     create_admin: bool = True
     log_level: str = "INFO"

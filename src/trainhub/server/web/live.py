@@ -2,7 +2,8 @@
 
 Polling the database (not an in-process bus) keeps every replica's pages right without Redis.
 A stream first sends everything it watches, then only changes; it ends after
-`STREAM_LIFETIME_S` (the browser's EventSource reconnects by itself) or when the client leaves.
+`STREAM_LIFETIME_S` (the browser's EventSource reconnects by itself), when the client leaves, or
+with a `signed-out` event when its session ends.
 """
 
 import json
@@ -15,8 +16,7 @@ from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from trainhub.server.deps import Principal, get_db
-from trainhub.server.web.auth import load_session
+from trainhub.server.web.auth import SessionUser, is_session_live
 
 POLL_INTERVAL_S = 1.0
 STREAM_LIFETIME_S = 600.0
@@ -47,15 +47,18 @@ def changes(before: Snapshot, after: Snapshot) -> list[bytes]:
 SIGNED_OUT: Snapshot = {("signed-out", "session"): {"location": "/login"}}
 
 
-def _guarded(request: Request, user: Principal, snapshot: Callable[[], Snapshot]) -> Snapshot:
-    """Return the snapshot while the session's key is valid, SIGNED_OUT once it is revoked."""
-    if load_session(get_db(request), user.key_id) is None:
+def _guarded(request: Request, user: SessionUser, snapshot: Callable[[], Snapshot]) -> Snapshot:
+    """Return the snapshot while the session is live, SIGNED_OUT once it has ended.
+
+    A session ends by sign-out, expiry or the revocation of its API key.
+    """
+    if not is_session_live(request, user.session_id):
         return SIGNED_OUT
     return snapshot()
 
 
 async def _events(
-    request: Request, user: Principal, snapshot: Callable[[], Snapshot]
+    request: Request, user: SessionUser, snapshot: Callable[[], Snapshot]
 ) -> AsyncIterator[bytes]:
     yield f"retry: {RECONNECT_MS}\n\n".encode()
     started = last_sent = time.monotonic()
@@ -78,11 +81,11 @@ async def _events(
 
 
 def event_stream(
-    request: Request, user: Principal, snapshot: Callable[[], Snapshot]
+    request: Request, user: SessionUser, snapshot: Callable[[], Snapshot]
 ) -> StreamingResponse:
     """Answer with a stream of the changes of `snapshot()`, polled every POLL_INTERVAL_S.
 
-    The stream ends with a `signed-out` event as soon as the session's API key is revoked.
+    The stream ends with a `signed-out` event as soon as its session ends.
     """
     return StreamingResponse(
         _events(request, user, snapshot),
