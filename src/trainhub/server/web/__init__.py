@@ -2,7 +2,7 @@
 
 `router` holds every page and data route of the dashboard; `mount_static` serves the vendored
 static files at /static. Every route depends on `auth.page_user` (the server-side session its
-cookie names) or is marked `trainhub.server.deps.public` (the
+cookie names, and the user's request rate) or is marked `trainhub.server.deps.public` (the
 sign-in page and form). `PAGE_AUTH` names the page-auth dependency for the route inventory test,
 beside `deps.optional_user` and `deps.require_user`.
 """

@@ -19,6 +19,7 @@ from trainhub.server.db.tables import utcnow
 from trainhub.server.deps import Principal, get_db, get_settings
 from trainhub.server.errors import NotAuthenticatedError
 from trainhub.server.links import Links
+from trainhub.server.web import limits
 
 COOKIE_NAME = "trainhub_session"
 LAST_SEEN_RESOLUTION_S = 60.0  # how stale `last_seen_at` may get before a request updates it
@@ -84,10 +85,11 @@ def session_user(request: Request) -> SessionUser | None:
 
 
 def page_user(request: Request) -> SessionUser:
-    """Dependency of every dashboard route: the signed-in user, else SignInRequired."""
+    """Dependency of every dashboard route: the signed-in user (SignInRequired), within limits."""
     user = session_user(request)
     if user is None:
         raise SignInRequired
+    limits.check_page_rate(request, user.user_id)
     return user
 
 

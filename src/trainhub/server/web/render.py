@@ -88,6 +88,7 @@ def render(
     user: SessionUser | None,
     *,
     status: int = 200,
+    headers: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
     """Render `template` for `user` (None on the sign-in and error pages)."""
@@ -108,4 +109,4 @@ def render(
             **context,
         )
     )
-    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    return HTMLResponse(html, status_code=status, headers={**(headers or {}), **SECURITY_HEADERS})
