@@ -37,8 +37,8 @@ BENCH_ENV = {
     "TRAINHUB_LOG_LEVEL": "WARNING",
 }
 
-# What ultralytics sends for a segmentation run (hub-protocol.md §5.8): 16 losses and metrics,
-# plus the four model/* keys of epoch 0 with profile=True, so that every epoch has 20 keys.
+# What ultralytics sends for a segmentation run (docs/protocol/hub-v1.md §5.8): 16 losses and
+# metrics, plus the four model/* keys of epoch 0 with profile=True, so every epoch has 20 keys.
 METRIC_NAMES = (
     "train/box_loss",
     "train/seg_loss",
@@ -62,7 +62,7 @@ METRIC_NAMES = (
     "model/speed_ONNX(ms)",
 )
 
-# The body ultralytics sends to create a model during local training (hub-protocol.md §5.4).
+# The body ultralytics sends to create a model in a local run (docs/protocol/hub-v1.md §5.4).
 CREATE_MODEL_BODY = {
     "config": {
         "batchSize": 16,

@@ -5,7 +5,7 @@ then opens the model page `--runs` times, each in a fresh browser context (empty
 HTML, scripts, styles and chart data all come over the wire). The page's chart code sets the
 performance marks `trainhub:first-chart` (uPlot's first draw) and `trainhub:charts-ready` (all 30
 charts built); their times since navigation start are reported as p50, min and max. The goal
-(issue 4) is under one second.
+is under one second.
 
 Needs Debian's chromium (scripts/install-chromium.sh) and the `playwright` package.
 

@@ -1,4 +1,6 @@
-"""Metrics ingest: `POST /v1/models/{id}` with one epoch of 20 metrics per request (§5.8).
+"""Metrics ingest: `POST /v1/models/{id}` with one epoch of 20 metrics per request.
+
+The request is described in docs/protocol/hub-v1.md §5.8.
 
 Each client owns a model and sends epoch 0, 1, 2, ... exactly as ultralytics does
 (`{"type": "metrics", "metrics": {"<epoch>": json.dumps({...20 names...})}}`, header

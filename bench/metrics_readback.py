@@ -1,4 +1,6 @@
-"""Metrics read-back: `GET /v1/models/{id}/metrics` of a 300-epoch run (§5.9), and the model.
+"""Metrics read-back: `GET /v1/models/{id}/metrics` of a 300-epoch run, and the model.
+
+The read-back is described in docs/protocol/hub-v1.md §5.9.
 
 Uploads 300 epochs x 20 metrics to one model in batches of 30 epochs (one request each, the
 shape ultralytics uses), then times 50 sequential `GET /v1/models/{id}/metrics` (the transpose:

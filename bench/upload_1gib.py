@@ -1,4 +1,6 @@
-"""Weights upload: one 1 GiB final upload (`POST /v1/models/{id}/upload`, §5.10), end to end.
+"""Weights upload: one 1 GiB final upload (`POST /v1/models/{id}/upload`), end to end.
+
+The upload is described in docs/protocol/hub-v1.md §5.10.
 
 Writes a file of `--size-mib` MiB (a 64 MiB random block repeated) to a temp dir, then sends it
 as ultralytics does for final weights: multipart fields epoch=0, type=final, map=0.5 and the
@@ -67,7 +69,7 @@ class MultipartBody:
             f"{value}\r\n".encode()
             for name, value in fields.items()
         )
-        # Like requests/hub-sdk: a filename, but no per-part Content-Type (§2.1).
+        # As requests sends it: a filename, no per-part Content-Type (docs/protocol/hub-v1.md §2.1).
         head += (
             f"--{self.boundary}\r\nContent-Disposition: form-data; "
             f'name="{part}"; filename="{part}"\r\n\r\n'

@@ -43,8 +43,10 @@ def run_cli(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> st
 
 
 def create_user(data_dir: Path, name: str, *, admin: bool = False) -> str:
-    """Create a user with the CLI and return its API key (the last line of stdout)."""
-    out = run_cli("users", "create", name, *(["--admin"] if admin else []), data_dir=data_dir)
+    """Create a user with the CLI (and the database if need be); return its API key."""
+    out = run_cli(
+        "users", "create", name, "--init", *(["--admin"] if admin else []), data_dir=data_dir
+    )
     return out.strip().splitlines()[-1].strip()
 
 

@@ -303,7 +303,7 @@ def scenario_metrics(p: dict[str, Any]) -> dict[str, Any]:
             }
         )
     )
-    # A re-sent epoch merges into the stored one (hub-protocol.md §16.3): box_loss changes,
+    # A re-sent epoch merges into the stored one (docs/protocol/hub-v1.md §16.3): box_loss changes,
     # the keys missing from the re-send are kept.
     second = status(model.upload_metrics({"2": json.dumps({"train/box_loss": 1.0})}))
     metrics = hub.model(model.id).get_metrics()

@@ -1,4 +1,6 @@
-"""The unchanged hub-sdk 0.0.25 client against a live trainhub server (hub-protocol.md §13.8).
+"""The unchanged hub-sdk 0.0.25 client against a live trainhub server.
+
+See docs/protocol/hub-v1.md §13.8.
 
 Every hub-sdk call runs in a subprocess (see conftest.py); plain httpx/urllib calls from the test
 process check what hub-sdk cannot see (statuses and error bodies, which hub-sdk swallows).
@@ -90,8 +92,8 @@ def tamper(url: str, known: set[str]) -> str:
     """Flip one character of the capability token in a download URL.
 
     The token is the longest path segment or query value that is not a file name (`*.pt`,
-    `*.zip`) and not one of the `known` ids; both URL shapes of hub-protocol.md (§10 `?token=`,
-    §16.1 path token) work.
+    `*.zip`) and not one of the `known` ids, so both a `?token=` query and a token in the path
+    (docs/protocol/hub-v1.md §16.1) work.
     """
     parts = urlsplit(url)
     segments = parts.path.split("/")
@@ -143,7 +145,7 @@ def test_good_keys_authenticate_and_bad_keys_do_not(hub: RunningServer, scenario
     keys = {
         "alice": alice,
         "bob": hub.keys["bob"],
-        "alice_with_underscore": "ul_" + alice[2:],  # hub-protocol.md §16.8: same key
+        "alice_with_underscore": "ul_" + alice[2:],  # docs/protocol/hub-v1.md §16.8: same key
         "unknown": "ul" + "0" * 40,
         "wrong_shape": "not-a-trainhub-key",
     }
@@ -196,7 +198,8 @@ def test_created_model_reads_back_nested_config_and_updates_and_deletes(
     created = r["created"]
     assert is_id(r["id"]), run.why()
     assert created.get("id") == r["id"], run.why()
-    # hub-sdk re-nests the flat batch_size/epochs/imgsz/... into config (§5.3, §16.4)
+    # hub-sdk re-nests the flat batch_size/epochs/imgsz/... into config
+    # (docs/protocol/hub-v1.md §5.3, §16.4)
     assert created.get("config") == {
         "batchSize": 8,
         "epochs": 5,
@@ -229,7 +232,7 @@ def test_created_model_reads_back_nested_config_and_updates_and_deletes(
     assert is_2xx(r["update_status"]), run.why()
     assert r["after_update"]["meta"]["name"] == "renamed", run.why()
     assert r["after_update"]["meta"].get("description") == "made by hub-sdk", run.why(
-        "PATCH must merge nested objects (§5.5)"
+        "PATCH must merge nested objects (docs/protocol/hub-v1.md §5.5)"
     )
 
     assert is_2xx(r["soft_delete_status"]), run.why()
@@ -273,7 +276,8 @@ def test_model_list_pages_forward_and_back_and_public_list_shows_only_public_mod
 
         assert is_2xx(r["public_patch_status"]), run.why()
         assert r["public_ids"] == [r["public_id"]], run.why(
-            "public=True must list the public models of all users and nothing else (§16.7)"
+            "public=True must list the public models of all users and nothing else "
+            "(docs/protocol/hub-v1.md §16.7)"
         )
         assert r["bob_private"] not in r["public_ids"], run.why()
         assert all({"dataset", "project"} <= set(keys) for keys in r["public_entries_keys"]), (
@@ -314,7 +318,9 @@ def test_metrics_read_back_transposed_with_null_for_non_finite_values(
             else:
                 assert isinstance(present[epoch], int | float), run.why(f"{name}[{epoch}]")
                 assert math.isclose(present[epoch], value), run.why(f"{name}[{epoch}]")
-    assert r["status"] == "training", run.why("metrics start training (§16.5)")
+    assert r["status"] == "training", run.why(
+        "metrics start training (docs/protocol/hub-v1.md §16.5)"
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -466,7 +472,9 @@ def test_dataset_archive_with_a_relative_path_is_rejected(
     r = run.result
     assert "raised" not in r["create"], run.why()
     assert is_id(r["id"]), run.why()
-    assert r["upload_status"] is None, run.why("the server accepted a relative path: (§16.2)")
+    assert r["upload_status"] is None, run.why(
+        "the server accepted a relative path: (docs/protocol/hub-v1.md §16.2)"
+    )
     assert not r["after"].get("url"), run.why()
     with api(hub, hub.keys["alice"]) as http:
         answer = http.post(
@@ -509,8 +517,9 @@ def test_user_read_returns_own_user_and_refuses_someone_elses(
     hub: RunningServer, scenario: Runner
 ) -> None:
     alice_id = user_of(hub, "alice")["userId"]
-    # hub-sdk sends GET /v1/users/{id} but its Users.get_data always ends in {} (§5.20); the log
-    # tells a 2xx JSON answer (_reconstruct_data error) from a refused one (no response).
+    # hub-sdk sends GET /v1/users/{id} but its Users.get_data always ends in {}
+    # (docs/protocol/hub-v1.md §5.20); the log tells a 2xx JSON answer (_reconstruct_data
+    # error) from a refused one (no response).
     own = scenario("user", key=hub.keys["alice"], user_id=alice_id)
     assert own.result["data"] == {}, own.why()
     assert any("_reconstruct_data" in line for line in own.result["log"]), own.why()

@@ -2,7 +2,7 @@
 
 Every ultralytics run is a subprocess of the compat venv (`scripts/compat-venv.sh`), offline, on a
 dataset drawn by the test; what the client did is then checked on the server with httpx
-(hub-protocol §13.1, §13.3-§13.6).
+(docs/protocol/hub-v1.md §13.1, §13.3-§13.6).
 """
 
 import shutil
@@ -95,7 +95,10 @@ def finished(run: Run, server: RunningServer) -> dict[str, Any]:
 
 
 def file_name(url: str) -> str:
-    """The name ultralytics gives a download: last path segment, query cut (hub-protocol §9.1)."""
+    """The name ultralytics gives a download: last path segment, query cut.
+
+    See docs/protocol/hub-v1.md §9.1.
+    """
     return unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
 
 
@@ -118,7 +121,10 @@ class UrlTraining:
 def url_trained(
     server: RunningServer, shapes: ShapesDataset, tmp_path_factory: pytest.TempPathFactory
 ) -> UrlTraining:
-    """Upload shapes.zip, create a 2-epoch model on it, `YOLO(url).train()` (hub-protocol §13.4)."""
+    """Upload shapes.zip, create a 2-epoch model on it, `YOLO(url).train()`.
+
+    See docs/protocol/hub-v1.md §13.4.
+    """
     with hub_client(server.url, server.keys["alice"]) as client:
         dataset_id = upload_dataset(client, shapes.archive)
         model_id = create_url_model(client, dataset_id, name="shapes-by-url", epochs=2)
@@ -154,7 +160,9 @@ def test_hub_login_saves_a_valid_key_and_refuses_a_bad_one(
     assert [o["saved"] for o in outcomes] == ["", good, good], "a refused key must not be saved"
     assert workspace.settings["api_key"] == good
     refused = httpx.post(f"{server.url}/v1/auth", headers={"x-api-key": bad}, timeout=10)
-    assert refused.json()["success"] is False, "§4.2: invalid keys get JSON success=false"
+    assert refused.json()["success"] is False, (
+        "docs/protocol/hub-v1.md §4.2: invalid keys get JSON success=false"
+    )
 
 
 @pytest.mark.timeout(RUN_TIMEOUT + 60, func_only=True)
@@ -181,7 +189,9 @@ def test_local_training_while_logged_in_creates_a_hub_model_and_uploads_its_weig
     assert model_id in {m["id"] for m in listed["results"]}
     with hub_client(server.url, server.keys["bob"]) as bob:
         bobs = data_of(bob.get("/v1/models", params={"limit": 10}))
-        assert model_id not in {m["id"] for m in bobs["results"]}, "models are private (§16.7)"
+        assert model_id not in {m["id"] for m in bobs["results"]}, (
+            "models are private (docs/protocol/hub-v1.md §16.7)"
+        )
     model = data_of(alice.get(f"/v1/models/{model_id}"))
     assert model["meta"]["name"] == "yolo11n.yaml"
     assert model["status"] == "trained"
@@ -190,7 +200,8 @@ def test_local_training_while_logged_in_creates_a_hub_model_and_uploads_its_weig
     assert sha256(download(model["weights"])) == result["best_sha256"], (
         "the downloaded weights differ from the local best.pt"
     )
-    # Runs this short send no metrics at all (hub-protocol §7.2); the read-back still answers.
+    # Runs this short send no metrics at all (docs/protocol/hub-v1.md §7.2); the read-back still
+    # answers.
     assert isinstance(data_of(alice.get(f"/v1/models/{model_id}/metrics")), list)
 
 
@@ -255,16 +266,20 @@ def test_an_interrupted_hub_training_resumes_from_its_uploaded_checkpoint(
     stopped = finished(run, server)
     assert stopped["server_confirmed"] is True, explain(run, server)
     model = data_of(alice.get(f"/v1/models/{model_id}"))
-    assert model["status"] == "training", "§16.5: new -> training on the first heartbeat"
+    assert model["status"] == "training", (
+        "docs/protocol/hub-v1.md §16.5: new -> training on the first heartbeat"
+    )
     assert model["has_last_weights"] is True
-    # Resume files land in the weights dir shared by all models: the name must be unique (§10).
+    # Resume files land in the weights dir shared by all models: the name must be unique
+    # (docs/protocol/hub-v1.md §10).
     assert file_name(model["resume"]).endswith(".pt")
     assert file_name(model["resume"]) != "last.pt"
     assert sha256(download(model["resume"])) == stopped["last_sha256"]
     assert file_name(model["data"]).endswith(".zip")
     assert metric_epochs(alice, model_id)["train/box_loss"] == {"0"}
 
-    # Second machine: its dataset copy is gone, so the resume also fetches `data` again (§13.5).
+    # Second machine: its dataset copy is gone, so the resume also fetches `data` again
+    # (docs/protocol/hub-v1.md §13.5).
     shutil.rmtree(first.cwd / "datasets")
     second = Workspace.create(tmp_path / "second")
     run = second.run(server.url, "train-url", "--url", url, "--login", server.keys["alice"])
@@ -312,7 +327,9 @@ def test_a_trained_hub_model_loads_by_url_and_predicts(
     assert ckpt.parent == (workspace.cwd / "weights" / "hub" / url_trained.model_id).resolve()
     assert ckpt.suffix == ".pt"
     assert result["ckpt_sha256"] == trained["best_sha256"]
-    assert result["has_session"] is False, "a trained model opens no training session (§13.6)"
+    assert result["has_session"] is False, (
+        "a trained model opens no training session (docs/protocol/hub-v1.md §13.6)"
+    )
     assert result["task"] == "detect"
     assert result["results"] == 1
     assert result["shape"] == [64, 64]

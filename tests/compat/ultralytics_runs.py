@@ -149,8 +149,8 @@ def add_metrics_pacing(model: Any) -> None:
     """Make every epoch's metrics reach the server, as they do in runs with epochs of 3 s or more.
 
     The stock client uploads the queued metrics only when more than 3 s passed since the last
-    upload (hub-protocol §7.2); the toy epochs here take about a second. This callback runs before
-    the HUB callback of the same event and waits out the remainder of that interval.
+    upload (docs/protocol/hub-v1.md §7.2); the toy epochs here take about a second. This callback
+    runs before the HUB callback of the same event and waits out the remainder of that interval.
     """
 
     def pace(trainer: Any) -> None:
@@ -241,7 +241,7 @@ def scenario_train_url(args: argparse.Namespace) -> None:
     if args.checkpoint_every_epoch:
 
         def no_checkpoint_interval(trainer: Any) -> None:
-            # The stock client uploads last.pt at most every 900 s (hub-protocol §7.3).
+            # The stock client uploads last.pt at most every 900 s (docs/protocol/hub-v1.md §7.3).
             if trainer.hub_session:
                 trainer.hub_session.rate_limits["ckpt"] = 0
 

@@ -2,8 +2,8 @@
 
 The main test venv has no torch; every ultralytics run is a subprocess of
 `.venv-compat/bin/python tests/compat/ultralytics_runs.py SCENARIO ...`, in an offline
-environment of its own (hub-protocol §1, §12). The dataset the runs train on is drawn here with
-the standard library only: coloured rectangles on a plain background, written as PNG.
+environment of its own (docs/protocol/hub-v1.md §1, §12). The dataset the runs train on is drawn
+here with the standard library only: coloured rectangles on a plain background, written as PNG.
 """
 
 import hashlib
@@ -111,7 +111,8 @@ def make_shapes_dataset(base: Path, seed: int = 20261122) -> ShapesDataset:
             image.write_bytes(png)
             label.write_text(yolo_label(boxes))
             members += [image, label]
-    (root / "shapes.yaml").write_text(ARCHIVE_YAML)  # no `path:` key (hub-protocol §16.2)
+    # the archive's YAML has no `path:` key (docs/protocol/hub-v1.md §16.2)
+    (root / "shapes.yaml").write_text(ARCHIVE_YAML)
     local_yaml = base / "shapes-local.yaml"
     local_yaml.write_text(f"path: {root.resolve()}\n{ARCHIVE_YAML}")
     archive = base / "shapes.zip"
@@ -155,7 +156,8 @@ class Workspace:
         config_dir, cwd = base / "yolo-config", base / "cwd"
         fonts = config_dir / "Ultralytics"
         fonts.mkdir(parents=True, exist_ok=True)
-        for name in ("Arial.ttf", "Arial.Unicode.ttf"):  # else fetched from GitHub (§12.4)
+        # empty font files, or ultralytics fetches them from GitHub (docs/protocol/hub-v1.md §12.4)
+        for name in ("Arial.ttf", "Arial.Unicode.ttf"):
             (fonts / name).touch()
         cwd.mkdir(parents=True, exist_ok=True)
         (base / "mpl").mkdir(exist_ok=True)
@@ -241,7 +243,10 @@ def data_of(response: httpx.Response) -> Any:
 
 
 def upload_dataset(client: httpx.Client, archive: Path, name: str = "shapes") -> str:
-    """Create a dataset and upload the archive the way hub-sdk does (§5.16, §5.17)."""
+    """Create a dataset and upload the archive the way hub-sdk does.
+
+    See docs/protocol/hub-v1.md §5.16 and §5.17.
+    """
     dataset_id = data_of(
         client.post("/v1/datasets", json={"meta": {"name": name}, "filename": archive.name})
     )["id"]
@@ -255,7 +260,10 @@ def upload_dataset(client: httpx.Client, archive: Path, name: str = "shapes") ->
 
 
 def create_url_model(client: httpx.Client, dataset_id: str, *, name: str, epochs: int) -> str:
-    """Create a HUB model the way hub-sdk users do (§5.4) and return its id."""
+    """Create a HUB model the way hub-sdk users do and return its id.
+
+    See docs/protocol/hub-v1.md §5.4.
+    """
     body = {
         "meta": {"name": name},
         "datasetId": dataset_id,
@@ -272,13 +280,19 @@ def create_url_model(client: httpx.Client, dataset_id: str, *, name: str, epochs
 
 
 def metric_epochs(client: httpx.Client, model_id: str) -> dict[str, set[str]]:
-    """Map metric name -> epochs (as strings) stored on the server (§5.9)."""
+    """Map metric name -> epochs (as strings) stored on the server.
+
+    See docs/protocol/hub-v1.md §5.9.
+    """
     series = data_of(client.get(f"/v1/models/{model_id}/metrics"))
     return {item["meta"]["name"]: set(item["data"]) for item in series}
 
 
 def download(url: str) -> bytes:
-    """Fetch a file URL the way ultralytics does: no auth header, redirects followed (§10)."""
+    """Fetch a file URL the way ultralytics does: no auth header, redirects followed.
+
+    See docs/protocol/hub-v1.md §10.
+    """
     response = httpx.get(url, follow_redirects=True, timeout=60)
     assert response.status_code == 200, f"GET {url} -> {response.status_code}"
     return response.content

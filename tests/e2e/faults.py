@@ -1,4 +1,4 @@
-"""Fault injection on loopback (security-notes §11): a TCP proxy, a trainer process, hub checks.
+"""Fault injection on loopback (docs/security.md §2.11): a TCP proxy, a trainer process, hub checks.
 
 `FaultProxy` is a small asyncio TCP proxy on 127.0.0.1 that runs in a background thread of the
 test process and sits between a client and a real `trainhub server`. It forwards bytes both

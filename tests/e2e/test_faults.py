@@ -1,6 +1,6 @@
 """Fault injection against real server processes: nothing a training run journaled is lost.
 
-Every fault is made on 127.0.0.1 (security-notes §11): the hub killed with SIGKILL and restarted
+Every fault is made on 127.0.0.1 (docs/security.md §2.11): the hub killed with SIGKILL and restarted
 on the same data dir and port, the trainer killed with SIGKILL (then `trainhub sync`), and
 connections cut, answered 503 or refused by `FaultProxy` (tests/e2e/faults.py). Trainers run in a
 subprocess (`python -m tests.e2e.faults train`) so that their timing and their deaths are real.

@@ -3,13 +3,14 @@
 import hashlib
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.s3 import SECRET_ACCESS_KEY, aws_env, create_bucket
-from tests.servers import free_port, spawn_server, start_server
+from tests.servers import TRAINHUB, free_port, spawn_server, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -42,6 +43,32 @@ def test_first_start_creates_an_admin_and_prints_its_key_once(tmp_path: Path) ->
         assert answer["success"] is True
     finally:
         restarted.kill(signal.SIGTERM)
+
+
+def test_a_user_created_from_another_folder_can_use_the_running_hub(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    server = spawn_server(data_dir, free_port())
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINHUB_")}
+        created = subprocess.run(
+            [*TRAINHUB, "users", "create", "carol"],
+            cwd=elsewhere,
+            env={**env, "TRAINHUB_DATA_DIR": str(data_dir)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert created.returncode == 0, created.stderr
+        assert created.stderr == f"database: sqlite:///{data_dir}/trainhub.db\n"
+        key = created.stdout.strip().splitlines()[-1]
+        answer = httpx.post(f"{server.url}/v1/auth", headers={"x-api-key": key}).json()
+        assert answer["success"] is True and answer["data"]["name"] == "carol"
+    finally:
+        server.kill(signal.SIGTERM)
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_health_answers_while_the_server_runs(tmp_path: Path) -> None:

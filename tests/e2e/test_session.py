@@ -4,6 +4,7 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -12,9 +13,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import RunningServer, start_server
+from tests.servers import (
+    TRAINHUB,
+    RunningServer,
+    create_user,
+    free_port,
+    spawn_server,
+    start_server,
+)
 from trainhub import HUBTrainingSession
-from trainhub.client.outbox import Outbox
+from trainhub.client.outbox import Outbox, Pending
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +52,7 @@ def session_for(
 
 
 def train(session: HUBTrainingSession, tmp_path: Path, epochs: int) -> str:
-    """Run a fake training loop through the seed-compatible surface; return best.pt's sha256."""
+    """Run a fake training loop through the HUB-compatible surface; return best.pt's sha256."""
     for epoch in range(epochs):
         session.metrics_queue[epoch] = json.dumps(
             {"train/loss": 1.0 / (epoch + 1), "val/loss": float("nan")}
@@ -142,7 +150,10 @@ def test_a_model_with_a_checkpoint_resumes_from_it(hub, tmp_path: Path) -> None:
     resumed.finish()
 
 
-def test_an_untrained_model_starts_from_its_architecture_or_parent(hub, tmp_path: Path) -> None:
+def test_an_untrained_model_starts_from_its_architecture_or_parent(
+    hub, tmp_path: Path, caplog
+) -> None:
+    caplog.set_level(logging.INFO)
     with api(hub) as client:
         plain = client.post(
             "/v1/models",
@@ -157,6 +168,37 @@ def test_an_untrained_model_starts_from_its_architecture_or_parent(hub, tmp_path
     assert second.model_file == "yolo11n.pt"
     first.finish()
     second.finish()
+    # neither has a dataset: a plain loop brings its own data, so nothing is said about it
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_downloaded_weights_go_to_the_users_cache_not_the_current_folder(
+    hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = HUBTrainingSession.create_session(
+        "yolo11n.yaml",
+        {"epochs": 1},
+        url=hub.url,
+        api_key=hub.keys["alice"],
+        outbox=Outbox(tmp_path / "o.db"),
+        progress=False,
+    )
+    assert first is not None
+    sha256 = train(first, tmp_path, 1)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    loaded = HUBTrainingSession(
+        f"{hub.url}/models/{first.model_id}",
+        api_key=hub.keys["alice"],
+        outbox=Outbox(tmp_path / "o.db"),
+        progress=False,
+    )
+    assert loaded.model_file is not None
+    path = Path(loaded.model_file)
+    assert path.parent == tmp_path / "cache" / "trainhub" / "weights" / "hub" / str(first.model_id)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == sha256
+    assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
 def test_a_missing_model_or_bad_key_gives_no_session_and_a_reason(
@@ -256,3 +298,89 @@ def test_a_process_that_exits_mid_run_reports_it_failed_and_sends_its_metrics(
         assert ended.returncode == 1 and "CUDA out of memory" in ended.stderr
     else:
         assert ended.returncode == 0, ended.stderr
+
+
+IDLE_RUN = """
+import sys
+from trainhub import HUBTrainingSession
+from trainhub.client.outbox import Outbox
+
+url, key, model_id, outbox = sys.argv[1:5]
+session = HUBTrainingSession(model_id, url=url, api_key=key, outbox=Outbox(outbox), progress=False)
+print(session.model_url)  # opened, looked at, and the script ends without training
+"""
+
+
+def test_a_process_that_opens_a_session_and_trains_nothing_leaves_the_model_new(
+    hub, tmp_path: Path
+) -> None:
+    with api(hub) as client:
+        model_id = client.post("/v1/models", json={"meta": {"name": "idle"}}).json()["data"]["id"]
+    argv = [hub.url, hub.keys["alice"], model_id, str(tmp_path / "outbox.db")]
+    ended = subprocess.run(
+        [sys.executable, "-c", IDLE_RUN, *argv], capture_output=True, text=True, timeout=120
+    )
+    assert ended.returncode == 0, ended.stderr
+    assert "failed" not in ended.stderr
+    with api(hub) as client:
+        record = client.get(f"/v1/models/{model_id}").json()["data"]
+    assert record["status"] == "new" and record["agents"] == []
+
+
+def warnings_of(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_session_starts_offline_when_the_hub_is_down_and_loses_nothing(
+    tmp_path: Path, caplog
+) -> None:
+    """The README loop trains while the hub is down; the hub gets everything when it is back."""
+    data_dir, port = tmp_path / "hub", free_port()
+    key = create_user(data_dir, "alice")
+    server = spawn_server(data_dir, port)
+    with httpx.Client(base_url=server.url, headers={"x-api-key": key}) as client:
+        first, second = (
+            client.post("/v1/models", json={"meta": {"name": name}}).json()["data"]["id"]
+            for name in ("synced", "resumed")
+        )
+    server.kill(signal.SIGTERM)  # the hub is down from here on: its port is closed
+    caplog.set_level(logging.DEBUG, logger="trainhub")
+    outbox = Outbox(tmp_path / "outbox.db")
+    options = {"api_key": key, "outbox": outbox, "weights_dir": tmp_path / "w", "progress": False}
+
+    session = HUBTrainingSession(f"{server.url}/models/{first}", **options)
+    assert session.offline and session.model_id == first and session.model_file is None
+    assert session.model_url == f"{server.url}/models/{first}"
+    [started] = warnings_of(caplog)
+    assert f"the hub at {server.url} does not answer, so this run starts offline" in started
+    sha256 = train(session, tmp_path, 3)  # the final upload gives up after a short wait
+    assert outbox.pending(server.url, first) == Pending(metrics=3, finals=1)
+    assert warnings_of(caplog)[1:] == [
+        "trainhub: kept on disk for the next session or `trainhub sync`: "
+        "3 epochs of metrics and the final weights"
+    ]
+
+    other = HUBTrainingSession(f"{server.url}/models/{second}", **options)
+    other.metrics_queue[0] = json.dumps({"train/loss": 0.5})
+    other.upload_metrics()
+    revived = spawn_server(data_dir, port)
+    try:
+        assert other.finish(timeout_s=60)  # the hub is back: the same session sends it all
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINHUB_")}
+        env |= {"TRAINHUB_OUTBOX": str(outbox.path), "TRAINHUB_CONFIG_DIR": str(tmp_path)}
+        env |= {"TRAINHUB_URL": server.url, "TRAINHUB_API_KEY": key}
+        synced = subprocess.run(
+            [*TRAINHUB, "sync"], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert synced.returncode == 0, synced.stderr
+        assert "sent 3 epochs of metrics and the final weights; nothing left" in synced.stdout
+        with httpx.Client(base_url=server.url, headers={"x-api-key": key}) as client:
+            trained = client.get(f"/v1/models/{first}").json()["data"]
+            resumed = client.get(f"/v1/models/{second}").json()["data"]
+            series = client.get(f"/v1/models/{second}/metrics").json()["data"]
+            weights = httpx.get(trained["weights"]).content
+    finally:
+        revived.kill(signal.SIGTERM)
+    assert trained["status"] == "trained" and hashlib.sha256(weights).hexdigest() == sha256
+    assert resumed["status"] == "training" and series[0]["data"] == {"0": 0.5}
+    assert outbox.pending_models() == []

@@ -1,4 +1,4 @@
-"""Slow and stalled clients against a real `trainhub server` (security-notes §6).
+"""Slow and stalled clients against a real `trainhub server` (docs/security.md §2.6).
 
 uvicorn puts no deadline on reading a request body; trainhub waits at most
 TRAINHUB_BODY_IDLE_TIMEOUT_S for the next chunk, answers 408, and deletes the upload's temp file.

@@ -1,4 +1,4 @@
-"""Object-level authorization of every route, for every wrong credential (security-notes §3).
+"""Object-level authorization of every route, for every wrong credential (docs/security.md §2.3).
 
 Alice owns a private model (with metrics and weights), dataset (with an archive), project (with a
 cover), an API key and an unfinished resumable upload. Each route of the app is called with real

@@ -14,21 +14,20 @@ runner = CliRunner()
 
 
 def invoke(*args: str, data_dir: Path) -> str:
+    """Run an operator command on `data_dir`; return its stdout (stderr names the database)."""
     result = runner.invoke(cli_app, [*args, "--data-dir", str(data_dir)])
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 def test_users_create_prints_a_working_key_on_the_last_line(
     tmp_path: Path, database_url: str
 ) -> None:
     data_dir = tmp_path / "data"
-    result = runner.invoke(
-        cli_app,
-        ["users", "create", "carol", "--data-dir", str(data_dir), "--database-url", database_url],
-    )
+    where = ["--data-dir", str(data_dir), "--database-url", database_url]
+    result = runner.invoke(cli_app, ["users", "create", "carol", "--init", *where])
     assert result.exit_code == 0, result.output
-    key = result.output.strip().splitlines()[-1]
+    key = result.stdout.strip().splitlines()[-1]
     assert is_api_key(key)
     app = create_app(make_settings(tmp_path, database_url))
     with TestClient(app) as client:
@@ -38,19 +37,21 @@ def test_users_create_prints_a_working_key_on_the_last_line(
 
 
 def test_a_second_user_with_the_same_name_is_refused(tmp_path: Path) -> None:
-    invoke("users", "create", "dave", data_dir=tmp_path)
+    invoke("users", "create", "dave", "--init", data_dir=tmp_path)
     result = runner.invoke(cli_app, ["users", "create", "dave", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1
     assert "already exists" in result.output
 
 
 def test_keys_are_created_listed_by_prefix_and_revoked(tmp_path: Path) -> None:
-    first = invoke("users", "create", "erin", "--admin", data_dir=tmp_path).strip().splitlines()[-1]
+    first = invoke("users", "create", "erin", "--admin", "--init", data_dir=tmp_path)
+    first = first.strip().splitlines()[-1]
     second = invoke(
         "keys", "create", "--user", "erin", "--name", "laptop", data_dir=tmp_path
     ).strip()
     assert is_api_key(second) and second != first
     listing = invoke("keys", "list", "--user", "erin", data_dir=tmp_path)
+    assert listing.splitlines()[0].split() == ["ID", "PREFIX", "STATE", "LAST", "USED", "NAME"]
     assert second[:8] in listing and second not in listing and "laptop" in listing
     invoke("keys", "revoke", second[:8], "--user", "erin", data_dir=tmp_path)
     assert "revoked" in invoke("keys", "list", "--user", "erin", data_dir=tmp_path)
@@ -62,6 +63,7 @@ def test_keys_are_created_listed_by_prefix_and_revoked(tmp_path: Path) -> None:
 
 
 def test_commands_about_a_missing_user_fail_with_a_hint(tmp_path: Path) -> None:
+    invoke("db", "upgrade", "--init", data_dir=tmp_path)
     result = runner.invoke(
         cli_app, ["keys", "list", "--user", "nobody", "--data-dir", str(tmp_path)]
     )
@@ -69,11 +71,17 @@ def test_commands_about_a_missing_user_fail_with_a_hint(tmp_path: Path) -> None:
     assert "trainhub users create nobody" in result.output
 
 
-def test_db_upgrade_creates_and_reports_the_database(tmp_path: Path) -> None:
-    output = invoke("db", "upgrade", data_dir=tmp_path)
-    assert "up to date" in output and (tmp_path / "trainhub.db").exists()
+def test_db_upgrade_creates_the_database_only_with_init(tmp_path: Path) -> None:
+    refused = runner.invoke(cli_app, ["db", "upgrade", "--data-dir", str(tmp_path / "new")])
+    assert refused.exit_code == 1 and "pass --init" in refused.output
+    assert not (tmp_path / "new").exists()
+    output = invoke("db", "upgrade", "--init", data_dir=tmp_path / "new")
+    assert "up to date" in output and (tmp_path / "new" / "trainhub.db").exists()
+    assert "up to date" in invoke("db", "upgrade", data_dir=tmp_path / "new")
 
 
 def test_users_list_shows_admins(tmp_path: Path) -> None:
-    invoke("users", "create", "frank", "--admin", data_dir=tmp_path)
-    assert "frank  (admin)" in invoke("users", "list", data_dir=tmp_path)
+    invoke("users", "create", "frank", "--admin", "--init", data_dir=tmp_path)
+    listing = invoke("users", "list", data_dir=tmp_path).splitlines()
+    assert listing[0].split() == ["ID", "NAME"]
+    assert listing[1].endswith("  frank  (admin)")

@@ -8,7 +8,9 @@ stops and restarts a server of its own.
 import hashlib
 import io
 import json
+import os
 import signal
+import subprocess
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from tests.factories import dataset_zip, weights_file
-from tests.servers import RunningServer, free_port, spawn_server, start_server
+from tests.servers import TRAINHUB, RunningServer, free_port, spawn_server, start_server
 from trainhub.cli import app as cli_app
 from trainhub.client.api import HubClient
 from trainhub.client.outbox import Outbox
@@ -51,6 +53,20 @@ def invoke(*args: str, code: int = 0) -> Result:
     result = runner.invoke(cli_app, list(args))
     assert result.exit_code == code, f"{result.output}\n{result.exception!r}"
     return result
+
+
+def run(*args: str, code: int = 0, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the real `trainhub ARGS` in a subprocess, with this test's credentials and outbox."""
+    proc = subprocess.run(
+        [*TRAINHUB, *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == code, f"{proc.stdout}\n{proc.stderr}"
+    return proc
 
 
 def last_line(result: Result) -> str:
@@ -145,7 +161,7 @@ def test_models_download_saves_the_uploaded_weights_with_the_same_sha256(
 ) -> None:
     model_id = last_line(invoke("models", "create", "to-download")).rsplit("/", 1)[-1]
     result = invoke("models", "download", model_id, code=1)
-    assert "has no best weights yet" in result.output and "train it first" in result.output
+    assert "has no best weights" in result.output and "train it first" in result.output
     path, sha256 = weights_file(tmp_path / "best.pt", size=300_000)
     alice.upload_weights(model_id, path, epoch=2, final=True, map=0.61)
     target = tmp_path / "downloads"
@@ -155,10 +171,49 @@ def test_models_download_saves_the_uploaded_weights_with_the_same_sha256(
     assert len(files) == 1 and files[0].name.endswith("-best.pt")
     assert hashlib.sha256(files[0].read_bytes()).hexdigest() == sha256
     assert sha256 in saved.output
-    assert (
-        "no last weights yet"
-        in invoke("models", "download", model_id, "--kind", "last", code=1).output
-    )
+
+
+def test_models_download_into_a_new_folder_named_with_a_slash(
+    alice: HubClient, tmp_path: Path
+) -> None:
+    model_id = alice.create_model({"meta": {"name": "to-folder"}})
+    path, sha256 = weights_file(tmp_path / "best.pt", size=20_000)
+    alice.upload_weights(model_id, path, epoch=0, final=True, map=0.5)
+    run("models", "download", model_id, "--output", f"{tmp_path}/new/")
+    [saved] = (tmp_path / "new").iterdir()
+    assert saved.name.endswith("-best.pt") and saved.read_bytes() == path.read_bytes()
+    run("models", "download", model_id, "--output", f"{tmp_path}/named.pt")
+    assert hashlib.sha256((tmp_path / "named.pt").read_bytes()).hexdigest() == sha256
+
+
+def test_models_download_of_weights_a_model_lacks_says_which_it_has(
+    alice: HubClient, tmp_path: Path
+) -> None:
+    trained = alice.create_model({"meta": {"name": "trained-only"}})
+    path, _ = weights_file(tmp_path / "best.pt", size=20_000)
+    alice.upload_weights(trained, path, epoch=0, final=True, map=0.5)
+    refused = run("models", "download", trained, "--kind", "last", code=1)
+    assert f"model {trained} has no last weights (status trained)" in refused.stderr
+    assert "it has its final weights: download them with --kind best" in refused.stderr
+    assert "train it first" not in refused.stderr
+    midway = alice.create_model({"meta": {"name": "checkpoint-only"}})
+    alice.upload_weights(midway, path, epoch=0, final=False)
+    refused = run("models", "download", midway, code=1)
+    assert "it has a checkpoint of its latest epoch: download it with --kind last" in refused.stderr
+
+
+def test_models_and_datasets_alone_list_them(alice: HubClient) -> None:
+    model_id = alice.create_model({"meta": {"name": "listed-alone"}})
+    models = run("models").stdout.splitlines()
+    assert models[0].split() == ["ID", "STATUS", "EPOCHS", "NAME"]
+    assert any(line.startswith(model_id) for line in models)
+    datasets = run("datasets").stdout
+    assert datasets.startswith(("ID", "no datasets yet")), datasets
+
+
+def test_a_refused_key_names_the_command_that_makes_one(hub: RunningServer) -> None:
+    refused = run("whoami", code=1, TRAINHUB_URL=hub.url, TRAINHUB_API_KEY=WRONG_KEY)
+    assert "create one with `trainhub keys create --user NAME`" in refused.stderr
 
 
 # --- datasets ------------------------------------------------------------------------------
@@ -235,7 +290,8 @@ def test_sync_sends_what_a_run_left_and_empties_the_outbox(
     journal_run(outbox_path, alice.url, model_id, weights)
     result = invoke("sync", "--timeout", "60")
     assert (
-        f"model {model_id} on {alice.url}: sent 3 epochs of metrics and 1 upload" in result.output
+        f"model {model_id} on {alice.url}: sent 3 epochs of metrics and the final weights"
+        in result.output
     )
     assert "nothing left" in result.output
     assert outbox_counts(outbox_path, alice.url, model_id) == (0, 0)
@@ -255,7 +311,7 @@ def test_sync_against_a_stopped_hub_exits_1_keeps_everything_and_sends_it_later(
         journal_run(outbox_path, server.url, model_id, weights)
         server.kill(signal.SIGTERM)
         result = invoke("sync", "--timeout", "2", code=1)
-        assert "sent nothing; left 3 epochs of metrics and 1 upload" in result.output
+        assert "sent nothing; left 3 epochs of metrics and the final weights" in result.output
         assert "run `trainhub sync` again" in result.output
         assert outbox_counts(outbox_path, server.url, model_id) == (3, 1)
         port = int(server.url.rsplit(":", 1)[1])

@@ -1,4 +1,6 @@
-"""Datasets: CRUD, lists, and the archive upload (hub-protocol.md §5.16-§5.17, §9, §16.1-§16.2).
+"""Datasets: CRUD, lists, and the archive upload.
+
+See docs/protocol/hub-v1.md §5.16-§5.17, §9, §16.1-§16.2.
 
 Uploads are sent in hub-sdk's shape: ONE file part whose field name and file name are both the
 archive's base name, with no per-part Content-Type. A refused upload must leave nothing behind in

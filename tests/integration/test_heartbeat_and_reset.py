@@ -1,6 +1,6 @@
 """Heartbeats (agentId handshake), /model-reset, and the export/predict family (501).
 
-hub-protocol.md §5.11-§5.15, §5.22, §7.4 and §16.5-§16.6.
+docs/protocol/hub-v1.md §5.11-§5.15, §5.22, §7.4 and §16.5-§16.6.
 """
 
 from pathlib import Path

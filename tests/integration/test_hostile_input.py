@@ -1,7 +1,8 @@
 """Hostile input: traversal spellings, foreign Host headers, floods, oversized or odd JSON.
 
-security-notes §1 (no client string becomes a path), §4 (JSON only as application/json, Host
-checked), §6 (limits); hub-protocol.md §2.3 (all four rate-limit headers on a 429).
+The rules are docs/security.md §2.1, §2.4, §2.6 and §2.14: no client string becomes a path, JSON
+only as application/json, the Host header checked, size limits, rate limits. A 429 carries all
+four rate-limit headers (docs/protocol/hub-v1.md §2.3).
 """
 
 import json
@@ -31,7 +32,7 @@ from trainhub.server.settings import Settings
 from trainhub.server.web.routing import PageRoute
 
 MARKER = "trainhub-evil-7f3a"
-# How path-traversal fixes were bypassed in MLflow and friends (security-notes §1).
+# How path-traversal fixes were bypassed in MLflow and friends (docs/security.md §2.1).
 TRAVERSALS = [
     "..%2f..%2f..%2fetc%2fpasswd",
     "%2e%2e%2f%2e%2e%2fetc%2fpasswd",

@@ -1,6 +1,7 @@
 """Models over HTTP: create (ultralytics and hub-sdk payloads), read, list, PATCH, delete.
 
-hub-protocol.md §5.3-§5.7, §6 and §16.4; every error answers `{"success": false, "message"}`.
+docs/protocol/hub-v1.md §5.3-§5.7, §6 and §16.4; every error answers
+`{"success": false, "message"}`.
 """
 
 from pathlib import Path

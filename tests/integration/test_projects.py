@@ -1,4 +1,7 @@
-"""Projects: CRUD, lists, the cover image (hub-protocol.md §5.18-§5.19), and models in a project."""
+"""Projects: CRUD, lists, the cover image, and models in a project.
+
+See docs/protocol/hub-v1.md §5.18-§5.19.
+"""
 
 from collections.abc import Iterator
 from pathlib import Path

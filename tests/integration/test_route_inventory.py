@@ -1,4 +1,4 @@
-"""Every route declares who may call it (security-notes §2): a key, a session, or `public`.
+"""Every route declares who may call it (docs/security.md §2.2): a key, a session, or `public`.
 
 MLflow's auth bypasses were new routes missing from a permission table. Here an API route must
 depend on `deps.optional_user`/`deps.require_user`, a dashboard route on the page session
@@ -18,7 +18,7 @@ FILES = "/files/{token}/{object_id}/{label}/{name}"
 API_AUTH = {optional_user, require_user}
 PUBLIC_ROUTES = {
     "GET /healthz",
-    f"GET {FILES}",  # the signed token in the path is the credential (hub-protocol.md §10)
+    f"GET {FILES}",  # the signed token in the path is the credential (docs/protocol/hub-v1.md §10)
     f"HEAD {FILES}",
     "OPTIONS /v1/uploads",  # tus discovery: versions and limits, nothing about anyone
     "GET /login",  # the dashboard's sign-in page and form
@@ -26,7 +26,7 @@ PUBLIC_ROUTES = {
 }
 # Routes that answer callers without a key (they still refuse a bad key with 401).
 ANONYMOUS_ROUTES = {
-    "POST /v1/auth",  # answers JSON success false, hub-protocol.md §4.2
+    "POST /v1/auth",  # answers JSON success false, docs/protocol/hub-v1.md §4.2
     "GET /v1/models",  # with public=True
     "GET /v1/models/{model_id}",  # public models
     "GET /v1/models/{model_id}/metrics",

@@ -1,4 +1,7 @@
-"""`POST /v1/auth` (hub-protocol.md §4, §16.8), users (§5.20) and API keys (`/v1/keys`)."""
+"""`POST /v1/auth`, users and API keys (`/v1/keys`).
+
+See docs/protocol/hub-v1.md §4, §5.20, §5.23 and §16.8.
+"""
 
 import base64
 from pathlib import Path

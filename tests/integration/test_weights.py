@@ -1,7 +1,7 @@
 """Weights over HTTP: epoch and final uploads, signed downloads, and every refused upload.
 
-hub-protocol.md §5.10, §10 and §16.1/§16.5; security-notes §1, §6 and §10. A refused upload
-never leaves a file behind in the storage folder (published blobs or temp files).
+docs/protocol/hub-v1.md §5.10, §10 and §16.1/§16.5; docs/security.md §2.1, §2.6 and §2.10. A
+refused upload never leaves a file behind in the storage folder (published blobs or temp files).
 """
 
 import hashlib

@@ -1,4 +1,4 @@
-"""The layering of docs/style.md: protocol <- client <- integrations; server <- protocol only."""
+"""The layering of DEVELOPERS.md: protocol <- client <- integrations; server <- protocol only."""
 
 import ast
 import re
@@ -45,7 +45,7 @@ def test_top_level_package_does_not_import_the_server_stack() -> None:
 
 
 def test_server_never_unpickles() -> None:
-    """security-notes §9: the server stores checkpoints as bytes and never loads them."""
+    """docs/security.md §2.9: the server stores checkpoints as bytes and never loads them."""
     for path in (SRC / "trainhub" / "server").rglob("*.py"):
         text = path.read_text()
         assert not re.search(r"\bimport pickle\b|\bpickle\.|torch\.load|import torch", text), path

@@ -1,4 +1,7 @@
-"""From a model document to what ultralytics reads: config parsing, cfg, train_args (§16.4)."""
+"""From a model document to what ultralytics reads: config parsing, cfg, train_args.
+
+See docs/protocol/hub-v1.md §16.4.
+"""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""The seed's request helpers: request_queue retries, _should_retry, _get_failure_message."""
+"""The stock HUB session's request helpers: request_queue, _should_retry, _get_failure_message."""
 
 import json
 import logging

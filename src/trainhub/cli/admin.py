@@ -1,15 +1,24 @@
 """Operator commands: `trainhub server`, `users`, `keys` and `db`.
 
-The last three talk to the database directly, so they work while the server is down.
+The last three talk to the database directly, so they work while the server is down. They find
+it as the server does (--data-dir, --database-url, TRAINHUB_* variables, then ./trainhub-data),
+say on stderr which one they used, and create a new one only when given --init.
 """
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
+
+from trainhub.cli.startup import (
+    check_data_dir,
+    check_port,
+    create_app_or_exit,
+    load_settings,
+    open_database,
+    require_server_stack,
+)
 
 logger = logging.getLogger(__name__)
 users_app = typer.Typer(
@@ -18,10 +27,19 @@ users_app = typer.Typer(
 keys_app = typer.Typer(help="Manage a user's API keys.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 
+
+def _needs_server_stack(ctx: typer.Context) -> None:
+    """Check, before a subcommand imports it, that the server stack is installed."""
+    require_server_stack(f"{ctx.info_name} {ctx.invoked_subcommand}")
+
+
+for group in (users_app, keys_app, db_app):
+    group.callback()(_needs_server_stack)
+
 DATA_DIR = typer.Option(
     None,
     "--data-dir",
-    help="Data directory (default ./trainhub-data; TRAINHUB_DATA_DIR).",
+    help="The hub's data directory (TRAINHUB_DATA_DIR; default ./trainhub-data).",
     show_default=False,
 )
 DATABASE_URL = typer.Option(
@@ -30,29 +48,9 @@ DATABASE_URL = typer.Option(
     help="SQLAlchemy URL (default: SQLite in the data directory; TRAINHUB_DATABASE_URL).",
     show_default=False,
 )
-
-
-def load_settings(**given: Any) -> Any:
-    """Return Settings from the given options, TRAINHUB_* variables and defaults, in that order."""
-    from trainhub.server.settings import Settings
-
-    return Settings(**{k: v for k, v in given.items() if v is not None})
-
-
-@contextmanager
-def open_database(data_dir: Path | None, database_url: str | None) -> Iterator[Any]:
-    """Migrate and open the database the options name; close its connections on the way out."""
-    from trainhub.server.db import migrate
-    from trainhub.server.db.engine import Database
-
-    settings = load_settings(data_dir=data_dir, database_url=database_url)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate.upgrade(settings.resolved_database_url())
-    db = Database(settings.resolved_database_url())
-    try:
-        yield db
-    finally:
-        db.dispose()
+INIT = typer.Option(
+    False, "--init", help="Create the database if there is none yet (otherwise: an error)."
+)
 
 
 def _user_or_exit(session: Any, name: str) -> Any:
@@ -71,13 +69,14 @@ def users_create(
     admin: bool = typer.Option(False, "--admin", help="Make an admin."),
     data_dir: Path | None = DATA_DIR,
     database_url: str | None = DATABASE_URL,
+    init: bool = INIT,
 ) -> None:
     """Create a user; the new API key is printed as the last line (shown only once)."""
     from trainhub.server.db import users
     from trainhub.server.errors import HubError
 
     try:
-        with open_database(data_dir, database_url) as db, db.write() as session:
+        with open_database(data_dir, database_url, init=init) as db, db.write() as session:
             user, key = users.create_user(session, name, admin=admin)
     except HubError as exc:
         typer.echo(f"error: {exc.message}", err=True)
@@ -94,8 +93,10 @@ def users_list(data_dir: Path | None = DATA_DIR, database_url: str | None = DATA
     from trainhub.server.db.tables import UserRow
 
     with open_database(data_dir, database_url) as db, db.read() as session:
-        for user in session.scalars(select(UserRow).order_by(UserRow.created_at)):
-            typer.echo(f"{user.id}  {user.name}{'  (admin)' if user.is_admin else ''}")
+        rows = list(session.scalars(select(UserRow).order_by(UserRow.created_at)))
+    typer.echo(f"{'ID':<20}  NAME")
+    for user in rows:
+        typer.echo(f"{user.id:<20}  {user.name}{'  (admin)' if user.is_admin else ''}")
 
 
 @keys_app.command("create")
@@ -123,12 +124,12 @@ def keys_list(
     from trainhub.server.db import users
 
     with open_database(data_dir, database_url) as db, db.read() as session:
-        for key in users.list_keys(session, _user_or_exit(session, user).id):
-            state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
-            used = (
-                f"last used {key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never used"
-            )
-            typer.echo(f"{key.id}  {key.prefix}...  {state}  {used}  {key.name}")
+        keys = users.list_keys(session, _user_or_exit(session, user).id)
+    typer.echo(f"{'ID':<20}  {'PREFIX':<11}  {'STATE':<18}  {'LAST USED':<16}  NAME")
+    for key in keys:
+        state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+        used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
+        typer.echo(f"{key.id:<20}  {key.prefix + '...':<11}  {state:<18}  {used:<16}  {key.name}")
 
 
 @keys_app.command("revoke")
@@ -150,9 +151,11 @@ def keys_revoke(
 
 
 @db_app.command("upgrade")
-def db_upgrade(data_dir: Path | None = DATA_DIR, database_url: str | None = DATABASE_URL) -> None:
-    """Apply database migrations."""
-    with open_database(data_dir, database_url) as db:
+def db_upgrade(
+    data_dir: Path | None = DATA_DIR, database_url: str | None = DATABASE_URL, init: bool = INIT
+) -> None:
+    """Apply database migrations (--init: create the database when there is none)."""
+    with open_database(data_dir, database_url, init=init, announce=False) as db:
         typer.echo(f"database {db.describe()} is up to date")
 
 
@@ -186,9 +189,9 @@ def server(
     ),
 ) -> None:
     """Run the hub server."""
+    require_server_stack("server", status=2)
     import uvicorn
 
-    from trainhub.server.app import create_app
     from trainhub.server.storage import StorageError
 
     settings = load_settings(
@@ -199,11 +202,10 @@ def server(
         storage_url=storage_url,
         public_url=public_url,
     )
-    try:
-        app = create_app(settings)
-    except ValueError as exc:  # a storage URL we cannot use, or boto3 missing for s3://
-        typer.echo(f"trainhub server: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    # checked before anything is created or announced (the first admin's key is shown once)
+    check_data_dir(settings.data_dir, status=2)
+    check_port(settings.host, settings.port, status=2)
+    app = create_app_or_exit(settings)
     key = _first_admin(app.state.db) if settings.create_admin else None
     url = settings.resolved_public_url()
     logger.info(

@@ -1,18 +1,18 @@
-"""`trainhub datasets upload|list`: dataset archives on the hub."""
+"""`trainhub datasets upload|list`: dataset archives on the hub (`trainhub datasets` lists)."""
 
 from itertools import islice
 from pathlib import Path
 
 import typer
 
-from trainhub.cli.hub import LIMIT_OPTION, connect, fail, progress_bar
+from trainhub.cli.hub import DEFAULT_LIMIT, LIMIT_OPTION, connect, fail, progress_bar
 from trainhub.client.api import HubClient
 from trainhub.client.errors import TrainhubError
 from trainhub.client.transfer import file_sha256
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 
-datasets_app = typer.Typer(help="Dataset archives on the hub: upload, list.", no_args_is_help=True)
+datasets_app = typer.Typer(help="Dataset archives on the hub: list (the default), upload.")
 
 
 def archive_stem(path: Path) -> str:
@@ -56,6 +56,13 @@ def datasets_upload(
         fail(f"the hub stored sha256 {answer.data.sha256}, not {sha256}; upload {path} again")
     typer.echo(f"{answer.message or 'uploaded'}; dataset {answer.data.meta.get('name')!r}:")
     typer.echo(dataset_id)
+
+
+@datasets_app.callback(invoke_without_command=True)
+def datasets_default(ctx: typer.Context) -> None:
+    """Dataset archives on the hub: list (the default), upload."""
+    if ctx.invoked_subcommand is None:
+        datasets_list(public=False, limit=DEFAULT_LIMIT)
 
 
 @datasets_app.command("list")

@@ -24,7 +24,8 @@ import httpx
 import typer
 
 from trainhub.cli.hub import fail, hub_errors, quiet_http_logs
-from trainhub.cli.sync import counted, sync_model
+from trainhub.cli.startup import check_data_dir
+from trainhub.cli.sync import sync_model
 from trainhub.client.api import HubClient
 from trainhub.client.outbox import Outbox
 from trainhub.client.session import HUBTrainingSession
@@ -88,7 +89,7 @@ def run_admin(*args: str, data_dir: Path) -> "subprocess.CompletedProcess[str]":
 
 def create_key(data_dir: Path) -> str:
     """Create the demo user (in a reused folder: a new key for it); return the key."""
-    made = run_admin("users", "create", DEMO_USER, data_dir=data_dir)
+    made = run_admin("users", "create", DEMO_USER, "--init", data_dir=data_dir)
     if made.returncode != 0:
         made = run_admin("keys", "create", "--user", DEMO_USER, data_dir=data_dir)
     if made.returncode != 0:
@@ -286,9 +287,9 @@ def crash_halfway(run: DemoRun) -> None:
     session = run.open_session()
     train(session, Trainer(), run, range(half))
     abandon(session)
-    left = run.outbox.counts(run.hub.url, run.model_id)
+    left = run.outbox.pending(run.hub.url, run.model_id)
     typer.echo(f"-- simulated crash after epoch {half}: the run stops without its final upload")
-    typer.echo(f"   left in the outbox: {counted(left)}")
+    typer.echo(f"   left in the outbox: {left.describe()}")
 
 
 def abandon(session: HUBTrainingSession) -> None:
@@ -306,7 +307,7 @@ def resume(run: DemoRun) -> None:
     with run.client() as client:
         report = sync_model(run.outbox, client, run.model_id, SYNC_TIMEOUT_S)
     typer.echo(f"-- sending what was left (as `trainhub sync` does): {report.describe()}")
-    if report.left != (0, 0):
+    if not report.left.is_empty():
         fail("the hub did not take what the interrupted run left; see the log above")
     session = run.open_session()
     if not (session.model_file or "").endswith(".pt"):
@@ -324,10 +325,10 @@ def check_result(run: DemoRun) -> None:
     with hub_errors(), run.client() as client:
         record = client.get_model(run.model_id)
         epochs = {e for series in client.get_metrics(run.model_id) for e in series.data}
-    left = run.outbox.counts(run.hub.url, run.model_id)
+    left = run.outbox.pending(run.hub.url, run.model_id)
     typer.echo(f"-- the hub has: status {record.status}, metrics for {len(epochs)} epochs")
-    if record.status != "trained" or len(epochs) != run.epochs or left != (0, 0):
-        fail(f"the run did not finish on the hub; still in the outbox: {counted(left)}")
+    if record.status != "trained" or len(epochs) != run.epochs or not left.is_empty():
+        fail(f"the run did not finish on the hub; still in the outbox: {left.describe()}")
 
 
 def show_summary(run: DemoRun) -> None:
@@ -342,6 +343,7 @@ def prepare_folder(data_dir: Path | None) -> Path:
     """Return the demo's data folder: the given one, or a new temporary folder."""
     if data_dir is None:
         return Path(tempfile.mkdtemp(prefix="trainhub-demo-"))
+    check_data_dir(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     return data_dir.resolve()
 

@@ -16,13 +16,16 @@ from trainhub.client.errors import TrainhubError
 from trainhub.client.transfer import Progress
 
 CLI_RETRIES = 2
-LIMIT_OPTION = typer.Option(20, "--limit", min=1, help="Show at most this many, newest first.")
+DEFAULT_LIMIT = 20
+LIMIT_OPTION = typer.Option(
+    DEFAULT_LIMIT, "--limit", min=1, help="Show at most this many, newest first."
+)
 
 
-def fail(message: str) -> NoReturn:
-    """Print `message` on stderr and exit with status 1."""
+def fail(message: str, status: int = 1) -> NoReturn:
+    """Print `message` on stderr and exit with `status`."""
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(status)
 
 
 def quiet_http_logs() -> None:

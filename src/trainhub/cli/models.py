@@ -1,6 +1,10 @@
-"""`trainhub models list|show|create|download`: the models on the hub, by id or URL."""
+"""`trainhub models list|show|create|download`: the models on the hub, by id or URL.
+
+`trainhub models` alone lists them.
+"""
 
 import json
+import os
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import islice
@@ -9,7 +13,7 @@ from typing import Any
 
 import typer
 
-from trainhub.cli.hub import LIMIT_OPTION, connect, fail
+from trainhub.cli.hub import DEFAULT_LIMIT, LIMIT_OPTION, connect, fail
 from trainhub.client.api import HubClient
 from trainhub.client.errors import NotFound
 from trainhub.protocol.identifiers import parse_identifier
@@ -17,9 +21,7 @@ from trainhub.protocol.records import ModelRecord
 
 MODEL_ARGUMENT = typer.Argument(..., help="A model id or URL (<hub>/models/<id>).")
 
-models_app = typer.Typer(
-    help="Models on the hub: list, show, create, download.", no_args_is_help=True
-)
+models_app = typer.Typer(help="Models on the hub: list (the default), show, create, download.")
 
 
 class WeightsKind(StrEnum):
@@ -66,6 +68,13 @@ def epochs_done(record: ModelRecord) -> str:
     """Return 'done/planned' epochs (the hub keeps the last 0-based epoch it saw)."""
     last = extra(record, "epoch")
     return f"{0 if last is None else last + 1}/{record.epochs or '?'}"
+
+
+@models_app.callback(invoke_without_command=True)
+def models_default(ctx: typer.Context) -> None:
+    """Models on the hub: list (the default), show, create, download."""
+    if ctx.invoked_subcommand is None:
+        models_list(public=False, limit=DEFAULT_LIMIT)
 
 
 @models_app.command("list")
@@ -129,7 +138,7 @@ def models_show(
 def model_payload(
     name: str, *, arch: str, config: dict[str, int], dataset: str | None, project: str | None
 ) -> dict[str, object]:
-    """Return a create payload in hub-sdk's shape (hub-protocol.md §5.4)."""
+    """Return a create payload in hub-sdk's shape (docs/protocol/hub-v1.md §5.4)."""
     payload: dict[str, object] = {
         "meta": {"name": name},
         "config": config,
@@ -169,20 +178,31 @@ def weights_url(record: ModelRecord, kind: WeightsKind) -> str:
         return record.weights
     if kind is WeightsKind.last and record.has_last_weights and record.resume:
         return record.resume
-    hint = (
-        "try --kind last for its latest checkpoint"
-        if kind is WeightsKind.best and record.has_last_weights
-        else "train it first"
+    fail(
+        f"model {record.id} has no {kind} weights (status {record.status}); {weights_hint(record)}"
     )
-    fail(f"model {record.id} has no {kind} weights yet (status {record.status}); {hint}")
 
 
-def destination(url: str, output: Path | None) -> Path:
-    """Return where a download goes: --output (a file, or a folder for the hub's file name)."""
+def weights_hint(record: ModelRecord) -> str:
+    """Say which weights a model does have, and how to download them."""
+    if record.has_best_weights and record.weights:
+        return "it has its final weights: download them with --kind best (the default)"
+    if record.has_last_weights and record.resume:
+        return "it has a checkpoint of its latest epoch: download it with --kind last"
+    return "it has none yet; train it first"
+
+
+def destination(url: str, output: str | None) -> Path:
+    """Return where a download goes: --output (a file, or a folder for the hub's file name).
+
+    An existing folder, or a path ending in a slash (created if need be), is a folder.
+    """
     name = url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
     if output is None:
         return Path.cwd() / name
-    return output / name if output.is_dir() else output
+    path = Path(output)
+    is_folder = path.is_dir() or output.endswith(("/", os.sep))
+    return path / name if is_folder else path
 
 
 @models_app.command("download")
@@ -191,8 +211,12 @@ def models_download(
     kind: WeightsKind = typer.Option(
         WeightsKind.best, "--kind", help="best: final weights; last: latest checkpoint."
     ),
-    output: Path | None = typer.Option(
-        None, "--output", help="File or folder to save to (default: the hub's file name here)."
+    output: str | None = typer.Option(
+        None,
+        "--output",
+        help="File, or folder (existing, or ending in /) to save to under the hub's file name "
+        "(default: the hub's file name in the current folder).",
+        show_default=False,
     ),
 ) -> None:
     """Download a model's weights; the sha256 is checked against the hub's before it is kept."""

@@ -9,7 +9,7 @@ from trainhub.cli.hub import fail, progress_bar, quiet_http_logs
 from trainhub.client import credentials
 from trainhub.client.api import HubClient
 from trainhub.client.errors import ConfigError
-from trainhub.client.outbox import Outbox
+from trainhub.client.outbox import Outbox, Pending
 from trainhub.client.transfer import Progress
 from trainhub.client.uploader import Uploader
 
@@ -24,27 +24,16 @@ class SyncReport:
 
     server: str
     model_id: str
-    sent: tuple[int, int]  # (epochs of metrics, uploads)
-    left: tuple[int, int]
+    sent: Pending
+    left: Pending
     problem: str | None = None
 
     def describe(self) -> str:
         """Return one line for the user."""
-        head = f"model {self.model_id} on {self.server}: sent {counted(self.sent)}"
-        if self.left == (0, 0):
+        head = f"model {self.model_id} on {self.server}: sent {self.sent.describe()}"
+        if self.left.is_empty():
             return f"{head}; nothing left"
-        return f"{head}; left {counted(self.left)} ({self.problem or 'not sent in time'})"
-
-
-def counted(counts: tuple[int, int]) -> str:
-    """Return '3 epochs of metrics and 1 upload' for (3, 1)."""
-    metrics, uploads = counts
-    if counts == (0, 0):
-        return "nothing"
-    return (
-        f"{metrics} epoch{'s' * (metrics != 1)} of metrics and "
-        f"{uploads} upload{'s' * (uploads != 1)}"
-    )
+        return f"{head}; left {self.left.describe()} ({self.problem or 'not sent in time'})"
 
 
 def upload_bar(total_bytes: int, kind: str) -> Progress:
@@ -54,7 +43,7 @@ def upload_bar(total_bytes: int, kind: str) -> Progress:
 
 def sync_model(outbox: Outbox, hub: HubClient, model_id: str, timeout_s: float) -> SyncReport:
     """Send what the outbox holds for one model (no heartbeats); wait at most `timeout_s`."""
-    before = outbox.counts(hub.url, model_id)
+    before = outbox.pending(hub.url, model_id)
     uploader = Uploader(
         hub,
         outbox,
@@ -69,9 +58,8 @@ def sync_model(outbox: Outbox, hub: HubClient, model_id: str, timeout_s: float) 
         uploader.flush(timeout_s)
     finally:
         uploader.stop()
-    left = outbox.counts(hub.url, model_id)
-    sent = (before[0] - left[0], before[1] - left[1])
-    return SyncReport(hub.url, model_id, sent, left, uploader.paused)
+    left = outbox.pending(hub.url, model_id)
+    return SyncReport(hub.url, model_id, before - left, left, uploader.paused)
 
 
 def sync_server(outbox: Outbox, server: str, model_id: str, timeout_s: float) -> SyncReport:
@@ -79,7 +67,7 @@ def sync_server(outbox: Outbox, server: str, model_id: str, timeout_s: float) ->
     try:
         found = credentials.resolve(url=server)
     except ConfigError as exc:
-        return SyncReport(server, model_id, (0, 0), outbox.counts(server, model_id), str(exc))
+        return SyncReport(server, model_id, Pending(), outbox.pending(server, model_id), str(exc))
     with HubClient(found.url, found.api_key, retries=1) as hub:
         return sync_model(outbox, hub, model_id, timeout_s)
 
@@ -99,7 +87,7 @@ def sync(
         for server, model_id in pending:
             report = sync_server(outbox, server, model_id, timeout)
             typer.echo(report.describe())
-            left = left or report.left != (0, 0)
+            left = left or not report.left.is_empty()
     finally:
         outbox.close()
     if left:

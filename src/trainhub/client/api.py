@@ -124,10 +124,16 @@ class HubClient:
             rng=rng or random.Random(),
         )
 
-    def with_retries(self, retries: int, timeout_s: float | None = None) -> "HubClient":
-        """Return a client that shares this one's connections but retries `retries` times."""
+    def with_retries(
+        self, retries: int, timeout_s: float | None = None, *, retry_log_level: int | None = None
+    ) -> "HubClient":
+        """Return a client that shares this one's connections but retries `retries` times.
+
+        `retry_log_level` (default: this client's, WARNING) is the level of the line logged
+        before each retry; a caller that reports the outcome itself lowers it.
+        """
         transport = self._transport
-        return HubClient(
+        client = HubClient(
             self.url,
             transport.api_key,
             http=transport.http,
@@ -137,6 +143,9 @@ class HubClient:
             sleep=transport.sleep,
             rng=transport.rng,
         )
+        level = transport.retry_log_level if retry_log_level is None else retry_log_level
+        client._transport.retry_log_level = level
+        return client
 
     def close(self) -> None:
         """Close the HTTP connection pool if this client created it."""
@@ -164,7 +173,10 @@ class HubClient:
         )
 
     def create_model(self, payload: Mapping[str, object]) -> str:
-        """Create a model from a model document (hub-protocol.md §5.4); return its new id."""
+        """Create a model from a model document; return its new id.
+
+        The document's shapes are in docs/protocol/hub-v1.md §5.4.
+        """
         created = self._transport.call(
             "POST", paths.MODELS, Envelope[CreatedRecord], body=payload, idempotent=False
         )
@@ -437,7 +449,7 @@ def _dataset_path(template: str, dataset_id: str) -> str:
 
 
 def _page_params(limit: int, last_doc_id: str | None, public: bool | None) -> dict[str, str | int]:
-    """Return the query of one page of a cursor list (hub-protocol.md §5.7)."""
+    """Return the query of one page of a cursor list (docs/protocol/hub-v1.md §5.7)."""
     params: dict[str, str | int] = {"limit": limit}
     if last_doc_id is not None:
         params["last_doc_id"] = last_doc_id

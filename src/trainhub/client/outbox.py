@@ -73,6 +73,39 @@ class PendingUpload:
     mtime_ns: int | None = None
 
 
+@dataclass(frozen=True)
+class Pending:
+    """What of one model waits in the outbox."""
+
+    metrics: int = 0  # epochs
+    checkpoints: int = 0
+    finals: int = 0
+
+    def __sub__(self, other: "Pending") -> "Pending":
+        return Pending(
+            self.metrics - other.metrics,
+            self.checkpoints - other.checkpoints,
+            self.finals - other.finals,
+        )
+
+    def is_empty(self) -> bool:
+        """Tell whether nothing waits."""
+        return self == Pending()
+
+    def describe(self) -> str:
+        """Return '3 epochs of metrics, 1 checkpoint and the final weights' (or 'nothing')."""
+        parts = []
+        if self.metrics:
+            parts.append(f"{self.metrics} epoch{'s' * (self.metrics != 1)} of metrics")
+        if self.checkpoints:
+            parts.append(f"{self.checkpoints} checkpoint{'s' * (self.checkpoints != 1)}")
+        if self.finals:
+            parts.append("the final weights")
+        if not parts:
+            return "nothing"
+        return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
 class Outbox:
     """A durable queue shared by every session (and process) on this machine."""
 
@@ -266,6 +299,21 @@ class Outbox:
                 "SELECT server, model_id FROM metrics UNION SELECT server, model_id FROM uploads"
             ).fetchall()
         return [(server, model_id) for server, model_id in rows]
+
+    def pending(self, server: str, model_id: str) -> Pending:
+        """Return what of one model waits: epochs of metrics, checkpoints, final weights."""
+        with self._lock:
+            metrics = self._conn.execute(
+                "SELECT COUNT(*) FROM metrics WHERE server=? AND model_id=?", (server, model_id)
+            ).fetchone()[0]
+            kinds = dict(
+                self._conn.execute(
+                    "SELECT kind, COUNT(*) FROM uploads WHERE server=? AND model_id=? "
+                    "GROUP BY kind",
+                    (server, model_id),
+                ).fetchall()
+            )
+        return Pending(int(metrics), int(kinds.get("checkpoint", 0)), int(kinds.get("final", 0)))
 
     def counts(self, server: str, model_id: str) -> tuple[int, int]:
         """Return (pending metrics epochs, pending uploads) of one model."""

@@ -1,10 +1,13 @@
-"""HUBTrainingSession: what a training loop holds (the public surface of the seed class).
+"""HUBTrainingSession: what a training loop holds (the public surface of the stock HUB session).
 
-It keeps the seed's constructor identifiers, methods and attributes and fixes its defects
-(hub-protocol.md §11): every metrics epoch and the final weights are journaled in the durable
-outbox before anything is sent, all network work runs on one background thread, the end of
-training flushes everything (metrics first, then the weights) with a real progress bar, failures
-report the server's message, heartbeats stop with the session, and no signal handler is touched.
+It keeps the constructor identifiers, methods and attributes of ultralytics' own HUBTrainingSession
+and fixes its defects (docs/protocol/hub-v1.md §11): every metrics epoch and the final weights are
+journaled in the durable outbox before anything is sent, all network work runs on one background
+thread, the end of training flushes everything (metrics first, then the weights) with a real
+progress bar, failures report the server's message, heartbeats stop with the session, and no
+signal handler is touched. A hub that is down when a session for an existing model opens does not
+stop training: the session starts offline and sends everything once the hub answers (see
+docs/decisions/0013-offline-session-start.md).
 """
 
 import atexit
@@ -24,12 +27,13 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+import platformdirs
 from tqdm import tqdm
 
 from trainhub import __version__
 from trainhub.client.api import HeartbeatState, HubClient
 from trainhub.client.credentials import resolve
-from trainhub.client.errors import NotFound, TrainhubError
+from trainhub.client.errors import HubUnreachable, NotFound, TrainhubError
 from trainhub.client.outbox import Outbox
 from trainhub.client.retry import failure_message, is_retryable_status
 from trainhub.client.transfer import Progress
@@ -43,7 +47,13 @@ AGENT_NAME = f"trainhub-{__version__}-python-{platform.python_version()}-{socket
 FLUSH_TIMEOUT_S = 900.0
 ATTACH_RETRIES, ATTACH_TIMEOUT_S = 1, 10.0
 EXIT_FLUSH_TIMEOUT_S = 5.0  # what unfinished runs may add to the exit of their process
+OFFLINE_FLUSH_TIMEOUT_S = 10.0  # the final wait of a session that never reached its hub
 STOP_MIN_S = 0.5  # for the upload thread to stop and the last beat, once the budget is spent
+
+
+def default_weights_dir() -> Path:
+    """Return where downloaded weights go: the user's cache folder (~/.cache/trainhub/weights)."""
+    return platformdirs.user_cache_path("trainhub") / "weights"
 
 
 class HUBTrainingSession:
@@ -53,7 +63,9 @@ class HUBTrainingSession:
     id, or a local `*.pt`/`*.yaml` file (then `create_model` makes a new model). The hub URL and
     key come from the identifier, then TRAINHUB_URL/TRAINHUB_API_KEY (or the HUB variables), then
     the file `trainhub login` writes. Raises ValueError for a bad identifier or a missing model
-    and TrainhubError when the hub cannot be used; `create_session` returns None instead.
+    and TrainhubError when the hub cannot be used; `create_session` returns None instead. A hub
+    that does not answer is no such error for an existing model: the session then starts offline
+    (`offline` is True, one warning) and journals everything for later.
     """
 
     def __init__(
@@ -63,7 +75,7 @@ class HUBTrainingSession:
         url: str | None = None,
         api_key: str | None = None,
         outbox: Outbox | None = None,
-        weights_dir: Path | str = "weights",
+        weights_dir: Path | str | None = None,
         flush_timeout_s: float = FLUSH_TIMEOUT_S,
         http: httpx.Client | None = None,
         heartbeats: bool = True,
@@ -80,16 +92,21 @@ class HUBTrainingSession:
         self.model_url: str | None = None
         self.model_file: str | None = None
         self.train_args: dict[str, Any] | None = None
+        self.offline = False  # started without the hub: nothing was loaded from it
+        self._journaled = False  # the loop gave this session metrics or weights
         parsed = parse_identifier(identifier)
         self.filename = parsed.filename
         credentials = resolve(url or parsed.server, api_key or parsed.api_key)
         self.client = HubClient(credentials.url, credentials.api_key, http=http)
         # an open run stays in _open_sessions until finish(), so this only closes what is done
         weakref.finalize(self, self.client.close).atexit = False
-        # attaching must not hold up the start of training for long when the hub is down
-        self._attaching = self.client.with_retries(ATTACH_RETRIES, ATTACH_TIMEOUT_S)
+        # attaching must not hold up the start of training for long when the hub is down; when
+        # it fails, one warning says so (offline start, or create_session's), so retries are INFO
+        self._attaching = self.client.with_retries(
+            ATTACH_RETRIES, ATTACH_TIMEOUT_S, retry_log_level=logging.INFO
+        )
         self.outbox = outbox or Outbox()
-        self.weights_dir = Path(weights_dir)
+        self.weights_dir = default_weights_dir() if weights_dir is None else Path(weights_dir)
         self.flush_timeout_s = flush_timeout_s
         self._heartbeats, self._progress = heartbeats, progress
         self._resumable_threshold_bytes = resumable_threshold_bytes
@@ -124,7 +141,8 @@ class HUBTrainingSession:
 
     def load_model(self, model_id: str) -> None:
         """Load a model: trained -> its best weights; resumable -> its last checkpoint; else
-        the parent weights or the architecture, with the hub's training arguments."""
+        the parent weights or the architecture, with the hub's training arguments. When the hub
+        does not answer, start offline instead."""
         try:
             record = self._attaching.get_model(model_id)
         except NotFound as exc:
@@ -132,6 +150,9 @@ class HUBTrainingSession:
                 f"model {model_id!r} does not exist on {self.client.url} (or is not "
                 "yours); check the URL, or create it in the dashboard"
             ) from exc
+        except HubUnreachable as exc:
+            self._start_offline(model_id, exc)
+            return
         self._attach(record)
         if record.status == "trained" and record.weights:
             logger.info("trainhub: loading trained model %s", self.model_url)
@@ -145,10 +166,21 @@ class HUBTrainingSession:
         else:
             self.train_args = dict(record.train_args)
             self.model_file = self._starting_weights(record)
-        if "data" not in self.train_args or not self.train_args["data"]:
-            logger.warning(
-                "trainhub: model %s has no dataset; pass your own data to train()", self.model_url
-            )
+        self._start()
+
+    def _start_offline(self, model_id: str, exc: HubUnreachable) -> None:
+        """Train without the hub: everything is journaled and sent once the hub answers."""
+        self.offline = True
+        self.model_id = model_id
+        self.model_url = f"{self.client.url}/models/{model_id}"
+        logger.warning(
+            "trainhub: the hub at %s does not answer, so this run starts offline: its metrics "
+            "and weights are kept in %s and sent when the hub is back (or by `trainhub sync`); "
+            "the hub's weights and training arguments are not loaded (%s)",
+            self.client.url,
+            self.outbox.path,
+            exc,
+        )
         self._start()
 
     def _starting_weights(self, record: ModelRecord) -> str | None:
@@ -186,8 +218,15 @@ class HUBTrainingSession:
             "lineage": lineage,
             "dataset": {"name": model_args.get("data")},
         }
-        model_id = self._attaching.create_model(payload)
-        self._attach(self._attaching.get_model(model_id))
+        try:
+            model_id = self._attaching.create_model(payload)
+            record = self._attaching.get_model(model_id)
+        except HubUnreachable as exc:
+            raise HubUnreachable(
+                f"cannot create a model for this run: {exc}. A new model needs the hub; to "
+                "train while it is down, pass the URL of a model created on it"
+            ) from exc
+        self._attach(record)
         self._start()
 
     def _attach(self, record: ModelRecord) -> None:
@@ -214,6 +253,7 @@ class HUBTrainingSession:
             heartbeats=self._heartbeats,
             progress=self._progress_bar if self._progress else None,
             resumable_threshold_bytes=self._resumable_threshold_bytes,
+            offline=self.offline,
         )
         self._uploader.start()
         self._pid = os.getpid()  # the process whose upload thread serves this session
@@ -232,8 +272,15 @@ class HUBTrainingSession:
         for epoch, values in queued.items():
             parsed = json.loads(values) if isinstance(values, str) else dict(values)
             self.outbox.put_metrics(self.client.url, self.model_id, int(epoch), parsed)
-        if self._uploader is not None:
-            self._uploader.notify()
+        if queued:
+            self._note_training()
+
+    def _note_training(self) -> None:
+        """Remember that the loop has begun; wake the upload thread (heartbeats start now)."""
+        self._journaled = True
+        uploader = self._uploader
+        if uploader is not None:
+            uploader.note_training()
 
     def upload_model(
         self,
@@ -269,11 +316,10 @@ class HUBTrainingSession:
             is_best=is_best,
             map_value=map,
         )
+        self._note_training()
         if final:
             self.upload_metrics()
             self.finish()
-        elif self._uploader is not None:
-            self._uploader.notify()
 
     def finish(self, state: HeartbeatState = "finished", timeout_s: float | None = None) -> bool:
         """Send everything left (waiting at most the flush timeout), beat once more, stop.
@@ -290,35 +336,54 @@ class HUBTrainingSession:
             return True
         budget_s = self.flush_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + budget_s
-        drained = uploader.flush(budget_s) and not uploader.lost
+        drained = self._flush(uploader, budget_s) and not uploader.lost
         uploader.stop(state, timeout_s=max(STOP_MIN_S, deadline - time.monotonic()))
         self.client.close()
         for lost in uploader.lost:
             logger.error("trainhub: not on the hub and not kept: %s", lost)
         if not drained:
-            metrics, uploads = self.outbox.counts(self.client.url, uploader.model_id)
+            left = self.outbox.pending(self.client.url, uploader.model_id)
             logger.warning(
-                "trainhub: %d epochs of metrics and %d uploads are kept on disk; "
-                "they are sent by the next session or `trainhub sync`%s",
-                metrics,
-                uploads,
+                "trainhub: kept on disk for the next session or `trainhub sync`: %s%s",
+                left.describe(),
                 f" ({uploader.paused})" if uploader.paused else "",
             )
+        return drained
+
+    @staticmethod
+    def _flush(uploader: Uploader, budget_s: float) -> bool:
+        """Send everything within `budget_s`; True when nothing is left.
+
+        A hub this session never reached gets OFFLINE_FLUSH_TIMEOUT_S of it, not the whole
+        budget: it has been down all along, and what it misses stays on disk. If it answers
+        within that time, the rest of the budget is used as usual.
+        """
+        deadline = time.monotonic() + budget_s
+        first_s = budget_s if uploader.reached else min(budget_s, OFFLINE_FLUSH_TIMEOUT_S)
+        drained = uploader.flush(first_s)
+        if not drained and uploader.reached and first_s < budget_s and not uploader.paused:
+            drained = uploader.flush(max(0.0, deadline - time.monotonic()))
         return drained
 
     close = finish
 
     def _finish_at_exit(self, timeout_s: float) -> None:
-        """Mark a run its process left unfinished as failed, sending what `timeout_s` allows."""
+        """Mark a run its process left unfinished as failed, sending what `timeout_s` allows.
+
+        A session the loop never gave anything to is only closed: nothing was trained, so
+        nothing failed, and its model keeps its status.
+        """
         if self._uploader is None or os.getpid() != self._pid:  # finished, or a forked child
             return
-        logger.warning(
-            "trainhub: the process is exiting before the run of %s finished; reporting it as "
-            "failed (call finish() at the end of training to report success)",
-            self.model_url,
-        )
+        state: HeartbeatState = "failed" if self._journaled else "finished"
+        if state == "failed":
+            logger.warning(
+                "trainhub: the process is exiting before the run of %s finished; reporting it "
+                "as failed (call finish() at the end of training to report success)",
+                self.model_url,
+            )
         try:
-            self.finish("failed", timeout_s=timeout_s)
+            self.finish(state, timeout_s=timeout_s)
         except Exception:  # nothing may stop the interpreter from exiting
             logger.exception("trainhub: could not report the unfinished run")
 
@@ -346,7 +411,7 @@ class HUBTrainingSession:
 
         return advance
 
-    # --- the seed's request helpers ----------------------------------------------------------
+    # --- the stock HUB session's request helpers ---------------------------------------------
 
     def request_queue(
         self,

@@ -53,6 +53,7 @@ class Transport:
         clock: Callable[[], float],
         sleep: Callable[[float], None],
         rng: random.Random,
+        retry_log_level: int = logging.WARNING,
     ) -> None:
         self.url = url
         self.api_key = api_key
@@ -63,6 +64,7 @@ class Transport:
         self.clock = clock
         self.sleep = sleep
         self.rng = rng
+        self.retry_log_level = retry_log_level  # callers that report the outcome lower it
 
     def headers(self) -> dict[str, str]:
         """Return the headers every request to the hub carries (API key included)."""
@@ -178,7 +180,8 @@ class Transport:
                 reached = reached or response.status_code not in NOT_ACTED_ON
                 delay_s, reason = self._backoff_s(number) if wait_s is None else wait_s, str(error)
             number += 1
-            logger.warning(
+            logger.log(
+                self.retry_log_level,
                 "%s failed (%s); retry %d of %d in %.1f s",
                 what,
                 reason,

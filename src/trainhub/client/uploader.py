@@ -3,9 +3,12 @@
 It sends journaled metrics (at most one request per `rate_limits["metrics"]` seconds, every
 pending epoch at once), checkpoints (the first at once, then at most one per
 `rate_limits["ckpt"]`), the final weights (after every metric), and heartbeats every
-`rate_limits["heartbeat"]` seconds. The training thread never waits on it except in `flush`.
-When the hub is down it backs off with jitter and keeps everything in the outbox; an answer that
-can never succeed is reported once, with the server's message.
+`rate_limits["heartbeat"]` seconds, from the moment training begins (the first journaled item)
+or one interval after the session opened, so a session opened and closed without training leaves
+its model `new`. The training thread never waits on it except in `flush`. When the hub is down it
+backs off with jitter and keeps everything in the outbox, saying so once (not at every retry) and
+once more when the hub answers again; an answer that can never succeed is reported once, with the
+server's message.
 """
 
 import hashlib
@@ -37,6 +40,16 @@ FINAL_BEAT_TIMEOUT_S = 5.0
 MIN_BEAT_TIMEOUT_S = 0.5
 RESUMABLE_THRESHOLD_BYTES = 32 * 1024 * 1024
 ProgressFactory = Callable[[int, str], Progress | None]
+
+
+def described(upload: PendingUpload) -> str:
+    """Return 'the checkpoint of epoch 3' for a checkpoint of epoch index 2.
+
+    Epochs are counted from 1 in what people read, as trainers print them; the outbox and the
+    wire keep the 0-based index the training loop passed.
+    """
+    what = "the final weights" if upload.kind == "final" else "the checkpoint"
+    return f"{what} of epoch {upload.epoch + 1}"
 
 
 class FileChangedError(OSError):
@@ -85,6 +98,7 @@ class Uploader:
         progress: ProgressFactory | None = None,
         resumable_threshold_bytes: int = RESUMABLE_THRESHOLD_BYTES,
         clock: Callable[[], float] = time.monotonic,
+        offline: bool = False,
     ) -> None:
         # the worker backs off on its own; a retry inside a request would only delay heartbeats
         self.client = client.with_retries(0)
@@ -99,6 +113,10 @@ class Uploader:
         self.clock = clock
         self.staging = outbox.path.parent / "staging"
         self.paused: str | None = None  # why sending stopped for good in this session
+        self.offline = offline  # the last request found no hub (said once, until it answers)
+        self.reached = not offline  # the hub answered this session at least once
+        self._opened = clock()
+        self._training = False  # something was journaled: heartbeats are due from now on
         self._cond = threading.Condition()
         self._stop = self._flushing = False
         self._failures = 0
@@ -122,6 +140,13 @@ class Uploader:
     def notify(self) -> None:
         """Tell the worker that something new is in the outbox."""
         with self._cond:
+            self._cond.notify()
+
+    def note_training(self) -> None:
+        """Tell the worker that training has begun (heartbeats start now) and that the outbox
+        has something new."""
+        with self._cond:
+            self._training = True
             self._cond.notify()
 
     def is_drained(self) -> bool:
@@ -157,7 +182,8 @@ class Uploader:
             self._cond.notify()
         if self._thread.is_alive():
             self._thread.join(timeout=timeout_s)
-        if self.heartbeats and self.paused is None:
+        # a session that neither trained nor beat has nothing to report (its model stays new)
+        if self.heartbeats and self.paused is None and (self._training or self.agent_id):
             beat_s = min(FINAL_BEAT_TIMEOUT_S, max(MIN_BEAT_TIMEOUT_S, deadline - self.clock()))
             try:
                 self.client.with_retries(0, beat_s).heartbeat(
@@ -168,7 +194,9 @@ class Uploader:
                     state=state,
                 )
             except TrainhubError as exc:
-                logger.warning("trainhub: the last heartbeat was not delivered: %s", exc)
+                # offline, the session's own warning already said what is kept for later
+                log = logger.debug if self.offline else logger.warning
+                log("trainhub: the last heartbeat was not delivered: %s", exc)
 
     # --- the worker thread ------------------------------------------------------------------
 
@@ -191,7 +219,7 @@ class Uploader:
         now = self.clock()
         waits = [CHECKPOINT_EVERY_S]
         if self.heartbeats:
-            waits.append(self._last_beat + self.rate_limits["heartbeat"] - now)
+            waits.append(self._next_beat_at() - now)
         if not self.is_drained():
             waits.append(self._last_metrics + self.rate_limits["metrics"] - now)
             waits.append(1.0 if self._flushing else 5.0)
@@ -203,7 +231,7 @@ class Uploader:
         now = self.clock()
         if self.paused is not None or now < self._retry_at:
             return
-        if self.heartbeats and now - self._last_beat >= self.rate_limits["heartbeat"]:
+        if self.heartbeats and now >= self._next_beat_at():
             self._guard(self._beat)
         if self._flushing or now - self._last_metrics >= self.rate_limits["metrics"]:
             self._guard(self._send_metrics)
@@ -212,20 +240,47 @@ class Uploader:
             self._last_wal_checkpoint = now
             self.outbox.checkpoint()
 
-    def _guard(self, step: Callable[[], None]) -> None:
+    def _next_beat_at(self) -> float:
+        """Return when the next heartbeat is due (before training: one interval after opening)."""
+        since = self._last_beat if self._training else max(self._last_beat, self._opened)
+        return since + self.rate_limits["heartbeat"]
+
+    def _guard(self, step: Callable[[], bool]) -> None:
+        """Run one step; back off, pause or report as its outcome says."""
         if self.paused is not None or self.clock() < self._retry_at:
             return
         try:
-            step()
+            if step():
+                self._answered()
             self._failures = 0
         except ApiError as exc:
-            if is_retryable_status(exc.status):
+            if is_retryable_status(exc.status):  # perhaps a proxy answering for a hub that is down
                 self._back_off(getattr(exc, "retry_after_s", None))
             else:
+                self._answered()
                 self._refused(exc)
         except TrainhubError as exc:
-            logger.warning("trainhub: hub unreachable, keeping data on disk: %s", exc)
+            self._unreachable(exc)
             self._back_off()
+
+    def _answered(self) -> None:
+        """Note that the hub answered; say so once when it had been unreachable."""
+        self.reached = True
+        if self.offline:
+            self.offline = False
+            logger.info("trainhub: the hub at %s answers again; sending what was kept", self.server)
+
+    def _unreachable(self, exc: TrainhubError) -> None:
+        """Note that the hub did not answer: a warning the first time, then debug lines only."""
+        if self.offline:
+            logger.debug("trainhub: the hub is still unreachable: %s", exc)
+            return
+        self.offline = True
+        logger.warning(
+            "trainhub: the hub does not answer; keeping data on disk and retrying in the "
+            "background: %s",
+            exc,
+        )
 
     def _back_off(self, retry_after_s: float | None = None) -> None:
         self._failures += 1
@@ -244,7 +299,7 @@ class Uploader:
             logger.error("trainhub: the hub refused an upload: %s", exc)
             raise exc
 
-    def _beat(self) -> None:
+    def _beat(self) -> bool:
         self._last_beat = self.clock()
         self.agent_id = self.client.heartbeat(
             self.model_id,
@@ -252,11 +307,13 @@ class Uploader:
             agent_id=self.agent_id,
             interval_s=self.rate_limits["heartbeat"],
         )
+        return True
 
-    def _send_metrics(self) -> None:
+    def _send_metrics(self) -> bool:
+        """Send every pending epoch in one request; True when the hub took them."""
         pending = self.outbox.pending_metrics(self.server, self.model_id)
         if not pending:
-            return
+            return False
         self._last_metrics = self.clock()
         try:
             self.client.upload_metrics(self.model_id, {m.epoch: m.values for m in pending})
@@ -266,23 +323,25 @@ class Uploader:
             raise
         self.outbox.ack_metrics(pending)
         logger.debug("trainhub: sent %d epochs of metrics", len(pending))
+        return True
 
     def _checkpoint_due(self) -> bool:
         if self._flushing or self._last_checkpoint is None:
             return True
         return self.clock() - self._last_checkpoint >= self.rate_limits["ckpt"]
 
-    def _send_upload(self) -> None:
+    def _send_upload(self) -> bool:
+        """Send the next pending upload if it is due; True when the hub answered it."""
         upload = self.outbox.next_upload(self.server, self.model_id)
         if upload is None:
-            return
+            return False
         if upload.kind == "checkpoint" and not self._checkpoint_due():
-            return
+            return False
         if upload.kind == "final" and self.outbox.counts(self.server, self.model_id)[0]:
-            return  # every metric goes before the final weights
+            return False  # every metric goes before the final weights
         stage = self._stage(upload)
         if stage is None:
-            return
+            return False
         staged, sha256 = stage
         try:
             self._upload(upload, staged, sha256)
@@ -291,16 +350,17 @@ class Uploader:
             if is_retryable_status(exc.status) or exc.status in (401, 403, 404):
                 raise  # _guard backs off, or pauses the session
             self._upload_refused(upload, staged, exc)
-            return
+            return True
         except TrainhubError as exc:
             self.outbox.note_attempt(upload, str(exc))
             raise
         except (OSError, ValueError) as exc:  # the staged copy is unreadable or empty
             self._drop(upload, staged, f"{upload.path} cannot be sent: {exc}")
-            return
+            return False
         self._drop(upload, staged, None)
         if upload.kind == "checkpoint":
             self._last_checkpoint = self.clock()
+        return True
 
     def _upload_refused(self, upload: PendingUpload, staged: Path, exc: ApiError) -> None:
         """Decide what a refusal means for an upload; only a hopeless one leaves the outbox."""
@@ -312,13 +372,8 @@ class Uploader:
             logger.warning("trainhub: %s upload will be tried again: %s", upload.kind, exc)
             self._back_off()
             return
-        logger.error(
-            "trainhub: the hub refused the %s of epoch %d for good: %s",
-            upload.kind,
-            upload.epoch,
-            exc,
-        )
-        self.lost.append(f"{upload.kind} of epoch {upload.epoch}: {exc.message}")
+        logger.error("trainhub: the hub refused %s for good: %s", described(upload), exc)
+        self.lost.append(f"{described(upload)}: {exc.message}")
         self._drop(upload, staged, str(exc))
 
     def _stage(self, upload: PendingUpload) -> tuple[Path, str] | None:
@@ -339,13 +394,14 @@ class Uploader:
         except FileNotFoundError:
             self._drop(upload, staged, f"{upload.path} disappeared before it could be sent")
             return None
-        except FileChangedError:
-            self._drop(
-                upload,
-                staged,
-                f"{upload.path} was rewritten after it was queued; "
-                "the newer version goes with the next checkpoint",
+        except FileChangedError:  # superseded, not lost: no warning
+            logger.info(
+                "trainhub: not sending %s: %s was rewritten after it was queued; the newer "
+                "version goes with the next checkpoint",
+                described(upload),
+                upload.path,
             )
+            self._drop(upload, staged, None)
             return None
         misses = self._staging_misses.get(upload.id, 0) + 1
         self._staging_misses[upload.id] = misses
@@ -377,7 +433,7 @@ class Uploader:
                 sha256=sha256,
                 progress=progress,
             )
-        logger.info("trainhub: uploaded %s of epoch %d (%d bytes)", upload.kind, upload.epoch, size)
+        logger.info("trainhub: uploaded %s (%d bytes)", described(upload), size)
 
     def _upload_resumable(
         self, upload: PendingUpload, staged: Path, sha256: str, size: int, progress: Progress | None

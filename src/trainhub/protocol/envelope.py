@@ -1,4 +1,4 @@
-"""The response envelope `{"success", "message", "data"}` (hub-protocol.md §2.2)."""
+"""The response envelope `{"success", "message", "data"}` (docs/protocol/hub-v1.md §2.2)."""
 
 from typing import Generic, TypeVar
 
@@ -22,7 +22,7 @@ class CreatedRecord(BaseModel):
 
 
 class Page(BaseModel, Generic[T]):
-    """A page of a cursor list (hub-protocol.md §5.7)."""
+    """A page of a cursor list (docs/protocol/hub-v1.md §5.7)."""
 
     results: list[T]
     total: int

@@ -1,4 +1,4 @@
-"""Model identifiers a training session accepts (hub-protocol.md §3.2-§3.3).
+"""Model identifiers a training session accepts (docs/protocol/hub-v1.md §3.2-§3.3).
 
 `<hub>/models/<id>`, `<hub>/models/<id>?api_key=<key>`, the legacy `<42-char key>_<20-char id>`
 and a bare 20-character id name a model on a hub; a local `*.pt` or `*.yaml` names a file to

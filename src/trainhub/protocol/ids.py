@@ -1,4 +1,7 @@
-"""Formats of ids and API keys (hub-protocol.md §3, §16.8): their shape, and how to make them."""
+"""Formats of ids and API keys: their shape, and how to make them.
+
+See docs/protocol/hub-v1.md §3.1 and §16.8.
+"""
 
 import hashlib
 import re
@@ -11,7 +14,7 @@ ID_PATTERN = r"^[A-Za-z0-9]{20}$"
 _ID_RE = re.compile(ID_PATTERN)
 
 API_KEY_LENGTH = 42
-# Minted as "ul" + 40 lower-case hex: 42 characters and no "_" (hub-protocol.md §16.8).
+# Minted as "ul" + 40 lower-case hex: 42 characters and no "_" (docs/protocol/hub-v1.md §16.8).
 _KEY_RE = re.compile(r"^ul_?[0-9a-f]{40}$")
 
 

@@ -1,4 +1,4 @@
-"""Per-epoch metrics on the wire (hub-protocol.md §5.8-§5.9, §16.3).
+"""Per-epoch metrics on the wire (docs/protocol/hub-v1.md §5.8-§5.9, §16.3).
 
 An upload maps the epoch index (a string) to a JSON-encoded string of `{name: number}`. Python's
 `json.dumps` writes `NaN`/`Infinity`, so parsing is lenient; non-finite values become `None`.
@@ -32,6 +32,15 @@ class MetricSeries(BaseModel):
 
     meta: dict[str, str]
     data: dict[str, MetricValue]
+
+
+def is_valid_text(text: str) -> bool:
+    """Tell whether `text` is valid Unicode (no lone surrogates) without NUL characters."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
 
 
 def parse_epoch(key: str) -> int:
@@ -69,6 +78,8 @@ def parse_epoch_metrics(raw: str | dict[str, Any]) -> EpochMetrics:
     for name, value in raw.items():
         if not name or len(name) > MAX_METRIC_NAME_LENGTH:
             raise ValueError(f"metric names must have 1 to {MAX_METRIC_NAME_LENGTH} characters")
+        if not is_valid_text(name):
+            raise ValueError(f"metric name {ascii(name)[:80]} is not valid Unicode text")
         values[name] = _finite(name, value)
     return values
 

@@ -1,4 +1,4 @@
-"""URL path constants of the HUB v1 API (hub-protocol.md §5) and trainhub's additions under /v1."""
+"""URL path constants of the HUB v1 API and trainhub's additions (docs/protocol/hub-v1.md §5)."""
 
 AUTH = "/v1/auth"
 MODELS = "/v1/models"

@@ -1,4 +1,6 @@
-"""What the server returns for models, datasets, projects, users and keys (hub-protocol.md §6).
+"""What the server returns for models, datasets, projects, users and keys.
+
+The model record is described in docs/protocol/hub-v1.md §6.
 
 The records allow extra keys: a model keeps whatever document its owner stored (merged by PATCH)
 next to the fields the server derives.

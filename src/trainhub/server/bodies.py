@@ -1,12 +1,17 @@
-"""Reading request bodies with limits: size caps, an idle deadline between chunks, JSON rules.
+"""Reading request bodies with limits: size caps, deadlines, and the one gate for JSON text.
 
-uvicorn has no deadline for reading a body (security-notes §6), so every body read here waits at
-most `idle_timeout_s` for the next chunk and gives up with 408.
+uvicorn has no deadline for reading a body (docs/security.md §2.6), so every body read here waits
+at most `idle_timeout_s` for the next chunk and at most `deadline_s` for the whole body, and gives
+up with 408. JSON bodies pass one gate (`decode_json`): UTF-8 only, valid Unicode only (no lone
+surrogates, which would be stored and then break every read that includes them), integers of at
+most 20 digits, finite numbers.
 """
 
 import asyncio
 import json
 import math
+import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +25,17 @@ from trainhub.server.errors import (
 )
 
 BATCH_BYTES = 512 * 1024
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() also takes "²" and "٣"
+MAX_INT_DIGITS = 20
+# a JSON escape of a UTF-16 surrogate: fine in a pair, a broken string alone
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def parse_whole_number(raw: str | None) -> int | None:
+    """Return `raw` as a non-negative int if it is 1 to 18 ASCII digits, else None."""
+    if raw is None or not _WHOLE_NUMBER.fullmatch(raw):
+        return None
+    return int(raw)
 
 
 def declared_length(request: Request) -> int | None:
@@ -27,9 +43,10 @@ def declared_length(request: Request) -> int | None:
     raw = request.headers.get("content-length")
     if raw is None:
         return None
-    if not raw.isdigit():
+    length = parse_whole_number(raw)
+    if length is None:
         raise BadRequestError("Content-Length must be a whole number of bytes")
-    return int(raw)
+    return length
 
 
 def check_declared_length(request: Request, max_bytes: int) -> None:
@@ -43,18 +60,32 @@ def check_declared_length(request: Request, max_bytes: int) -> None:
 
 
 async def iter_body(
-    request: Request, max_bytes: int, idle_timeout_s: float
+    request: Request, max_bytes: int, idle_timeout_s: float, deadline_s: float = math.inf
 ) -> AsyncIterator[bytes]:
-    """Yield the body's chunks; 413 past `max_bytes`, 408 when no chunk arrives in time."""
+    """Yield the body's chunks; 413 past `max_bytes`, 408 when no chunk arrives in time.
+
+    The whole body must arrive within `deadline_s`, so a client that trickles a byte just
+    inside every idle timeout cannot hold a connection, a temp file and a task forever.
+    """
     check_declared_length(request, max_bytes)
     stream = request.stream().__aiter__()
     received = 0
+    ends_at = time.monotonic() + deadline_s
     while True:
+        left_s = ends_at - time.monotonic()
+        wait_s = min(idle_timeout_s, left_s)
         try:
-            chunk = await asyncio.wait_for(stream.__anext__(), timeout=idle_timeout_s)
+            if left_s <= 0:
+                raise TimeoutError
+            chunk = await asyncio.wait_for(stream.__anext__(), timeout=wait_s)
         except StopAsyncIteration:
             return
         except TimeoutError as exc:
+            if wait_s < idle_timeout_s:
+                raise RequestTimeoutError(
+                    f"the request body took longer than {deadline_s:.0f} s; the upload was "
+                    "abandoned, send it again over a faster connection"
+                ) from exc
             raise RequestTimeoutError(
                 f"no data for {idle_timeout_s:.0f} s; the upload was abandoned, send it again"
             ) from exc
@@ -100,36 +131,100 @@ def _reject_constant(name: str) -> Any:
 
 
 def _finite_float(text: str) -> float:
-    # 1e999 parses as infinity: stored, it makes every later response a 500 (security-notes §5)
+    # 1e999 parses as infinity: stored, it makes every later response a 500 (docs/security.md §2.5)
     value = float(text)
     if not math.isfinite(value):
         raise ValueError(f"{text[:40]} is out of range for a JSON number")
     return value
 
 
+def _bounded_int(text: str) -> int:
+    # a 400-digit integer parses, then breaks float() and every database column it meets
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"the integer {text[:24]}... has more than {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def first_broken_text(value: Any) -> str | None:
+    """Return the first string or key in a parsed JSON value that is not valid Unicode."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return item
+    return None
+
+
+def decode_json(body: bytes, *, allow_constants: bool = False) -> Any:
+    """Parse a JSON body through the gate; BadRequestError says what is wrong.
+
+    `allow_constants` accepts NaN and Infinity (metrics, where the stock clients send them and
+    the caller turns them into null, docs/security.md §2.5); otherwise non-finite numbers are
+    refused.
+    """
+    try:
+        text = body.decode("utf-8")  # strict: UTF-8-encoded surrogates are refused here
+    except UnicodeDecodeError as exc:
+        raise BadRequestError("the body is not UTF-8 text; send JSON encoded as UTF-8") from exc
+    try:
+        if allow_constants:
+            value = json.loads(text, parse_int=_bounded_int)
+        else:
+            value = json.loads(
+                text,
+                parse_constant=_reject_constant,
+                parse_float=_finite_float,
+                parse_int=_bounded_int,
+            )
+    except (ValueError, RecursionError) as exc:
+        raise BadRequestError(f"the body is not valid JSON: {exc}") from exc
+    if _SURROGATE_ESCAPE.search(text):  # rare: only then is the whole value walked
+        broken = first_broken_text(value)
+        if broken is not None:
+            raise BadRequestError(
+                f"the body holds text that is not valid Unicode ({ascii(broken)[:60]}): a "
+                "lone UTF-16 surrogate escape such as \\ud800; send whole characters"
+            )
+    return value
+
+
 async def read_json(
-    request: Request, max_bytes: int, idle_timeout_s: float, *, allow_constants: bool = False
+    request: Request,
+    max_bytes: int,
+    idle_timeout_s: float,
+    *,
+    allow_constants: bool = False,
+    deadline_s: float = math.inf,
 ) -> Any:
-    """Return the parsed JSON body; it must be sent as application/json (security-notes §4)."""
+    """Return the parsed JSON body; it must be sent as application/json (docs/security.md §2.4)."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/json":
         raise UnsupportedMediaTypeError("send the body as JSON with Content-Type: application/json")
-    body = b"".join([chunk async for chunk in iter_body(request, max_bytes, idle_timeout_s)])
+    chunks = iter_body(request, max_bytes, idle_timeout_s, deadline_s)
+    body = b"".join([chunk async for chunk in chunks])
     if not body.strip():
         raise BadRequestError("the request body is empty; send a JSON object")
-    try:
-        if allow_constants:  # NaN/Infinity: the caller normalises them (security-notes §5)
-            return json.loads(body)
-        return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
-    except (ValueError, RecursionError) as exc:
-        raise BadRequestError(f"the body is not valid JSON: {exc}") from exc
+    return decode_json(body, allow_constants=allow_constants)
 
 
-async def read_json_object(
-    request: Request, max_bytes: int, idle_timeout_s: float, *, allow_constants: bool = False
-) -> dict[str, Any]:
-    """Return the JSON body, which must be an object."""
-    value = await read_json(request, max_bytes, idle_timeout_s, allow_constants=allow_constants)
+async def read_json_object(request: Request, *, allow_constants: bool = False) -> dict[str, Any]:
+    """Return the JSON body, which must be an object, read with the server's limits."""
+    settings = request.app.state.settings
+    value = await read_json(
+        request,
+        settings.max_json_bytes,
+        settings.body_idle_timeout_s,
+        allow_constants=allow_constants,
+        deadline_s=settings.json_deadline_s,
+    )
     if not isinstance(value, dict):
         raise BadRequestError("the body must be a JSON object")
     return value
@@ -137,16 +232,12 @@ async def read_json_object(
 
 async def json_object(request: Request) -> dict[str, Any]:
     """Dependency: the request's JSON object body, read with the server's limits."""
-    settings = request.app.state.settings
-    return await read_json_object(request, settings.max_json_bytes, settings.body_idle_timeout_s)
+    return await read_json_object(request)
 
 
 async def lenient_json_object(request: Request) -> dict[str, Any]:
     """Dependency: like `json_object`, but NaN and Infinity literals are accepted (metrics)."""
-    settings = request.app.state.settings
-    return await read_json_object(
-        request, settings.max_json_bytes, settings.body_idle_timeout_s, allow_constants=True
-    )
+    return await read_json_object(request, allow_constants=True)
 
 
 def json_body_schema(

@@ -124,11 +124,12 @@ def optional_user(request: Request, response: Response) -> Principal | None:
         # a wrong key counts like an anonymous request, so guessing keys is rate limited too
         headers = _rate_limit(request, response, _client_identity(request), anonymous=True)
         raise NotAuthenticatedError(
-            "the API key is not valid or was revoked; create one with `trainhub keys create` "
-            "or in the dashboard's settings",
+            "the API key is not valid or was revoked; create one with `trainhub keys create "
+            "--user NAME` or in the dashboard's settings",
             headers=headers,
         )
-    _rate_limit(request, response, f"key:{principal.key_id}", anonymous=False)
+    # one budget per user, not per key: minting more keys buys no more requests
+    _rate_limit(request, response, f"user:{principal.user_id}", anonymous=False)
     return principal
 
 

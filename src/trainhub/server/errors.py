@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from trainhub.protocol.errors import ErrorBody
 from trainhub.server.storage.base import StorageError
@@ -122,6 +123,12 @@ def install_handlers(app: FastAPI) -> None:
         return error_response(
             exc.status_code, message.get(exc.status_code, str(exc.detail)), dict(exc.headers or {})
         )
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # the client closed the connection mid-body: nothing was stored and nobody reads this
+        logger.info("client left during %s %s", request.method, request.url.path)
+        return error_response(400, "the client disconnected before the request body ended")
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:

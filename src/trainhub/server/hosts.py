@@ -1,4 +1,4 @@
-"""Refuse requests whose Host header is not this server's (DNS rebinding, security-notes §4)."""
+"""Refuse requests whose Host header is not this server's (DNS rebinding, docs/security.md §2.4)."""
 
 import json
 

@@ -13,14 +13,14 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 
 
 def weight_file_name(model_id: str, weight: WeightRow) -> str:
-    """Return the version-unique file name of a weights file (hub-protocol.md §10)."""
+    """Return the version-unique file name of a weights file (docs/protocol/hub-v1.md §10)."""
     if weight.kind == "last":
         return f"{model_id}-e{weight.epoch}-{weight.sha256[:8]}-last.pt"
     return f"{model_id}-{weight.sha256[:8]}-best.pt"
 
 
 def dataset_file_name(dataset: DatasetRow) -> str:
-    """Return the version-unique file name of a dataset archive (hub-protocol.md §9)."""
+    """Return the version-unique file name of a dataset archive (docs/protocol/hub-v1.md §9)."""
     filename = dataset.filename or "dataset.zip"
     suffix = next((s for s in ARCHIVE_SUFFIXES if filename.lower().endswith(s)), ".zip")
     stem = safe_name(filename[: -len(suffix)])

@@ -1,4 +1,6 @@
-"""What a model document means for a trainer: config, cfg, train_args (hub-protocol §6, §16.4).
+"""What a model document means for a trainer: config, cfg, train_args.
+
+See docs/protocol/hub-v1.md §6 and §16.4.
 
 hub-sdk sends config values as strings ("5", "True"); ultralytics sends "None" for an unset
 device and "False" for cache. `normalize_config` turns them into typed values once, at write
@@ -10,7 +12,7 @@ from typing import Any
 
 from trainhub.server.errors import ValidationError
 
-DEFAULT_ARCHITECTURE = "yolo11n"  # see docs/decisions/0005-model-defaults.md
+DEFAULT_ARCHITECTURE = "yolo11n"  # see docs/decisions/0005-model-defaults-and-derivations.md
 CONFIG_TO_TRAIN_ARG = {
     "epochs": "epochs",
     "imageSize": "imgsz",
@@ -144,5 +146,8 @@ def train_args(config: dict[str, Any], data: str | None) -> dict[str, Any]:
 
 
 def flat_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Return batch_size/epochs/imgsz/patience/device/cache as flat fields (hub-protocol §5.3)."""
+    """Return batch_size/epochs/imgsz/patience/device/cache as flat fields.
+
+    See docs/protocol/hub-v1.md §5.3.
+    """
     return {flat: config.get(key) for key, flat in CONFIG_TO_FLAT.items()}

@@ -3,6 +3,8 @@
 Nothing is held in memory but the small text fields; a file part is written to a BlobWriter as it
 arrives, so a 2 GiB checkpoint costs the server a few chunks of memory. On any failure (too large,
 truncated, stalled, unexpected part) every blob started is aborted: no partial or orphaned file.
+A body may hold at most `max_form_parts` parts and one file part (each open file part holds a
+file descriptor), and must arrive within the server's body deadline.
 """
 
 from collections.abc import Callable
@@ -14,11 +16,15 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from trainhub.server.bodies import in_batches, iter_body
-from trainhub.server.errors import BadRequestError, HubError, UnsupportedMediaTypeError
+from trainhub.server.errors import (
+    BadRequestError,
+    HubError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+)
 from trainhub.server.storage import BlobWriter, Storage
 
 MAX_FIELD_BYTES = 64 * 1024
-MAX_FIELDS = 32
 
 
 @dataclass
@@ -55,9 +61,18 @@ class _Part:
 class _Collector:
     """Parser callbacks that route each part to a field or to storage."""
 
-    def __init__(self, storage: Storage, accept_file: Callable[[str, str], bool]) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        accept_file: Callable[[str, str], bool],
+        max_parts: int,
+        max_files: int,
+    ) -> None:
         self.storage = storage
         self.accept_file = accept_file
+        self.max_parts = max_parts
+        self.max_files = max_files
+        self.parts = 0
         self.form = MultipartForm()
         self.part = _Part()
         self.header_field = bytearray()
@@ -65,6 +80,12 @@ class _Collector:
         self.complete = False
 
     def on_part_begin(self) -> None:
+        self.parts += 1
+        if self.parts > self.max_parts:
+            raise BadRequestError(
+                f"the form has more than {self.max_parts} parts; send only the fields the "
+                "upload takes and one file"
+            )
         self.part = _Part()
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
@@ -97,6 +118,8 @@ class _Collector:
         filename = self.part.filename or ""
         if not self.accept_file(self.part.name, filename):
             raise BadRequestError(f"unexpected file part {self.part.name[:80]!r} in this upload")
+        if len(self.form.files) >= self.max_files:
+            raise ValidationError("send exactly one file part in this upload")
         upload = UploadedFile(self.part.name, filename, self.storage.create_writer())
         self.form.files.append(upload)
         self.part.upload = upload
@@ -111,8 +134,6 @@ class _Collector:
 
     def on_part_end(self) -> None:
         if self.part.upload is None:
-            if len(self.form.fields) >= MAX_FIELDS:
-                raise BadRequestError("too many form fields")
             self.form.fields[self.part.name] = self.part.text.decode("utf-8", "replace")
 
     def on_end(self) -> None:
@@ -151,13 +172,19 @@ async def read_multipart(
     storage: Storage,
     accept_file: Callable[[str, str], bool],
     max_bytes: int,
-    idle_timeout_s: float,
+    *,
+    max_files: int = 1,
 ) -> MultipartForm:
-    """Read a multipart body; the file parts `accept_file(field, filename)` allows go to storage."""
-    collector = _Collector(storage, accept_file)
+    """Read a multipart body; the file parts `accept_file(field, filename)` allows go to storage.
+
+    The server's settings give the idle timeout, the body deadline and the most parts allowed.
+    """
+    settings = request.app.state.settings
+    collector = _Collector(storage, accept_file, settings.max_form_parts, max_files)
+    body = iter_body(request, max_bytes, settings.body_idle_timeout_s, settings.body_deadline_s)
     try:
         parser = MultipartParser(_boundary(request), collector.callbacks())  # type: ignore[arg-type]
-        async for batch in in_batches(iter_body(request, max_bytes, idle_timeout_s)):
+        async for batch in in_batches(body):
             await run_in_threadpool(_feed, parser, batch)
         parser.finalize()
         if not collector.complete:

@@ -2,7 +2,7 @@
 
 Counters live in memory by default and in Redis when `redis_url` is set, so replicas share them.
 Every answer carries X-RateLimit-*; a 429 also carries Retry-After, because the stock client
-indexes all four headers without defaults (hub-protocol.md §2.3).
+indexes all four headers without defaults (docs/protocol/hub-v1.md §2.3).
 """
 
 import math

@@ -1,4 +1,4 @@
-"""Turn database rows into the records the API returns (hub-protocol.md §6).
+"""Turn database rows into the records the API returns (docs/protocol/hub-v1.md §6).
 
 The model record holds the owner's document plus what the server derives: status, weight flags
 and URLs, cfg, train_args, the six flat config fields, liveness. Pages use the same functions.

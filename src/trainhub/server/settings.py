@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     max_json_bytes: int = 1024**2
     max_image_bytes: int = 10 * 1024**2
     body_idle_timeout_s: float = 30.0
+    body_deadline_s: float = 3600.0
+    json_deadline_s: float = 30.0
+    max_form_parts: int = 16
     download_ttl_s: int = 24 * 3600
     rate_limit: str = "50/second;1200/minute"
     anonymous_rate_limit: str = "10/second;300/minute"
@@ -39,6 +42,8 @@ class Settings(BaseSettings):
     web_session_idle_s: int = Field(default=3 * 24 * 3600, ge=60)
     web_session_max_age_s: int = Field(default=14 * 24 * 3600, ge=60)
     heartbeat_interval_s: float = 300.0
+    max_keys_per_user: int = 20
+    max_agents_per_model: int = 16
     create_admin: bool = True
     log_level: str = "INFO"
 
@@ -67,7 +72,7 @@ class Settings(BaseSettings):
         return self.storage_url or f"file://{(self.data_dir / 'blobs').resolve()}"
 
     def resolved_allowed_hosts(self) -> list[str]:
-        """Return the Host header values accepted (DNS-rebinding guard, security-notes §4)."""
+        """Return the Host header values accepted (DNS-rebinding guard, docs/security.md §2.4)."""
         hosts = set(self.allowed_hosts) or {"localhost", "127.0.0.1", "[::1]"}
         public = urlsplit(self.resolved_public_url()).hostname
         if public:

@@ -1,4 +1,6 @@
-"""Signed, expiring download URLs: `/files/<token>/<id>/<label>/<name>` (hub-protocol.md §16.1).
+"""Signed, expiring download URLs: `/files/<token>/<id>/<label>/<name>`.
+
+See docs/protocol/hub-v1.md §5.25 and §16.1, and docs/security.md §2.13.
 
 ultralytics downloads weights and datasets with plain urllib and no headers, so the URL carries
 its own credential. The token signs the object id, the label, the content hash and the reader it

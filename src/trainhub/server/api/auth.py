@@ -1,4 +1,4 @@
-"""`POST /v1/auth`: tell a client whether its credentials are valid (hub-protocol.md §4.2)."""
+"""`POST /v1/auth`: tell a client whether its key is valid (docs/protocol/hub-v1.md §4.2)."""
 
 from typing import Any
 

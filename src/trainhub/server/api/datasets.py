@@ -1,6 +1,6 @@
-"""Datasets: CRUD and the archive upload (hub-protocol.md §5.16-§5.17, §9, §16.2).
+"""Datasets: CRUD and the archive upload (docs/protocol/hub-v1.md §5.16-§5.17, §9, §16.2).
 
-An uploaded archive is inspected, never extracted (security-notes §7): hostile member names,
+An uploaded archive is inspected, never extracted (docs/security.md §2.7): hostile member names,
 links, bombs and layouts ultralytics cannot train on are refused before anything is published.
 """
 
@@ -142,7 +142,6 @@ async def upload_dataset(
         storage,
         lambda _name, _file: True,
         settings.max_upload_bytes,
-        settings.body_idle_timeout_s,
     )
     try:
         upload = _accept(form.files[0] if form.files else None, len(form.files))

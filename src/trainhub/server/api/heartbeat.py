@@ -1,4 +1,7 @@
-"""`POST /v1/agent/heartbeat/models/{id}`: liveness and the agentId handshake (§5.11, §16.6)."""
+"""`POST /v1/agent/heartbeat/models/{id}`: liveness and the agentId handshake.
+
+See docs/protocol/hub-v1.md §5.11, §16.6 and §16.12.
+"""
 
 import math
 from typing import Annotated, Any
@@ -63,7 +66,13 @@ def heartbeat(
     with db.write() as session:
         row = owned.load(session, ModelRow, model_id, user.user_id, write=True)
         issued = queries.heartbeat(
-            session, row, agent_id=agent_id, name=name, interval_s=interval_s, state=state
+            session,
+            row,
+            agent_id=agent_id,
+            name=name,
+            interval_s=interval_s,
+            state=state,
+            max_agents=settings.max_agents_per_model,
         )
         agents = queries.concurrent_agents(session, row)
     message = "heartbeat recorded" if agents <= 1 else f"{agents} agents are training this model"

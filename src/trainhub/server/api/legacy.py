@@ -1,7 +1,7 @@
 """The remaining HUB routes: model reset, and the export/predict family this server lacks yet.
 
 Export and hosted inference are not available on this server yet: they answer 501 with a
-message, never a fake success (hub-protocol.md §5.12-§5.15, §5.22).
+message, never a fake success (docs/protocol/hub-v1.md §5.12-§5.15, §5.22).
 """
 
 from typing import Annotated, Any

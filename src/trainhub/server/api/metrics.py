@@ -1,4 +1,7 @@
-"""Training metrics: upload per epoch (an idempotent upsert), read back transposed (§5.8-5.9)."""
+"""Training metrics: upload per epoch (an idempotent upsert), read back transposed.
+
+See docs/protocol/hub-v1.md §5.8, §5.9 and §16.3.
+"""
 
 from typing import Annotated, Any
 

@@ -1,4 +1,4 @@
-"""Models: create, read, list, change and delete (hub-protocol.md §5.3-§5.7)."""
+"""Models: create, read, list, change and delete (docs/protocol/hub-v1.md §5.3-§5.7)."""
 
 from typing import Annotated, Any
 

@@ -1,4 +1,4 @@
-"""Projects: CRUD and the cover image upload (hub-protocol.md §5.18-§5.19)."""
+"""Projects: CRUD and the cover image upload (docs/protocol/hub-v1.md §5.18-§5.19)."""
 
 from typing import Any
 
@@ -121,7 +121,6 @@ async def upload_cover(
         storage,
         lambda name, _file: name == "file",
         settings.max_image_bytes,
-        settings.body_idle_timeout_s,
     )
     try:
         if len(form.files) != 1 or form.files[0].writer.size == 0:

@@ -1,6 +1,6 @@
 """CRUD routes shared by datasets and projects (create, read, list, change, delete).
 
-Both follow the generic hub-sdk CRUD shape (hub-protocol.md §5, §5.7); `add_crud_routes`
+Both follow the generic hub-sdk CRUD shape (docs/protocol/hub-v1.md §5, §5.7); `add_crud_routes`
 registers the five routes for one of them so the two cannot drift apart.
 """
 

@@ -28,7 +28,7 @@ from starlette.requests import ClientDisconnect
 
 from trainhub.protocol.ids import create_id, is_id
 from trainhub.server.api.weights import parse_weight_fields, store_weights
-from trainhub.server.bodies import in_batches, iter_body
+from trainhub.server.bodies import in_batches, iter_body, parse_whole_number
 from trainhub.server.db import owned
 from trainhub.server.db.engine import Database
 from trainhub.server.db.tables import ModelRow, ResumableUploadRow, utcnow
@@ -96,10 +96,10 @@ def parse_metadata(header: str) -> dict[str, str]:
 
 
 def _whole_number(request: Request, name: str) -> int:
-    value = request.headers.get(name.lower(), "")
-    if not value.isdigit():
+    value = parse_whole_number(request.headers.get(name.lower()))
+    if value is None:
         raise BadRequestError(f"send {name} as a whole number of bytes")
-    return int(value)
+    return value
 
 
 def _checksum(request: Request) -> tuple[str, bytes] | None:
@@ -171,7 +171,9 @@ class UploadElsewhereError(HubError):
 
 def _save_offset(db: Database, upload_id: str, offset: int) -> None:
     with db.write() as session:
-        row = session.get_one(ResumableUploadRow, upload_id)
+        row = session.get(ResumableUploadRow, upload_id)
+        if row is None:  # terminated while this PATCH ran (by another replica)
+            raise NotFoundError("upload", upload_id)
         row.offset, row.updated_at = offset, utcnow()
 
 
@@ -259,7 +261,7 @@ def upload_offset(
 
 
 async def _append(
-    request: Request, path: os.PathLike[str], offset: int, limit: int, idle_s: float, hasher: Any
+    request: Request, path: os.PathLike[str], offset: int, limit: int, hasher: Any
 ) -> tuple[int, Exception | None]:
     received, error = 0, None
 
@@ -273,7 +275,9 @@ async def _append(
         file.seek(offset)
         file.truncate()  # bytes past the acknowledged offset were never acknowledged
         try:
-            async for batch in in_batches(iter_body(request, limit, idle_s)):
+            settings = request.app.state.settings
+            body = iter_body(request, limit, settings.body_idle_timeout_s, settings.body_deadline_s)
+            async for batch in in_batches(body):
                 await run_in_threadpool(write, batch)
                 received += sum(map(len, batch))
         except (ClientDisconnect, RequestTimeoutError, PayloadTooLargeError) as exc:
@@ -330,9 +334,7 @@ async def append_to_upload(
             )
         hasher = hashlib.new(checksum[0]) if checksum else None
         path = storage.partial_path(upload_id)
-        received, error = await _append(
-            request, path, offset, row.length - offset, settings.body_idle_timeout_s, hasher
-        )
+        received, error = await _append(request, path, offset, row.length - offset, hasher)
         if checksum and (error or hasher is None or hasher.digest() != checksum[1]):
             with open(path, "r+b") as file:
                 file.truncate(offset)
@@ -353,11 +355,12 @@ async def append_to_upload(
 
 
 @router.delete("/v1/uploads/{upload_id}", status_code=204, response_class=Response)
-def terminate_upload(
+async def terminate_upload(
     upload_id: str, request: Request, user: CurrentUser, db: Db, storage: StorageDep
 ) -> Response:
-    """Abandon an upload and free its space."""
+    """Abandon an upload and free its space (after a PATCH in progress has ended)."""
     _require_tus(request)
-    _load(db, upload_id, user.user_id)
-    _discard(db, storage, upload_id)
+    async with _exclusive(upload_id):
+        await run_in_threadpool(_load, db, upload_id, user.user_id)
+        await run_in_threadpool(_discard, db, storage, upload_id)
     return Response(status_code=204, headers=TUS_HEADERS)

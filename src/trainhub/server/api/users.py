@@ -1,4 +1,7 @@
-"""Users (admins manage them; everyone reads and renames themselves) and API keys (§5.20)."""
+"""Users (admins manage them; everyone reads and renames themselves) and API keys.
+
+See docs/protocol/hub-v1.md §5.20 and §5.23.
+"""
 
 from typing import Annotated, Any
 
@@ -12,7 +15,7 @@ from trainhub.protocol.records import KeyRecord, UserRecord
 from trainhub.server.bodies import json_body_schema, json_object, optional_json_object
 from trainhub.server.db import users as queries
 from trainhub.server.db.tables import ApiKeyRow, UserRow
-from trainhub.server.deps import CurrentUser, Db, Principal, StorageDep
+from trainhub.server.deps import CurrentUser, Db, Principal, SettingsDep, StorageDep
 from trainhub.server.errors import ForbiddenError, NotFoundError, ValidationError
 from trainhub.server.records import iso, user_record
 
@@ -143,14 +146,19 @@ def list_keys(user: CurrentUser, db: Db) -> dict[str, Any]:
     ),
 )
 def create_key(
-    user: CurrentUser, db: Db, body: Annotated[dict[str, Any], Depends(optional_json_object)]
+    user: CurrentUser,
+    db: Db,
+    settings: SettingsDep,
+    body: Annotated[dict[str, Any], Depends(optional_json_object)],
 ) -> dict[str, Any]:
     """Create an API key; the answer is the only time the key is shown."""
     name = body.get("name", "")
     if not isinstance(name, str):
         raise ValidationError("'name' must be a string")
     with db.write() as session:
-        row, key = queries.create_key(session, user.user_id, name)
+        row, key = queries.create_key(
+            session, user.user_id, name, max_live=settings.max_keys_per_user
+        )
         return {
             "success": True,
             "message": "key created; store it now, it is not shown again",

@@ -1,4 +1,4 @@
-"""`POST /v1/models/{id}/upload`: epoch checkpoints and final weights (hub-protocol.md §5.10).
+"""`POST /v1/models/{id}/upload`: checkpoints and final weights (docs/protocol/hub-v1.md §5.10).
 
 The file part streams to storage with its sha256 computed on the way; it is published under a
 key made of the model id and that hash, and recorded only after it is durably in place.
@@ -161,7 +161,6 @@ async def upload_weights(
         storage,
         lambda name, _: name in WEIGHT_PARTS,
         settings.max_upload_bytes,
-        settings.body_idle_timeout_s,
     )
     try:
         spec = parse_weight_fields(form.fields)

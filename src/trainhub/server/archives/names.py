@@ -28,6 +28,9 @@ def archive_stem(filename: str) -> str:
 def check_name(name: str, filename: str) -> None:
     if "\x00" in name:
         problem = "contains a NUL character"
+    elif not _is_unicode(name):
+        # tarfile hands bytes that are not UTF-8 over as lone surrogates ("surrogateescape")
+        name, problem = name.encode("utf-8", "replace").decode(), "is not UTF-8 text"
     elif not name:
         problem = "is empty"
     elif len(name) > _MAX_NAME_CHARS:
@@ -43,6 +46,14 @@ def check_name(name: str, filename: str) -> None:
     else:
         return
     raise ArchiveError(bad_name(filename, name, problem))
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def bad_name(filename: str, name: str, problem: str) -> str:

@@ -1,7 +1,7 @@
 """The database handle: read and write sessions, tuned for SQLite (WAL) and PostgreSQL.
 
 On SQLite, writes go through one connection and start with BEGIN IMMEDIATE: a deferred BEGIN
-that later upgrades to a writer fails with "database is locked" under load (security-notes §8).
+that later upgrades to a writer fails with "database is locked" under load (docs/security.md §2.8).
 """
 
 import logging
@@ -48,6 +48,11 @@ def create_engines(url: str) -> tuple[Engine, Engine]:
     return reader, writer
 
 
+def describe_url(url: str) -> str:
+    """Return a database URL with any password hidden, for logs and messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 class Database:
     """Sessions for reading and for writing; a write session commits once, at the end."""
 
@@ -76,7 +81,7 @@ class Database:
 
     def describe(self) -> str:
         """Return the URL with any password hidden, for logs."""
-        return make_url(self.url).render_as_string(hide_password=True)
+        return describe_url(self.url)
 
     def dispose(self) -> None:
         """Close every pooled connection."""

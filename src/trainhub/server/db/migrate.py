@@ -4,6 +4,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).parent.parent / "migrations"
 
@@ -19,3 +21,23 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str) -> None:
     """Bring the database at `url` to the newest schema."""
     command.upgrade(alembic_config(url), "head")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """Return the file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def is_created(url: str) -> bool:
+    """Tell whether the database at `url` holds trainhub's tables; never creates a SQLite file."""
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        return False
+    engine = create_engine(url)
+    try:
+        return inspect(engine).has_table("alembic_version")
+    finally:
+        engine.dispose()

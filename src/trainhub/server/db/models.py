@@ -8,7 +8,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from trainhub.protocol.ids import create_id, is_id
@@ -68,7 +68,7 @@ def _apply_document(row: ModelRow, doc: dict[str, Any]) -> None:
 
 
 def create_model(session: Session, user_id: str, body: dict[str, Any]) -> ModelRow:
-    """Create a model from an ultralytics or hub-sdk create payload (hub-protocol.md §5.4)."""
+    """Create a model from an ultralytics or hub-sdk payload (docs/protocol/hub-v1.md §5.4)."""
     doc = dict(check_document(body))
     _check_references(session, doc, user_id)
     row = ModelRow(id=create_id(), owner_id=user_id, status="new")
@@ -109,7 +109,10 @@ def delete_model(session: Session, row: ModelRow, *, hard: bool) -> list[str]:
 
 
 def reset_model(session: Session, row: ModelRow) -> list[str]:
-    """Return a model to `new`: metrics, checkpoints, weights and agents cleared (§5.14)."""
+    """Return a model to `new`: metrics, checkpoints, weights and agents cleared.
+
+    See docs/protocol/hub-v1.md §5.14.
+    """
     keys = _clear(session, row)
     row.status, row.best_map, row.last_epoch, row.last_heartbeat_at = "new", None, None, None
     owned.touch(row)
@@ -125,7 +128,10 @@ def _start_training(row: ModelRow, epoch: int | None = None) -> None:
 
 
 def upsert_metrics(session: Session, row: ModelRow, epochs: dict[int, EpochMetrics]) -> None:
-    """Merge each epoch's metrics into what is stored, newer values winning (§16.3)."""
+    """Merge each epoch's metrics into what is stored, newer values winning.
+
+    See docs/protocol/hub-v1.md §16.3.
+    """
     existing = {
         m.epoch: m
         for m in session.scalars(
@@ -148,7 +154,10 @@ def upsert_metrics(session: Session, row: ModelRow, epochs: dict[int, EpochMetri
 
 
 def read_metrics(session: Session, row: ModelRow) -> list[dict[str, Any]]:
-    """Return the metrics transposed: one series per name, keyed by epoch (§5.9)."""
+    """Return the metrics transposed: one series per name, keyed by epoch.
+
+    See docs/protocol/hub-v1.md §5.9.
+    """
     series: dict[str, dict[str, Any]] = {}
     rows = session.execute(
         select(MetricRow.epoch, MetricRow.values)
@@ -202,6 +211,39 @@ def record_weights(
     return garbage
 
 
+def _agent_for_new_beat(
+    session: Session, row: ModelRow, name: str, interval_s: float, max_agents: int
+) -> AgentRow:
+    """Return the agent a beat without a known agentId counts for.
+
+    A new agent, while the model has fewer than `max_agents`. At the cap, a client that never
+    sends back its agentId is re-identified by name (its newest agent of that name), and an
+    agent with a new name replaces the one seen longest ago, so a model's agents, and the cost
+    of each of its beats, stay bounded however many beats it gets.
+    """
+    count = session.scalar(
+        select(func.count()).select_from(AgentRow).where(AgentRow.model_seq == row.seq)
+    )
+    if (count or 0) >= max_agents:
+        same_name = session.scalars(
+            select(AgentRow)
+            .where(AgentRow.model_seq == row.seq, AgentRow.name == name)
+            .order_by(AgentRow.last_seen.desc())
+            .limit(1)
+        ).first()
+        if same_name is not None:
+            return same_name
+        oldest = select(AgentRow.id).where(AgentRow.model_seq == row.seq)
+        stale = oldest.order_by(AgentRow.last_seen).limit((count or 0) - max_agents + 1)
+        session.execute(delete(AgentRow).where(AgentRow.id.in_(stale.scalar_subquery())))
+    now = utcnow()
+    agent = AgentRow(
+        id=create_id(), model_seq=row.seq, name=name, interval_s=interval_s, first_seen=now
+    )
+    session.add(agent)
+    return agent
+
+
 def heartbeat(
     session: Session,
     row: ModelRow,
@@ -210,19 +252,17 @@ def heartbeat(
     name: str,
     interval_s: float,
     state: str,
+    max_agents: int,
 ) -> str:
-    """Record a beat and return the agent id the client must send next (§5.11, §16.6)."""
+    """Record a beat and return the agent id the client must send next.
+
+    See docs/protocol/hub-v1.md §5.11 and §16.6.
+    """
     now = utcnow()
+    name = name.replace("\x00", "")[:200]  # PostgreSQL text cannot hold NUL
     agent = session.get(AgentRow, agent_id) if agent_id and is_id(agent_id) else None
     if agent is None or agent.model_seq != row.seq:
-        agent = AgentRow(
-            id=create_id(),
-            model_seq=row.seq,
-            name=name.replace("\x00", "")[:200],  # PostgreSQL text cannot hold NUL
-            interval_s=interval_s,
-            first_seen=now,
-        )
-        session.add(agent)
+        agent = _agent_for_new_beat(session, row, name, interval_s, max_agents)
     agent.last_seen, agent.interval_s, agent.state = now, interval_s, state
     row.last_heartbeat_at = now
     if state == "running" and row.status != "trained":

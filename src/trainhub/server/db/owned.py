@@ -81,7 +81,10 @@ def list_page(
     public: bool,
     extra: Any = None,
 ) -> PageOf:
-    """Return a page, newest first, after the object `last_doc_id` (hub-protocol.md §5.7)."""
+    """Return a page, newest first, after the object `last_doc_id`.
+
+    See docs/protocol/hub-v1.md §5.7.
+    """
     if not public and user_id is None:
         raise NotAuthenticatedError("listing your objects needs an API key; or pass public=True")
     limit = max(1, min(limit, MAX_PAGE))

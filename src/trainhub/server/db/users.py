@@ -32,8 +32,24 @@ def check_user_name(name: object) -> str:
     return name
 
 
-def create_key(session: Session, user_id: str, name: str = "") -> tuple[ApiKeyRow, str]:
-    """Create an API key for a user; return its row and the key itself (shown only once)."""
+def create_key(
+    session: Session, user_id: str, name: str = "", *, max_live: int | None = None
+) -> tuple[ApiKeyRow, str]:
+    """Create an API key for a user; return its row and the key itself (shown only once).
+
+    With `max_live`, a user who already holds that many unrevoked keys gets a ConflictError.
+    """
+    if max_live is not None:
+        live = session.scalar(
+            select(func.count())
+            .select_from(ApiKeyRow)
+            .where(ApiKeyRow.user_id == user_id, ApiKeyRow.revoked_at.is_(None))
+        )
+        if (live or 0) >= max_live:
+            raise ConflictError(
+                f"you already have {max_live} active API keys, the most this hub allows; "
+                "revoke one you no longer use, then create the new one"
+            )
     key = create_api_key()
     row = ApiKeyRow(
         id=create_id(),

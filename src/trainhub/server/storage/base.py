@@ -1,7 +1,7 @@
 """The Storage protocol: where blobs (weights, checkpoints, datasets, images) live.
 
 Keys are built by the server from server-made ids and content hashes, never from client text
-(security-notes §1). Writes stream through a BlobWriter that hashes on the way and publishes
+(docs/security.md §2.1). Writes stream through a BlobWriter that hashes on the way and publishes
 atomically: a reader sees no file or the complete file, never a partial one.
 """
 

@@ -1,4 +1,4 @@
-"""Blobs in a local folder: temp file -> fsync -> rename -> fsync directory (security-notes §10)."""
+"""Blobs in a local folder: temp file, fsync, rename, fsync directory (docs/security.md §2.10)."""
 
 import os
 from collections.abc import Iterator

@@ -1,4 +1,4 @@
-"""CSRF protection of the dashboard's forms and scripted writes (security-notes §4).
+"""CSRF protection of the dashboard's forms and scripted writes (docs/security.md §2.4).
 
 Signed-in forms carry a token bound to the session (an HMAC of the session's random id, so it
 changes at every sign-in) as the field `csrf_token`; scripts send it as the `X-CSRF-Token`

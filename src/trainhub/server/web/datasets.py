@@ -130,7 +130,6 @@ async def upload_dataset(
         storage,
         lambda field, _filename: field == FILE_FIELD,
         settings.max_upload_bytes,
-        settings.body_idle_timeout_s,
     )
     try:
         presented = request.headers.get(csrf.HEADER) or form.fields.get(csrf.FIELD)

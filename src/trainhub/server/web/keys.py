@@ -6,7 +6,7 @@ from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from trainhub.server.db import users as queries
-from trainhub.server.deps import Db
+from trainhub.server.deps import Db, SettingsDep
 from trainhub.server.errors import NotFoundError
 from trainhub.server.web import snippets
 from trainhub.server.web.auth import SessionUser, SignedIn, clear_session_cookie
@@ -48,11 +48,17 @@ def settings_page(request: Request, user: SignedIn, db: Db) -> Response:
 
 @router.post("/settings/keys", response_class=HTMLResponse, dependencies=PROTECTED)
 def create_key(
-    request: Request, user: SignedIn, db: Db, name: Annotated[str, Form(max_length=100)] = ""
+    request: Request,
+    user: SignedIn,
+    db: Db,
+    settings: SettingsDep,
+    name: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """Create an API key and show it this once (the page is not cached)."""
     with db.write() as session:
-        _, key = queries.create_key(session, user.user_id, name.strip())
+        _, key = queries.create_key(
+            session, user.user_id, name.strip(), max_live=settings.max_keys_per_user
+        )
     return _settings_page(request, user, db, new_key=key)
 
 

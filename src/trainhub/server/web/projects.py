@@ -139,7 +139,6 @@ async def upload_cover(
         storage,
         lambda field, _filename: field == "file",
         settings.max_image_bytes,
-        settings.body_idle_timeout_s,
     )
     try:
         csrf.check_token(

@@ -12,7 +12,7 @@ def yolo_train(model_url: str) -> str:
 
 
 def trainhub_session(model_url: str) -> str:
-    """Return the seed-compatible HUBTrainingSession loop for any PyTorch training code."""
+    """Return the HUB-compatible HUBTrainingSession loop for any PyTorch training code."""
     return (
         "import json\n"
         "from trainhub import HUBTrainingSession\n\n"
