@@ -79,6 +79,8 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "secret_key": "test-secret-" + secrets.token_hex(8),
         "rate_limit": "1000/second",
         "anonymous_rate_limit": "1000/second",
+        "web_rate_limit": "1000/second",
+        "web_chart_rate_limit": "1000/second",
     }
     return Settings(**{**values, **overrides})
 

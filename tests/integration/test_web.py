@@ -81,7 +81,7 @@ def test_pages_redirect_to_sign_in_and_data_endpoints_answer_401(app, users) -> 
     assert script.get("/static/vendor/uplot/uPlot.iife.min.js").status_code == 200
 
 
-def test_sign_in_sets_a_signed_httponly_lax_cookie_that_holds_no_key(app, users) -> None:
+def test_sign_in_sets_a_random_httponly_lax_cookie_that_holds_no_key(app, users) -> None:
     client = TestClient(app, headers=HTML)
     page = client.get("/login")
     answer = client.post(
@@ -139,18 +139,11 @@ def test_sign_in_without_the_login_token_is_refused(app, users) -> None:
 
 def test_a_tampered_cookie_signs_nobody_in(app, users, alice_web) -> None:
     value = alice_web.cookies[auth.COOKIE_NAME]
-    key_id, issued, signature = value.split(".")
+    flipped = ("A" if value[0] != "A" else "B") + value[1:]
     forged = TestClient(app, headers=HTML)
-    for bad in (f"{key_id}.{int(issued) + 1}.{signature}", f"{key_id}.{issued}.x", "garbage"):
+    for bad in (flipped, value[:-1], value + "x", "garbage", ""):
         forged.cookies.set(auth.COOKIE_NAME, bad)
         assert forged.get("/models", follow_redirects=False).status_code == 303
-
-
-def test_an_old_session_has_expired(app) -> None:
-    secret = app.state.links.secret
-    value = auth.create_session_value(secret, "a" * 20, now=1000.0)
-    assert auth.read_session_value(secret, value, now=1000.0 + 60) == "a" * 20
-    assert auth.read_session_value(secret, value, now=1000.0 + auth.SESSION_MAX_AGE_S + 1) is None
 
 
 def test_revoking_the_key_signs_its_sessions_out(app, users, alice) -> None:

@@ -4,7 +4,8 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr
+from limits import parse_many
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_FILE = "secret_key"
@@ -35,11 +36,28 @@ class Settings(BaseSettings):
     download_ttl_s: int = 24 * 3600
     rate_limit: str = "50/second;1200/minute"
     anonymous_rate_limit: str = "10/second;300/minute"
+    web_rate_limit: str = "20/second;600/minute"
+    web_chart_rate_limit: str = "5/second;120/minute"
+    max_live_streams_per_user: int = Field(default=8, ge=1)
+    web_session_idle_s: int = Field(default=3 * 24 * 3600, ge=60)
+    web_session_max_age_s: int = Field(default=14 * 24 * 3600, ge=60)
     heartbeat_interval_s: float = 300.0
     max_keys_per_user: int = 20
     max_agents_per_model: int = 16
     create_admin: bool = True
     log_level: str = "INFO"
+
+    @field_validator("web_rate_limit", "web_chart_rate_limit")
+    @classmethod
+    def _check_rate_spec(cls, value: str) -> str:
+        # checked here because the dashboard builds its limiters on first use, not at start-up
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"{value!r} is not a rate limit; write it like '20/second;600/minute'"
+            ) from exc
+        return value
 
     def resolved_public_url(self) -> str:
         """Return the URL clients use to reach this server, without a trailing slash."""

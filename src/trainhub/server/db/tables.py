@@ -61,6 +61,25 @@ class ApiKeyRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class WebSessionRow(Base):
+    """A dashboard sign-in: the browser's cookie holds a random token, stored here as its sha256.
+
+    A session is live while `ended_at` is unset (sign-out sets it), `expires_at` (absolute) and
+    `last_seen_at` plus the idle timeout are in the future, and its API key is not revoked.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class OwnedMixin:
     """Columns shared by models, datasets and projects."""
 

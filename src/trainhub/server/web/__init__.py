@@ -1,9 +1,10 @@
 """The web dashboard: server-rendered pages (Jinja2 + htmx), charts (uPlot), live updates (SSE).
 
 `router` holds every page and data route of the dashboard; `mount_static` serves the vendored
-static files at /static. Every route depends on `auth.page_user` (the signed session cookie) or is
-marked `trainhub.server.deps.public` (the sign-in page and form). `PAGE_AUTH` names the page-auth
-dependency for the route inventory test, beside `deps.optional_user` and `deps.require_user`.
+static files at /static. Every route depends on `auth.page_user` (the server-side session its
+cookie names, and the user's request rate) or is marked `trainhub.server.deps.public` (the
+sign-in page and form). `PAGE_AUTH` names the page-auth dependency for the route inventory test,
+beside `deps.optional_user` and `deps.require_user`.
 """
 
 from collections.abc import Callable

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from trainhub.server.db.tables import ModelRow, utcnow
 from trainhub.server.deps import Db
-from trainhub.server.web import charts
+from trainhub.server.web import charts, limits
 from trainhub.server.web.auth import SignedIn
 from trainhub.server.web.listing import visible_models
 from trainhub.server.web.render import render
@@ -70,6 +70,7 @@ def compare_page(
 
 @router.get("/compare/chart.json", response_class=JSONResponse)
 def compare_data(
+    request: Request,
     user: SignedIn,
     db: Db,
     metric: Annotated[str, Query(max_length=200)],
@@ -77,6 +78,7 @@ def compare_data(
     points: Annotated[int, Query(ge=8, le=20_000)] = charts.DEFAULT_MAX_POINTS,
 ) -> JSONResponse:
     """Return `metric` of each chosen model as columns on a shared epoch axis."""
+    limits.check_chart_rate(request, user.user_id)
     with db.read() as session:
         rows = visible_models(session, user.user_id, _unique(ids))
         columns = overlay(session, rows, metric)

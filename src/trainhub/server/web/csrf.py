@@ -1,8 +1,9 @@
 """CSRF protection of the dashboard's forms and scripted writes (docs/security.md §2.4).
 
-Signed-in forms carry a token bound to the session (an HMAC of its API key id) as the field
-`csrf_token`; scripts send it as the `X-CSRF-Token` header. The sign-in form, which comes before
-any session, uses a double-submit cookie. Requests whose Origin is another site are refused too.
+Signed-in forms carry a token bound to the session (an HMAC of the session's random id, so it
+changes at every sign-in) as the field `csrf_token`; scripts send it as the `X-CSRF-Token`
+header. The sign-in form, which comes before any session, uses a double-submit cookie. Requests
+whose Origin is another site are refused too.
 """
 
 import hashlib
@@ -12,9 +13,8 @@ from urllib.parse import urlsplit
 
 from fastapi import Request
 
-from trainhub.server.deps import Principal
 from trainhub.server.errors import ForbiddenError
-from trainhub.server.web.auth import SignedIn, secret_of
+from trainhub.server.web.auth import SessionUser, SignedIn, secret_of
 
 FIELD = "csrf_token"
 HEADER = "x-csrf-token"
@@ -31,9 +31,9 @@ class CsrfError(ForbiddenError):
         )
 
 
-def session_token(secret: bytes, key_id: str) -> str:
-    """Return the CSRF token of the session of API key `key_id`."""
-    return hmac.new(secret, f"csrf|{key_id}".encode(), hashlib.sha256).hexdigest()
+def session_token(secret: bytes, session_id: str) -> str:
+    """Return the CSRF token of the dashboard session `session_id`."""
+    return hmac.new(secret, f"csrf|{session_id}".encode(), hashlib.sha256).hexdigest()
 
 
 def create_login_token() -> str:
@@ -58,9 +58,9 @@ def is_same_origin(request: Request) -> bool:
     return origin.lower() in own
 
 
-def check_token(request: Request, user: Principal, presented: str | None) -> None:
+def check_token(request: Request, user: SessionUser, presented: str | None) -> None:
     """Raise CsrfError unless `presented` is this session's token and the origin is ours."""
-    expected = session_token(secret_of(request), user.key_id)
+    expected = session_token(secret_of(request), user.session_id)
     if not presented or not hmac.compare_digest(presented, expected):
         raise CsrfError
     if not is_same_origin(request):

@@ -6,10 +6,10 @@ from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from trainhub.server.db import users as queries
-from trainhub.server.deps import Db, Principal, SettingsDep
+from trainhub.server.deps import Db, SettingsDep
 from trainhub.server.errors import NotFoundError
 from trainhub.server.web import snippets
-from trainhub.server.web.auth import SignedIn, clear_session_cookie
+from trainhub.server.web.auth import SessionUser, SignedIn, clear_session_cookie
 from trainhub.server.web.csrf import require_csrf
 from trainhub.server.web.render import render
 from trainhub.server.web.routing import create_router, see_other
@@ -20,7 +20,7 @@ PROTECTED = [Depends(require_csrf)]
 
 def _settings_page(
     request: Request,
-    user: Principal,
+    user: SessionUser,
     db: Db,
     *,
     new_key: str | None = None,

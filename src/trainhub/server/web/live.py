@@ -2,7 +2,9 @@
 
 Polling the database (not an in-process bus) keeps every replica's pages right without Redis.
 A stream first sends everything it watches, then only changes; it ends after
-`STREAM_LIFETIME_S` (the browser's EventSource reconnects by itself) or when the client leaves.
+`STREAM_LIFETIME_S` (the browser's EventSource reconnects by itself), when the client leaves, or
+with a `signed-out` event when its session ends. Each open stream holds one of its user's
+`max_live_streams_per_user` slots (web/limits.py) until it ends, however it ends.
 """
 
 import json
@@ -14,12 +16,14 @@ import anyio
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from trainhub.server.deps import Principal, get_db
-from trainhub.server.web.auth import load_session
+from trainhub.server.web import limits
+from trainhub.server.web.auth import SessionUser, is_session_live
 
 POLL_INTERVAL_S = 1.0
 STREAM_LIFETIME_S = 600.0
+SLOT_GRACE_S = 60.0  # a slot outlives its stream by this much if its release was lost
 KEEPALIVE_S = 15.0
 RECONNECT_MS = 1000
 
@@ -47,15 +51,18 @@ def changes(before: Snapshot, after: Snapshot) -> list[bytes]:
 SIGNED_OUT: Snapshot = {("signed-out", "session"): {"location": "/login"}}
 
 
-def _guarded(request: Request, user: Principal, snapshot: Callable[[], Snapshot]) -> Snapshot:
-    """Return the snapshot while the session's key is valid, SIGNED_OUT once it is revoked."""
-    if load_session(get_db(request), user.key_id) is None:
+def _guarded(request: Request, user: SessionUser, snapshot: Callable[[], Snapshot]) -> Snapshot:
+    """Return the snapshot while the session is live, SIGNED_OUT once it has ended.
+
+    A session ends by sign-out, expiry or the revocation of its API key.
+    """
+    if not is_session_live(request, user.session_id):
         return SIGNED_OUT
     return snapshot()
 
 
 async def _events(
-    request: Request, user: Principal, snapshot: Callable[[], Snapshot]
+    request: Request, user: SessionUser, snapshot: Callable[[], Snapshot]
 ) -> AsyncIterator[bytes]:
     yield f"retry: {RECONNECT_MS}\n\n".encode()
     started = last_sent = time.monotonic()
@@ -77,15 +84,35 @@ async def _events(
             return
 
 
+class LiveResponse(StreamingResponse):
+    """A stream of events that gives its slot back when the response ends, however it ends."""
+
+    def __init__(self, content: AsyncIterator[bytes], release: Callable[[], None]) -> None:
+        super().__init__(
+            content,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):  # also when the client went away mid-stream
+                await run_in_threadpool(self._release)
+
+
 def event_stream(
-    request: Request, user: Principal, snapshot: Callable[[], Snapshot]
+    request: Request, user: SessionUser, snapshot: Callable[[], Snapshot]
 ) -> StreamingResponse:
     """Answer with a stream of the changes of `snapshot()`, polled every POLL_INTERVAL_S.
 
-    The stream ends with a `signed-out` event as soon as the session's API key is revoked.
+    The stream takes one of the user's live-stream slots (429 when none is free) and ends with a
+    `signed-out` event as soon as its session ends.
     """
-    return StreamingResponse(
+    slot = limits.acquire_stream(request, user.user_id, STREAM_LIFETIME_S + SLOT_GRACE_S)
+    return LiveResponse(
         _events(request, user, snapshot),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        lambda: limits.release_stream(request, user.user_id, slot),
     )

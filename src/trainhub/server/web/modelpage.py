@@ -15,7 +15,7 @@ from trainhub.server.deps import Db
 from trainhub.server.errors import NotFoundError
 from trainhub.server.links import Links
 from trainhub.server.records import is_online, iso, model_record
-from trainhub.server.web import charts, live, snippets
+from trainhub.server.web import charts, limits, live, snippets
 from trainhub.server.web.auth import PageLinks, SignedIn
 from trainhub.server.web.render import render
 from trainhub.server.web.routing import create_router
@@ -109,6 +109,7 @@ def model_page(
 
 @router.get("/models/{model_id}/chart.json", response_class=JSONResponse)
 def chart_data(
+    request: Request,
     model_id: str,
     user: SignedIn,
     db: Db,
@@ -117,6 +118,7 @@ def chart_data(
     last: Epoch = None,
 ) -> JSONResponse:
     """Return the model's metrics as columns, downsampled to about `points` per series."""
+    limits.check_chart_rate(request, user.user_id)
     with db.read() as session:
         row = owned.load(session, ModelRow, model_id, user.user_id)
         columns = charts.read_columns(session, row.seq, first, last)

@@ -15,8 +15,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from trainhub._version import __version__
 from trainhub.server.db.tables import utcnow
-from trainhub.server.deps import Principal
 from trainhub.server.records import iso
+from trainhub.server.web.auth import SessionUser
 from trainhub.server.web.csrf import session_token
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -85,14 +85,15 @@ def static_url(path: str) -> str:
 def render(
     request: Request,
     template: str,
-    user: Principal | None,
+    user: SessionUser | None,
     *,
     status: int = 200,
+    headers: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
     """Render `template` for `user` (None on the sign-in and error pages)."""
     links = request.app.state.links
-    token = session_token(links.secret, user.key_id) if user is not None else ""
+    token = session_token(links.secret, user.session_id) if user is not None else ""
     html = (
         environment()
         .get_template(template)
@@ -108,4 +109,4 @@ def render(
             **context,
         )
     )
-    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    return HTMLResponse(html, status_code=status, headers={**(headers or {}), **SECURITY_HEADERS})

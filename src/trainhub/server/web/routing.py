@@ -26,6 +26,7 @@ TITLES = {
     404: "Not found",
     413: "Too large",
     422: "Not accepted",
+    429: "Too many requests",
 }
 
 
@@ -55,11 +56,15 @@ def to_login(request: Request) -> Response:
     return see_other(target)
 
 
-def render_error(request: Request, status: int, message: str) -> Response:
-    """Render an error page in the dashboard's style."""
+def render_error(
+    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    """Render an error page in the dashboard's style (with the error's headers: Retry-After)."""
     user = session_user(request)
     title = TITLES.get(status, "Something went wrong")
-    return render(request, "error.html", user, status=status, title=title, message=message)
+    return render(
+        request, "error.html", user, status=status, headers=headers, title=title, message=message
+    )
 
 
 def _describe(exc: RequestValidationError) -> str:
@@ -84,7 +89,9 @@ class PageRoute(APIRoute):
             except HubError as exc:
                 if not accepts_html(request):
                     raise
-                return await run_in_threadpool(render_error, request, exc.status, exc.message)
+                return await run_in_threadpool(
+                    render_error, request, exc.status, exc.message, exc.headers
+                )
             except RequestValidationError as exc:
                 if not accepts_html(request):
                     raise

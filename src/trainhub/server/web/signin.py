@@ -1,8 +1,8 @@
 """Sign in with an API key (`/login`) and sign out (`/logout`).
 
 The key is checked like the API checks it (`deps.lookup_key`); the browser then keeps only a
-signed cookie naming the key's id. The sign-in page and form are public; signing out needs the
-session's CSRF token.
+random cookie naming a new server-side session (web/auth.py). The sign-in page and form are
+public; signing out ends the session and needs its CSRF token.
 """
 
 from typing import Annotated
@@ -14,13 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from trainhub.server.deps import lookup_key, public
 from trainhub.server.errors import RateLimitedError
 from trainhub.server.web import csrf
-from trainhub.server.web.auth import (
-    SignedIn,
-    clear_session_cookie,
-    is_https,
-    session_user,
-    set_session_cookie,
-)
+from trainhub.server.web.auth import SignedIn, end_session, is_https, session_user, start_session
 from trainhub.server.web.render import render
 from trainhub.server.web.routing import create_router, safe_next, see_other
 
@@ -89,14 +83,14 @@ async def login(
             _login_page, request, safe_next(next), error=message, status=401
         )
     response = see_other(safe_next(next))
-    set_session_cookie(request, response, principal.key_id)
+    await run_in_threadpool(start_session, request, response, principal)
     response.delete_cookie(csrf.LOGIN_COOKIE, path="/login")
     return response
 
 
 @router.post("/logout", dependencies=[Depends(csrf.require_csrf)])
 def logout(request: Request, user: SignedIn) -> Response:
-    """Sign the browser out."""
+    """Sign the browser out: the session ends on the server, for every copy of its cookie."""
     response = see_other("/login?signed_out=1")
-    clear_session_cookie(request, response)
+    end_session(request, response, user)
     return response

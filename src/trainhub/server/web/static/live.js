@@ -47,13 +47,34 @@
     body.replaceChildren(...agents.map(agentRow));
   }
 
-  function connect(url, handlers) {
+  function notice(root, text) {
+    const note = document.createElement("p");
+    note.className = "notice";
+    note.setAttribute("role", "status");
+    note.textContent = text;
+    root.prepend(note);
+  }
+
+  // The server refused the stream (429: too many live pages open; 401: signed out): the browser
+  // does not retry such an answer, so say so instead of silently showing stale values.
+  function stopped(root) {
+    if (root.dataset.liveStopped) return;
+    root.dataset.liveStopped = "1";
+    notice(root, "Live updates stopped: too many pages with live updates are open, " +
+      "or the session ended. Close some of them and reload this page.");
+  }
+
+  function connect(root, url, handlers) {
     if (source) source.close();
-    source = new EventSource(url);
+    const current = new EventSource(url);
+    source = current;
     Object.entries(handlers).forEach(([name, handler]) => {
-      source.addEventListener(name, (e) => handler(JSON.parse(e.data)));
+      current.addEventListener(name, (e) => handler(JSON.parse(e.data)));
     });
-    source.addEventListener("signed-out", () => { window.location.assign("/login"); });
+    current.addEventListener("signed-out", () => { window.location.assign("/login"); });
+    current.addEventListener("error", () => {
+      if (current.readyState === EventSource.CLOSED && source === current) stopped(root);
+    });
   }
 
   function refreshList(list) {
@@ -65,7 +86,7 @@
   function watchList() {
     const list = document.getElementById("models");
     if (!list || !list.dataset.events) return;
-    connect(list.dataset.events, {
+    connect(list, list.dataset.events, {
       row: (event) => {
         const row = list.querySelector('tr[data-id="' + event.id + '"]');
         if (row) applySummary(row, event);
@@ -85,7 +106,7 @@
   function watchModel() {
     const model = document.querySelector("article.model[data-events]");
     if (!model) return;
-    connect(model.dataset.events, {
+    connect(model, model.dataset.events, {
       model: (event) => {
         applySummary(model, event);
         applyAgents(event.agents || []);
@@ -100,11 +121,7 @@
         }
       },
       gone: () => {
-        const note = document.createElement("p");
-        note.className = "notice";
-        note.setAttribute("role", "status");
-        note.textContent = "This model was deleted or is no longer visible to you.";
-        model.prepend(note);
+        notice(model, "This model was deleted or is no longer visible to you.");
         source.close();
       },
     });
