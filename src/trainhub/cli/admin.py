@@ -192,8 +192,10 @@ def server(
     require_server_stack("server", status=2)
     import uvicorn
 
+    from trainhub.server.filemodes import restrict_umask
     from trainhub.server.storage import StorageError
 
+    restrict_umask()  # the database, blobs and temp files are for the server's user only
     settings = load_settings(
         host=host,
         port=port,

@@ -22,6 +22,7 @@ from trainhub.server.api import (
 )
 from trainhub.server.db import migrate
 from trainhub.server.db.engine import Database
+from trainhub.server.filemodes import make_private_dir
 from trainhub.server.hosts import HostGuard
 from trainhub.server.links import Links
 from trainhub.server.ratelimit import RateLimiter
@@ -49,7 +50,7 @@ ROUTERS = (
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the server: migrate the database, open storage, mount every router."""
     settings = settings or Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     database_url = settings.resolved_database_url()
     migrate.upgrade(database_url)
     app = FastAPI(

@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from trainhub.server.filemodes import create_private_file, make_private_dir
+
 SECRET_FILE = "secret_key"
 
 
@@ -67,9 +69,10 @@ class Settings(BaseSettings):
             return self.secret_key.get_secret_value().encode()
         path = self.data_dir / SECRET_FILE
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.data_dir)
             tmp = path.with_suffix(".tmp")
+            tmp.unlink(missing_ok=True)
+            create_private_file(tmp)  # 0600 before the secret is written into it
             tmp.write_text(secrets.token_hex(32))
-            tmp.chmod(0o600)
             tmp.replace(path)
         return path.read_text().strip().encode()

@@ -42,6 +42,7 @@ from trainhub.server.errors import (
     RequestTimeoutError,
     UnsupportedMediaTypeError,
 )
+from trainhub.server.filemodes import create_private_file
 from trainhub.server.storage import Storage
 
 router = APIRouter(tags=["resumable uploads"])
@@ -148,7 +149,7 @@ def _create(
             fields=fields,
         )
         session.add(row)
-    storage.partial_path(row.id).touch()
+    create_private_file(storage.partial_path(row.id))
     return row.id
 
 

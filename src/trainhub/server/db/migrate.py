@@ -7,6 +7,8 @@ from alembic.config import Config
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
 
+from trainhub.server.db.engine import restrict_sqlite_files
+
 MIGRATIONS = Path(__file__).parent.parent / "migrations"
 
 
@@ -19,7 +21,8 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str) -> None:
-    """Bring the database at `url` to the newest schema."""
+    """Bring the database at `url` to the newest schema (a new SQLite file is made 0600)."""
+    restrict_sqlite_files(url)
     command.upgrade(alembic_config(url), "head")
 
 
