@@ -192,6 +192,7 @@ def server(
     require_server_stack("server", status=2)
     import uvicorn
 
+    from trainhub.server.accesslog import create_log_config
     from trainhub.server.filemodes import restrict_umask
     from trainhub.server.storage import StorageError
 
@@ -233,6 +234,7 @@ def server(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=create_log_config(),  # download tokens and keys are redacted
         timeout_keep_alive=30,
         timeout_graceful_shutdown=10,
     )
