@@ -20,6 +20,7 @@ from trainhub.server.api import (
     users,
     weights,
 )
+from trainhub.server.apidocs import install_api_docs
 from trainhub.server.db import migrate
 from trainhub.server.db.engine import Database
 from trainhub.server.filemodes import make_private_dir
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="trainhub",
         version=__version__,
         description="Self-hosted hub for training runs; speaks the Ultralytics HUB v1 API.",
+        docs_url=None,  # served by apidocs without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = Database(database_url)
@@ -68,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in ROUTERS:
         app.include_router(module.router)
     web.mount_static(app)
+    install_api_docs(app)
     errors.install_handlers(app)
     app.add_middleware(HostGuard, allowed_hosts=settings.resolved_allowed_hosts())
     return app
