@@ -3,7 +3,7 @@
 uvicorn logs each request line as the client sent it, so signed download tokens
 (`/files/<token>/...`), API keys and secrets in query strings (`?api_key=...`) would land in log
 files that operators share and keep. `create_log_config` routes uvicorn's and trainhub's loggers
-through `RedactingFormatter`, which replaces them with `[redacted]`.
+through `RedactingFormatter`, which replaces them with `[redacted]` (docs/security.md §2.17).
 """
 
 import logging

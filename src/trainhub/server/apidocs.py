@@ -3,7 +3,7 @@
 FastAPI's own pages load both from a CDN and start Swagger UI with an inline script. These
 load the copies vendored in web/static/vendor/ (versions in docs/dashboard.md) and a static
 start-up script, under a Content Security Policy that allows this origin only, so they work
-offline and nothing from elsewhere runs on the dashboard's origin.
+offline and nothing from elsewhere runs on the dashboard's origin (docs/security.md §2.4).
 """
 
 from html import escape

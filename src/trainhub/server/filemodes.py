@@ -4,7 +4,7 @@ The database holds key hashes and every user's records; blobs, upload temp files
 uploads hold users' weights and datasets. `trainhub server` sets the umask to 077, so everything
 it creates is 0600 (folders 0700); the places that create files also ask for these modes
 themselves, and the data directory and SQLite files made earlier (by `trainhub users create`,
-or by an older version) are set to them at start-up.
+or by an older version) are set to them at start-up (docs/security.md §2.16).
 """
 
 import logging

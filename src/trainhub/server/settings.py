@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     redis_url: str | None = None
     allowed_hosts: list[str] = []
-    forwarded_allow_ips: str = ""  # proxies trusted for X-Forwarded-For; "" trusts none
+    forwarded_allow_ips: str = ""  # proxies trusted for X-Forwarded-For (docs/security.md §2.18)
     max_upload_bytes: int = 2 * 1024**3
     max_json_bytes: int = 1024**2
     max_image_bytes: int = 10 * 1024**2

@@ -3,7 +3,8 @@
 ultralytics runs a YAML's `download:` entry (a URL, a bash command or Python code) on the trainer
 when a split path is missing, so an archive that other users' trainers download may carry only
 the keys ultralytics reads to train; anything else is refused with a message naming it (see
-docs/decisions/0012-dataset-yaml-allow-list.md). Split paths are checked in splits.py.
+docs/decisions/0012-dataset-yaml-allow-list.md, docs/security.md §2.7). Split paths are checked
+in splits.py.
 """
 
 from collections.abc import Callable
