@@ -26,8 +26,9 @@ def test_the_database_uploads_blobs_and_temp_files_are_private(tmp_path: Path) -
         assert mode(hub.data_dir) == 0o700, oct(mode(hub.data_dir))
         flow = run_flow(hub)
         with stalled_upload(hub, flow.model_id):
-            (temp,) = temp_files(hub.data_dir)
-            assert mode(temp) == 0o600, oct(mode(temp))
+            temps = temp_files(hub.data_dir)
+            assert len(temps) == 1, (temps, hub.log())
+            assert mode(temps[0]) == 0o600, oct(mode(temps[0]))
         files = [path for path in hub.data_dir.rglob("*") if path.is_file()]
         folders = [hub.data_dir, *(path for path in hub.data_dir.rglob("*") if path.is_dir())]
         names = {path.relative_to(hub.data_dir).as_posix() for path in files}

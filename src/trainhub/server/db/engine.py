@@ -7,36 +7,13 @@ that later upgrades to a writer fails with "database is locked" under load (docs
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from trainhub.server.filemodes import PRIVATE_FILE_MODE, create_private_file
-
 logger = logging.getLogger(__name__)
-
-
-def restrict_sqlite_files(url: str) -> None:
-    """Create the SQLite file of `url` as 0600 if missing; make it and its -wal/-shm 0600.
-
-    SQLite creates the -wal and -shm files with the database file's mode, so new ones follow.
-    Nothing happens for other databases, in-memory SQLite, or a folder that does not exist (the
-    connection then fails as it would have).
-    """
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return
-    path = Path(parsed.database)
-    if not path.parent.is_dir():
-        return
-    create_private_file(path)
-    for suffix in ("-wal", "-shm", "-journal"):
-        companion = Path(f"{path}{suffix}")
-        if companion.exists():
-            companion.chmod(PRIVATE_FILE_MODE)
 
 
 def _tune_sqlite(engine: Engine, begin: str) -> None:
