@@ -36,8 +36,8 @@ ANONYMOUS_ROUTES = {
     "GET /v1/projects/{object_id}",
     "POST /v1/predict/{model_id}",
 }
-# FastAPI's own documentation routes and the dashboard's static files (not APIRoutes).
-OTHER_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/static"}
+# The OpenAPI document, the API reference pages and the static files (not APIRoutes).
+OTHER_ROUTES = {"/openapi.json", "/docs", "/redoc", "/static"}
 
 
 def auth_of(endpoint: Endpoint) -> set[Any]:

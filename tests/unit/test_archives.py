@@ -161,7 +161,12 @@ def test_yaml_named_after_the_folder_wins(tmp_path: Path) -> None:
 
 
 def test_yaml_found_below_the_root(tmp_path: Path) -> None:
-    members = [(name.replace("coco8.yaml", "cfg/data.yaml"), data) for name, data in coco8()]
+    # split paths are relative to the YAML's folder, and may climb back up to the dataset's
+    yaml_text = YAML.replace(b": images/", b": ../images/")
+    members = [
+        (name.replace("coco8.yaml", "cfg/data.yaml"), data)
+        for name, data in coco8(yaml_text=yaml_text)
+    ]
     path = write_zip(tmp_path / "coco8.zip", members)
     assert inspect_archive(path, "coco8.zip").yaml_name == "coco8/cfg/data.yaml"
 

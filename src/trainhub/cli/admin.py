@@ -187,13 +187,23 @@ def server(
         "--public-url",
         help="URL clients use (TRAINHUB_PUBLIC_URL; default http://HOST:PORT).",
     ),
+    forwarded_allow_ips: str | None = typer.Option(
+        None,
+        "--forwarded-allow-ips",
+        help="Addresses of reverse proxies whose X-Forwarded-For/-Proto headers are trusted, "
+        "comma-separated (TRAINHUB_FORWARDED_ALLOW_IPS; default: none).",
+        show_default=False,
+    ),
 ) -> None:
     """Run the hub server."""
     require_server_stack("server", status=2)
     import uvicorn
 
+    from trainhub.server.accesslog import create_log_config
+    from trainhub.server.filemodes import restrict_umask
     from trainhub.server.storage import StorageError
 
+    restrict_umask()  # the database, blobs and temp files are for the server's user only
     settings = load_settings(
         host=host,
         port=port,
@@ -201,6 +211,7 @@ def server(
         database_url=database_url,
         storage_url=storage_url,
         public_url=public_url,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
     # checked before anything is created or announced (the first admin's key is shown once)
     check_data_dir(settings.data_dir, status=2)
@@ -231,6 +242,9 @@ def server(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=create_log_config(),  # download tokens and keys are redacted
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
         timeout_keep_alive=30,
         timeout_graceful_shutdown=10,
     )

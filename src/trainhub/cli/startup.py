@@ -118,6 +118,7 @@ def open_database(
 
     from trainhub.server.db import migrate
     from trainhub.server.db.engine import Database, describe_url
+    from trainhub.server.filemodes import make_private_dirs
 
     settings = load_settings(data_dir=data_dir, database_url=database_url)
     check_data_dir(settings.data_dir)
@@ -129,7 +130,7 @@ def open_database(
         if created and not init:
             fail(missing_database(described))
         if created and (path := migrate.sqlite_path(url)) is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(path.parent)  # 0700, like the server's (docs/server.md)
         migrate.upgrade(url)
         db = Database(url)
     except (SQLAlchemyError, OSError) as exc:

@@ -20,8 +20,10 @@ from trainhub.server.api import (
     users,
     weights,
 )
+from trainhub.server.apidocs import install_api_docs
 from trainhub.server.db import migrate
 from trainhub.server.db.engine import Database
+from trainhub.server.filemodes import make_private_dir
 from trainhub.server.hosts import HostGuard
 from trainhub.server.links import Links
 from trainhub.server.ratelimit import RateLimiter
@@ -49,13 +51,15 @@ ROUTERS = (
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the server: migrate the database, open storage, mount every router."""
     settings = settings or Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     database_url = settings.resolved_database_url()
     migrate.upgrade(database_url)
     app = FastAPI(
         title="trainhub",
         version=__version__,
         description="Self-hosted hub for training runs; speaks the Ultralytics HUB v1 API.",
+        docs_url=None,  # served by apidocs without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = Database(database_url)
@@ -67,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in ROUTERS:
         app.include_router(module.router)
     web.mount_static(app)
+    install_api_docs(app)
     errors.install_handlers(app)
     app.add_middleware(HostGuard, allowed_hosts=settings.resolved_allowed_hosts())
     return app

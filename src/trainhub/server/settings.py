@@ -8,6 +8,8 @@ from limits import parse_many
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from trainhub.server.filemodes import create_private_file, make_private_dir
+
 SECRET_FILE = "secret_key"
 
 
@@ -26,6 +28,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     redis_url: str | None = None
     allowed_hosts: list[str] = []
+    forwarded_allow_ips: str = ""  # proxies trusted for X-Forwarded-For (docs/security.md §2.18)
     max_upload_bytes: int = 2 * 1024**3
     max_json_bytes: int = 1024**2
     max_image_bytes: int = 10 * 1024**2
@@ -85,9 +88,10 @@ class Settings(BaseSettings):
             return self.secret_key.get_secret_value().encode()
         path = self.data_dir / SECRET_FILE
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.data_dir)
             tmp = path.with_suffix(".tmp")
+            tmp.unlink(missing_ok=True)
+            create_private_file(tmp)  # 0600 before the secret is written into it
             tmp.write_text(secrets.token_hex(32))
-            tmp.chmod(0o600)
             tmp.replace(path)
         return path.read_text().strip().encode()

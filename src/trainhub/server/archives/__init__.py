@@ -3,7 +3,8 @@
 Hostile or unusable ones are refused with an ArchiveError whose message says what to fix.
 Here: the entry point, inspect_archive. Beside it: kinds.py (what the bytes really are),
 zips.py and tars.py (one format each), catalog.py (names and totals of either format),
-names.py, layout.py and dataset_yaml.py (what a dataset must look like), limits.py, errors.py.
+names.py, layout.py, dataset_yaml.py and splits.py (what a dataset must look like), limits.py,
+errors.py.
 """
 
 import logging

@@ -5,10 +5,12 @@ The zip and tar readers feed it entry by entry; it knows nothing of either forma
 
 from dataclasses import dataclass
 
+from trainhub.server.archives.dataset_yaml import MemberOpener, check_dataset
 from trainhub.server.archives.errors import ArchiveError, format_size, quote
 from trainhub.server.archives.layout import dataset_root, find_layout
 from trainhub.server.archives.limits import MIB, ArchiveLimits
 from trainhub.server.archives.names import bad_name, check_name, is_ignored, normalise
+from trainhub.server.archives.splits import Listing
 
 # Ratios of small data say nothing: a few KiB of blank label files compress a thousandfold.
 _TOTAL_RATIO_FLOOR = 16 * MIB
@@ -57,6 +59,7 @@ class Catalog:
         if is_dir:
             self.dirs.add(name)
         else:
+            _check_not_a_label_cache(name, self.filename)
             self.files[name] = raw_name
             self.total_bytes += size
         self._check_totals()
@@ -66,16 +69,33 @@ class Catalog:
         entries = len(self.files) + len(self.dirs)
         return self.total_bytes + entries * _TAR_ENTRY_SLACK + _TAR_STREAM_SLACK
 
+    def report(self, kind: str, open_member: MemberOpener) -> ArchiveReport:
+        """Check the whole listing, the dataset YAML and the image lists it names; report.
+
+        `open_member` opens a member by its name as stored in the archive.
+        """
+        layout, yaml_name = self.finish()
+        if yaml_name is not None:
+            check_dataset(yaml_name, self.listing(), lambda name: open_member(self.files[name]))
+        stored_yaml_name = None if yaml_name is None else self.files[yaml_name]
+        return ArchiveReport(
+            kind, len(self.files), self.total_bytes, layout, stored_yaml_name, self.root()
+        )
+
     def finish(self) -> tuple[str, str | None]:
-        """Check the whole listing; return the layout and the stored name of the dataset YAML."""
+        """Check the whole listing; return the layout and the normalised name of the YAML."""
         if not self.files:
             raise ArchiveError(
                 f"{quote(self.filename)} contains no files; put your dataset (images, labels "
                 "and dataset YAML) in it and upload again."
             )
         self._check_file_folder_clashes()
-        layout, yaml_name = find_layout(self.files.keys(), self.dirs, self.filename)
-        return layout, None if yaml_name is None else self.files[yaml_name]
+        return find_layout(self.files.keys(), self.dirs, self.filename)
+
+    def listing(self) -> Listing:
+        """Return the names trainers see once the archive is unpacked (no Finder litter)."""
+        files = {name for name in self.files if not is_ignored(name)}
+        return Listing(files, {name for name in self.dirs if not is_ignored(name)}, self.root())
 
     def root(self) -> str:
         """Return the single top-level folder of the listing ("" when files lie loose)."""
@@ -115,3 +135,13 @@ class Catalog:
                         f"{quote(self.filename)} uses {quote(folder)} both as a file and as a "
                         "folder; rename one of them and upload again."
                     )
+
+
+def _check_not_a_label_cache(name: str, filename: str) -> None:
+    """Refuse ultralytics' `*.cache` files: trainers unpickle them, which runs code."""
+    if name.lower().endswith(".cache") and not is_ignored(name):
+        raise ArchiveError(
+            f"{quote(filename)} contains {quote(name)}, an ultralytics label cache; trainers "
+            "load these with pickle, which can run code on their machines. Delete the .cache "
+            "files (ultralytics rebuilds them) and upload again."
+        )

@@ -56,6 +56,11 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
+def is_absolute_name(name: str) -> bool:
+    """Tell whether `name` is absolute on some system: "/x", "\\x", "C:x" or "C:/x"."""
+    return name.startswith(("/", "\\")) or bool(_DRIVE_LETTER.match(name))
+
+
 def bad_name(filename: str, name: str, problem: str) -> str:
     return (
         f"{quote(filename)} contains a member named {quote(name)}, which {problem}; re-create "

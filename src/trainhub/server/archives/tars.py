@@ -6,14 +6,9 @@ import io
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import IO, NoReturn
 
 from trainhub.server.archives.catalog import ArchiveReport, Catalog
-from trainhub.server.archives.dataset_yaml import (
-    MAX_YAML_BYTES,
-    check_dataset_yaml,
-    check_yaml_size,
-)
 from trainhub.server.archives.errors import ArchiveError, damaged, quote, special_file
 from trainhub.server.archives.limits import MIB
 
@@ -90,13 +85,7 @@ def inspect_tar(path: Path, catalog: Catalog, gzipped: bool) -> ArchiveReport:
         _check_tar_end(tf.offset, guard, filename)
         if gzipped:
             guard.drain()
-        layout, yaml_name = catalog.finish()
-        if yaml_name is not None:
-            member = tf.getmember(yaml_name)
-            check_dataset_yaml(_read_tar_member(tf, member, filename), yaml_name)
-    return ArchiveReport(
-        "tar", len(catalog.files), catalog.total_bytes, layout, yaml_name, catalog.root()
-    )
+        return catalog.report("tar", lambda name: _open_tar_member(tf, name, filename))
 
 
 def _check_tar_member(member: tarfile.TarInfo, filename: str) -> None:
@@ -120,10 +109,8 @@ def _check_tar_end(offset: int, guard: _GuardedStream, filename: str) -> None:
         raise ArchiveError(damaged(filename))
 
 
-def _read_tar_member(tf: tarfile.TarFile, member: tarfile.TarInfo, filename: str) -> bytes:
-    check_yaml_size(member.size, member.name)
-    fh = tf.extractfile(member)
+def _open_tar_member(tf: tarfile.TarFile, name: str, filename: str) -> IO[bytes]:
+    fh = tf.extractfile(tf.getmember(name))
     if fh is None:  # only for non-regular members, which were refused already
         raise ArchiveError(damaged(filename))
-    with fh:
-        return fh.read(MAX_YAML_BYTES + 1)
+    return fh

@@ -9,11 +9,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 from trainhub.server.archives.catalog import ArchiveReport, Catalog
-from trainhub.server.archives.dataset_yaml import (
-    MAX_YAML_BYTES,
-    check_dataset_yaml,
-    check_yaml_size,
-)
 from trainhub.server.archives.errors import ArchiveError, damaged, quote, special_file
 from trainhub.server.archives.limits import MIB, ArchiveLimits
 
@@ -42,12 +37,7 @@ def inspect_zip(path: Path, catalog: Catalog) -> ArchiveReport:
             name = info.orig_filename  # unlike .filename, not cut short at a NUL
             catalog.add(name, name.endswith("/"), info.file_size)
         _check_zip_spans(path, infos, zf.start_dir, filename)
-        layout, yaml_name = catalog.finish()
-        if yaml_name is not None:
-            check_dataset_yaml(_read_zip_member(zf, zf.getinfo(yaml_name)), yaml_name)
-    return ArchiveReport(
-        "zip", len(catalog.files), catalog.total_bytes, layout, yaml_name, catalog.root()
-    )
+        return catalog.report("zip", lambda name: zf.open(zf.getinfo(name)))
 
 
 def _check_zip_member(info: zipfile.ZipInfo, filename: str, limits: ArchiveLimits) -> None:
@@ -107,9 +97,3 @@ def _read_zip_span(fh: io.BufferedReader, info: zipfile.ZipInfo, filename: str) 
     local_name = fh.read(name_length).decode(encoding)
     end = info.header_offset + _ZIP_LOCAL_HEADER.size + name_length + extra_length
     return _Span(info.header_offset, end + info.compress_size, local_name == info.orig_filename)
-
-
-def _read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    check_yaml_size(info.file_size, info.orig_filename)
-    with zf.open(info) as fh:
-        return fh.read(MAX_YAML_BYTES + 1)

@@ -7,6 +7,8 @@ from alembic.config import Config
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
 
+from trainhub.server.filemodes import PRIVATE_FILE_MODE, create_private_file
+
 MIGRATIONS = Path(__file__).parent.parent / "migrations"
 
 
@@ -19,7 +21,8 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str) -> None:
-    """Bring the database at `url` to the newest schema."""
+    """Bring the database at `url` to the newest schema (a new SQLite file is made 0600)."""
+    restrict_sqlite_files(url)
     command.upgrade(alembic_config(url), "head")
 
 
@@ -29,6 +32,23 @@ def sqlite_path(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database)
+
+
+def restrict_sqlite_files(url: str) -> None:
+    """Create the SQLite file of `url` as 0600 if missing; make it and its -wal/-shm 0600.
+
+    SQLite creates the -wal and -shm files with the database file's mode, so new ones follow
+    (docs/security.md §2.16). Nothing happens for other databases, in-memory SQLite, or a folder
+    that does not exist (the connection then fails as it would have).
+    """
+    path = sqlite_path(url)
+    if path is None or not path.parent.is_dir():
+        return
+    create_private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        companion = Path(f"{path}{suffix}")
+        if companion.exists():
+            companion.chmod(PRIVATE_FILE_MODE)
 
 
 def is_created(url: str) -> bool:

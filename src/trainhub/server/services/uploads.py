@@ -12,6 +12,7 @@ from trainhub.server.db import uploads as queries
 from trainhub.server.db.engine import Database
 from trainhub.server.db.tables import ModelRow, ResumableUploadRow, utcnow
 from trainhub.server.errors import ConflictError, NotFoundError
+from trainhub.server.filemodes import create_private_file
 from trainhub.server.services.weights import read_upload_fields, store_weights
 from trainhub.server.storage import Storage
 
@@ -39,7 +40,7 @@ def create_upload(
                 "DELETE one before starting another"
             )
         row = queries.create_upload(session, user_id, model_id, length, fields)
-    storage.partial_path(row.id).touch()
+    create_private_file(storage.partial_path(row.id))
     return row.id
 
 

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from trainhub.server.filemodes import make_private_dir, make_private_dirs
 from trainhub.server.storage.base import BlobNotFoundError, StorageError, check_key
 from trainhub.server.storage.spool import (
     CHUNK_BYTES,
@@ -37,7 +38,7 @@ class LocalBlobWriter(SpoolWriter):
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
-            target.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(target.parent)
             self._path.replace(target)
             _fsync_dir(target.parent)
         except OSError as exc:
@@ -62,7 +63,8 @@ class LocalStorage:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.root)
+        make_private_dirs(self.root / "tmp")
         sweep_temp_files(self.root / "tmp")
 
     def create_writer(self) -> LocalBlobWriter:

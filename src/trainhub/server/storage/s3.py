@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from trainhub.server.filemodes import make_private_dirs
 from trainhub.server.storage.base import BlobNotFoundError, StorageError, check_key
 from trainhub.server.storage.spool import (
     CHUNK_BYTES,
@@ -151,7 +152,7 @@ class S3Storage:
         )
         self._temp_dir, self._partial_dir = spool_dir / "tmp", spool_dir / "partial"
         for folder in (self._temp_dir, self._partial_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(folder)
         sweep_temp_files(self._temp_dir)
         sweep_partial_files(self._partial_dir, STALE_PARTIAL_S)
         self._probe = f"healthz/probe-{secrets.token_hex(8)}"

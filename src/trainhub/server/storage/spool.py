@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 
+from trainhub.server.filemodes import make_private_dirs
 from trainhub.server.storage.base import StorageError, check_key
 
 CHUNK_BYTES = 1024 * 1024
@@ -95,5 +96,5 @@ def sweep_partial_files(folder: Path, older_than_s: float) -> None:
 
 def partial_file(folder: Path, upload_id: str) -> Path:
     """Return the file in `folder` that collects the resumable upload `upload_id`."""
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(folder)
     return folder / check_key(f"partial/{upload_id}").split("/")[1]
