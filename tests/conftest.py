@@ -22,6 +22,7 @@ from tests.factories import Users, create_users
 from tests.s3 import Bucket, aws_env, create_bucket, start_moto
 from trainhub.server.app import create_app
 from trainhub.server.settings import Settings
+from trainhub.server.state import hub_state
 
 POSTGRES_URL = os.environ.get("TRAINHUB_TEST_DATABASE_URL")
 DATABASES = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
@@ -94,13 +95,13 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 def app(settings: Settings) -> Iterator[FastAPI]:
     application = create_app(settings)
     yield application
-    application.state.db.dispose()
+    hub_state(application).db.dispose()
 
 
 @pytest.fixture
 def users(app: FastAPI) -> Users:
     """Users alice (admin) and bob, with one API key each."""
-    return create_users(app.state.db)
+    return create_users(hub_state(app).db)
 
 
 @pytest.fixture

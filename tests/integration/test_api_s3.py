@@ -32,6 +32,7 @@ from tests.s3 import Bucket
 from tests.servers import free_port
 from trainhub.server.app import create_app
 from trainhub.server.settings import Settings
+from trainhub.server.state import hub_state
 
 TUS = {"Tus-Resumable": "1.0.0"}
 PREFIX = "hub"
@@ -202,7 +203,7 @@ def test_an_unreachable_bucket_answers_503_and_leaves_no_spool_file(
     )
     application = create_app(settings)
     try:
-        people = create_users(application.state.db)
+        people = create_users(hub_state(application).db)
         with TestClient(application, headers={"x-api-key": people.alice.key}) as client:
             model_id = create_model(client)
             answer = upload_weights(client, model_id, weights_file(tmp_path / "w.pt")[0])
@@ -211,7 +212,7 @@ def test_an_unreachable_bucket_answers_503_and_leaves_no_spool_file(
             assert read_model(client, model_id)["has_last_weights"] is False
             assert "storage" in error(client.get("/healthz"), 503)
     finally:
-        application.state.db.dispose()
+        hub_state(application).db.dispose()
     assert spooled(settings) == []
 
 
@@ -229,7 +230,7 @@ def replica(
     )
     application = create_app(other)
     yield application
-    application.state.db.dispose()
+    hub_state(application).db.dispose()
 
 
 def test_a_second_replica_serves_what_the_first_stored(

@@ -201,6 +201,7 @@ def server(
 
     from trainhub.server.accesslog import create_log_config
     from trainhub.server.filemodes import restrict_umask
+    from trainhub.server.state import hub_state
     from trainhub.server.storage import StorageError
 
     restrict_umask()  # the database, blobs and temp files are for the server's user only
@@ -217,15 +218,15 @@ def server(
     check_data_dir(settings.data_dir, status=2)
     check_port(settings.host, settings.port, status=2)
     app = create_app_or_exit(settings)
-    key = _first_admin(app.state.db) if settings.create_admin else None
+    key = _first_admin(hub_state(app).db) if settings.create_admin else None
     url = settings.resolved_public_url()
     logger.info(
         "trainhub listening on http://%s:%d, public URL %s", settings.host, settings.port, url
     )
-    logger.info("database: %s", app.state.db.describe())
-    logger.info("storage: %s", app.state.storage.describe())
+    logger.info("database: %s", hub_state(app).db.describe())
+    logger.info("storage: %s", hub_state(app).storage.describe())
     try:
-        app.state.storage.check()
+        hub_state(app).storage.check()
     except StorageError as exc:  # the bucket may come up later; /healthz says 503 until then
         logger.warning("storage is not usable yet: %s", exc)
     typer.echo(

@@ -28,6 +28,7 @@ from trainhub.server.hosts import HostGuard
 from trainhub.server.links import Links
 from trainhub.server.ratelimit import RateLimiter
 from trainhub.server.settings import Settings
+from trainhub.server.state import HubState
 from trainhub.server.storage import from_url
 
 logger = logging.getLogger(__name__)
@@ -61,12 +62,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served by apidocs without a CDN
         redoc_url=None,
     )
-    app.state.settings = settings
-    app.state.db = Database(database_url)
-    app.state.storage = from_url(settings.resolved_storage_url(), settings.data_dir / "spool")
-    app.state.links = Links.from_settings(settings)
-    app.state.rate_limiter = RateLimiter(
-        settings.rate_limit, settings.anonymous_rate_limit, settings.redis_url or "memory://"
+    app.state.hub = HubState(
+        settings=settings,
+        db=Database(database_url),
+        storage=from_url(settings.resolved_storage_url(), settings.data_dir / "spool"),
+        links=Links.from_settings(settings),
+        rate_limiter=RateLimiter(
+            settings.rate_limit, settings.anonymous_rate_limit, settings.redis_url or "memory://"
+        ),
     )
     for module in ROUTERS:
         app.include_router(module.router)

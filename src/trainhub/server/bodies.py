@@ -25,6 +25,7 @@ from trainhub.server.errors import (
     UnsupportedMediaTypeError,
     ValidationError,
 )
+from trainhub.server.state import request_hub
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -222,7 +223,7 @@ async def read_json(
 
 async def read_json_object(request: Request, *, allow_constants: bool = False) -> dict[str, Any]:
     """Return the JSON body, which must be an object, read with the server's limits."""
-    settings = request.app.state.settings
+    settings = request_hub(request).settings
     value = await read_json(
         request,
         settings.max_json_bytes,

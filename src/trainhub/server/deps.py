@@ -6,23 +6,20 @@ key (health, signed downloads). tests/integration/test_route_inventory.py enforc
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request, Response
-from sqlalchemy import ColumnElement, select
 
-from trainhub.protocol.ids import hash_api_key, is_api_key
 from trainhub.protocol.paths import API_KEY_HEADER
 from trainhub.server.db.engine import Database
-from trainhub.server.db.tables import ApiKeyRow, UserRow, utcnow
 from trainhub.server.errors import NotAuthenticatedError, RateLimitedError
-from trainhub.server.ratelimit import RateLimiter
+from trainhub.server.services.identity import Principal, caller_id, lookup_key
 from trainhub.server.settings import Settings
+from trainhub.server.state import request_hub
 from trainhub.server.storage import Storage
 
-LAST_USED_RESOLUTION = timedelta(minutes=1)
+__all__ = ["CurrentUser", "Db", "OptionalUser", "Principal", "caller_id", "public"]
+
 PUBLIC_ENDPOINTS: set[Callable[..., Any]] = set()
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,31 +30,16 @@ def public(endpoint: F) -> F:
     return endpoint
 
 
-@dataclass(frozen=True)
-class Principal:
-    """The user a request acts for."""
-
-    user_id: str
-    name: str
-    is_admin: bool
-    key_id: str
-
-
-def caller_id(user: Principal | None) -> str | None:
-    """Return the id of the calling user, None for an anonymous caller."""
-    return user.user_id if user is not None else None
-
-
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request_hub(request).settings
 
 
 def get_db(request: Request) -> Database:
-    return request.app.state.db  # type: ignore[no-any-return]
+    return request_hub(request).db
 
 
 def get_storage(request: Request) -> Storage:
-    return request.app.state.storage  # type: ignore[no-any-return]
+    return request_hub(request).storage
 
 
 def presented_key(request: Request) -> str | None:
@@ -68,36 +50,11 @@ def presented_key(request: Request) -> str | None:
     return request.headers.get(API_KEY_HEADER)
 
 
-def principal_where(db: Database, condition: ColumnElement[bool]) -> Principal | None:
-    """Return who holds the live (unrevoked) key matching `condition`; note its use."""
-    with db.read() as session:
-        found = session.execute(
-            select(ApiKeyRow, UserRow)
-            .join(UserRow, UserRow.id == ApiKeyRow.user_id)
-            .where(condition, ApiKeyRow.revoked_at.is_(None))
-        ).first()
-    if found is None:
-        return None
-    key_row, user = found
-    now = utcnow()
-    if key_row.last_used_at is None or now - key_row.last_used_at > LAST_USED_RESOLUTION:
-        with db.write() as session:
-            session.get_one(ApiKeyRow, key_row.id).last_used_at = now
-    return Principal(user.id, user.name, user.is_admin, key_row.id)
-
-
-def lookup_key(db: Database, key: str) -> Principal | None:
-    """Return who `key` belongs to, or None when it is unknown or revoked."""
-    if not is_api_key(key):
-        return None
-    return principal_where(db, ApiKeyRow.key_hash == hash_api_key(key))
-
-
 def _rate_limit(
     request: Request, response: Response, identity: str, anonymous: bool
 ) -> dict[str, str]:
     """Count one request for `identity`; 429 past the limit. Return the X-RateLimit-* headers."""
-    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter = request_hub(request).rate_limiter
     decision = limiter.hit(identity, anonymous=anonymous)
     if not decision.allowed:
         raise RateLimitedError(

@@ -12,9 +12,9 @@ from trainhub.protocol.envelope import Envelope, IdRecord
 from trainhub.protocol.records import KeyRecord, UserRecord
 from trainhub.protocol.users import KeyCreate, UserCreate
 from trainhub.server.bodies import body_of, json_body_schema, optional_json_object, validated
-from trainhub.server.db.tables import ApiKeyRow
+from trainhub.server.db.tables import ApiKeyRow, iso
 from trainhub.server.deps import CurrentUser, Db, SettingsDep, StorageDep
-from trainhub.server.records import iso, user_record
+from trainhub.server.records import user_record
 from trainhub.server.services import users
 
 router = APIRouter(tags=["users"])

@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session
 from trainhub.server.db import users as queries
 from trainhub.server.db.engine import Database
 from trainhub.server.db.tables import ApiKeyRow, UserRow
-from trainhub.server.deps import Principal
 from trainhub.server.errors import ForbiddenError, NotFoundError, ValidationError
 from trainhub.server.services.blobs import delete_garbage
+from trainhub.server.services.identity import Principal
 from trainhub.server.storage import Storage
 
 
