@@ -282,7 +282,7 @@ def test_revoking_the_key_ends_an_open_stream(
 
     def revoke_while_streaming() -> None:
         if streaming.wait(timeout=30):
-            revoke_key(hub_state(app).db, users.alice)
+            revoke_key(app, users.alice)
 
     revoker = threading.Thread(target=revoke_while_streaming)
     model_id = create_model(alice)

@@ -643,7 +643,7 @@ def test_anonymous_upload_answers_401(alice, anon, settings) -> None:
 
 def test_a_revoked_key_answers_401_for_uploads(app, bob, users, settings) -> None:
     model_id = create_model(bob)
-    revoke_key(hub_state(app).db, users.bob)
+    revoke_key(app, users.bob)
     error(upload_bytes(bob, model_id, b"weights"), 401)
     assert_no_blobs(settings)
 

@@ -27,6 +27,8 @@ from trainhub.server.filemodes import make_private_dir
 from trainhub.server.hosts import HostGuard
 from trainhub.server.links import Links
 from trainhub.server.ratelimit import RateLimiter
+from trainhub.server.services.identity import KeyCache
+from trainhub.server.services.ingest import MetricsWriter
 from trainhub.server.settings import Settings
 from trainhub.server.state import HubState
 from trainhub.server.storage import from_url
@@ -62,14 +64,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served by apidocs without a CDN
         redoc_url=None,
     )
+    db = Database(database_url)
     app.state.hub = HubState(
         settings=settings,
-        db=Database(database_url),
+        db=db,
         storage=from_url(settings.resolved_storage_url(), settings.data_dir / "spool"),
         links=Links.from_settings(settings),
         rate_limiter=RateLimiter(
             settings.rate_limit, settings.anonymous_rate_limit, settings.redis_url or "memory://"
         ),
+        keys=KeyCache(),
+        metrics=MetricsWriter(db),
     )
     for module in ROUTERS:
         app.include_router(module.router)

@@ -1,5 +1,8 @@
 """Dependencies shared by the routes: database, storage, the caller's identity and rate limits.
 
+They are `async def`, even those that do no waiting: FastAPI runs a plain `def` dependency in its
+thread pool, and a hop there and back costs more than the work of most of them.
+
 Every route declares who may call it: `CurrentUser` (a valid key is required), `OptionalUser`
 (anonymous allowed, e.g. public reads), or the `public` marker for the few routes that need no
 key (health, signed downloads). tests/integration/test_route_inventory.py enforces it.
@@ -9,11 +12,13 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from trainhub.protocol.paths import API_KEY_HEADER
 from trainhub.server.db.engine import Database
 from trainhub.server.errors import NotAuthenticatedError, RateLimitedError
-from trainhub.server.services.identity import Principal, caller_id, lookup_key
+from trainhub.server.services.identity import KeyCache, Principal, caller_id, lookup_key
+from trainhub.server.services.ingest import MetricsWriter
 from trainhub.server.settings import Settings
 from trainhub.server.state import request_hub
 from trainhub.server.storage import Storage
@@ -30,16 +35,24 @@ def public(endpoint: F) -> F:
     return endpoint
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request_hub(request).settings
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     return request_hub(request).db
 
 
-def get_storage(request: Request) -> Storage:
+async def get_storage(request: Request) -> Storage:
     return request_hub(request).storage
+
+
+async def get_writer(request: Request) -> MetricsWriter:
+    return request_hub(request).metrics
+
+
+async def get_keys(request: Request) -> KeyCache:
+    return request_hub(request).keys
 
 
 def presented_key(request: Request) -> str | None:
@@ -70,13 +83,23 @@ def _client_identity(request: Request) -> str:
     return f"ip:{request.client.host if request.client else 'unknown'}"
 
 
-def optional_user(request: Request, response: Response) -> Principal | None:
+async def find_principal(request: Request, key: str) -> Principal | None:
+    """Return who `key` belongs to: from the key cache, else from the database (in a thread)."""
+    hub = request_hub(request)
+    cached, principal = hub.keys.get(key)
+    if not cached:
+        principal = await run_in_threadpool(lookup_key, hub.db, key)
+        hub.keys.put(key, principal)
+    return principal
+
+
+async def optional_user(request: Request, response: Response) -> Principal | None:
     """Return the caller, None when no key was sent; 401 when a key was sent but is not valid."""
     key = presented_key(request)
     if not key:
         _rate_limit(request, response, _client_identity(request), anonymous=True)
         return None
-    principal = lookup_key(get_db(request), key)
+    principal = await find_principal(request, key)
     if principal is None:
         # a wrong key counts like an anonymous request, so guessing keys is rate limited too
         headers = _rate_limit(request, response, _client_identity(request), anonymous=True)
@@ -90,7 +113,9 @@ def optional_user(request: Request, response: Response) -> Principal | None:
     return principal
 
 
-def require_user(principal: Annotated[Principal | None, Depends(optional_user)]) -> Principal:
+async def require_user(
+    principal: Annotated[Principal | None, Depends(optional_user)],
+) -> Principal:
     """Return the caller; 401 when no key was sent."""
     if principal is None:
         raise NotAuthenticatedError(
@@ -105,3 +130,5 @@ StorageDep = Annotated[Storage, Depends(get_storage)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CurrentUser = Annotated[Principal, Depends(require_user)]
 OptionalUser = Annotated[Principal | None, Depends(optional_user)]
+Keys = Annotated[KeyCache, Depends(get_keys)]
+Writer = Annotated[MetricsWriter, Depends(get_writer)]

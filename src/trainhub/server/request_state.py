@@ -9,7 +9,7 @@ from trainhub.server.links import Links
 from trainhub.server.state import request_hub
 
 
-def get_links(request: Request, user: OptionalUser) -> Links:
+async def get_links(request: Request, user: OptionalUser) -> Links:
     """Return download links made for the API caller (they work while the caller may read)."""
     return request_hub(request).links.as_reader(caller_id(user))
 

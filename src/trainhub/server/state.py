@@ -12,6 +12,8 @@ from starlette.types import ASGIApp
 from trainhub.server.db.engine import Database
 from trainhub.server.links import Links
 from trainhub.server.ratelimit import RateLimiter
+from trainhub.server.services.identity import KeyCache
+from trainhub.server.services.ingest import MetricsWriter
 from trainhub.server.settings import Settings
 from trainhub.server.storage import Storage
 
@@ -25,6 +27,8 @@ class HubState:
     storage: Storage
     links: Links  # made for no reader: routes ask for links made for their caller
     rate_limiter: RateLimiter  # the API's per-user and per-address budgets
+    keys: KeyCache  # recent key lookups, trusted for a second
+    metrics: MetricsWriter  # metrics uploads, written in batches
 
 
 def hub_state(app: ASGIApp) -> HubState:

@@ -5,13 +5,14 @@ See docs/protocol/hub-v1.md §5.8-§5.9.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from trainhub.protocol import paths
 from trainhub.protocol.envelope import Envelope
 from trainhub.protocol.metrics import MetricSeries, MetricsUpload, StoredEpochs
 from trainhub.server.bodies import body_of, json_body_schema
-from trainhub.server.deps import CurrentUser, Db, OptionalUser, caller_id
+from trainhub.server.deps import CurrentUser, Db, OptionalUser, Writer, caller_id
+from trainhub.server.responses import fast_json
 from trainhub.server.services import training
 
 router = APIRouter(tags=["metrics"])
@@ -24,11 +25,14 @@ Upload = Annotated[MetricsUpload, Depends(body_of(MetricsUpload, lenient=True))]
     response_model=Envelope[StoredEpochs],
     openapi_extra=json_body_schema(MetricsUpload),
 )
-def upload_metrics(model_id: str, user: CurrentUser, db: Db, upload: Upload) -> dict[str, Any]:
+async def upload_metrics(
+    model_id: str, user: CurrentUser, upload: Upload, writer: Writer, response: Response
+) -> Response:
     """Store metrics for one or more epochs; a re-sent epoch merges into the stored one."""
     epochs = training.parse_metrics(upload.metrics)
-    stored = training.record_metrics(db, model_id, user.user_id, epochs)
-    return {"success": True, "message": "metrics stored", "data": {"epochs": stored}}
+    stored = await writer.submit(model_id, user.user_id, epochs)
+    body = {"success": True, "message": "metrics stored", "data": {"epochs": stored}}
+    return fast_json(body, response.headers)
 
 
 @router.get(paths.MODEL_METRICS, response_model=Envelope[list[MetricSeries]])

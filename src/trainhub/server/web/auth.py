@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Response
 
-from trainhub.server.deps import Principal, get_db, get_settings
+from trainhub.server.deps import Principal
 from trainhub.server.errors import NotAuthenticatedError
 from trainhub.server.links import Links
 from trainhub.server.services import sessions
@@ -42,7 +42,9 @@ def is_https(request: Request) -> bool:
 
 def is_session_live(request: Request, session_id: str) -> bool:
     """Tell whether the session `session_id` is still live (open event streams ask)."""
-    return sessions.is_live(get_db(request), session_id, get_settings(request).web_session_idle_s)
+    return sessions.is_live(
+        request_hub(request).db, session_id, request_hub(request).settings.web_session_idle_s
+    )
 
 
 def session_user(request: Request) -> SessionUser | None:
@@ -51,8 +53,8 @@ def session_user(request: Request) -> SessionUser | None:
     if cached is not _UNKNOWN:
         return cached  # type: ignore[return-value]  # only this function stores it
     token = request.cookies.get(COOKIE_NAME)
-    idle_s = get_settings(request).web_session_idle_s
-    user = sessions.find_session(get_db(request), token, idle_s) if token else None
+    idle_s = request_hub(request).settings.web_session_idle_s
+    user = sessions.find_session(request_hub(request).db, token, idle_s) if token else None
     request.state.session_user = user
     return user
 
@@ -71,9 +73,9 @@ def start_session(request: Request, response: Response, owner: Principal) -> Non
 
     A new session at every sign-in means a new cookie and a new CSRF token (no session fixation).
     """
-    settings = get_settings(request)
+    settings = request_hub(request).settings
     token = sessions.start_session(
-        get_db(request),
+        request_hub(request).db,
         owner,
         max_age_s=settings.web_session_max_age_s,
         previous=session_user(request),
@@ -91,7 +93,7 @@ def start_session(request: Request, response: Response, owner: Principal) -> Non
 
 def end_session(request: Request, response: Response, user: SessionUser) -> None:
     """Sign the browser out: end its session in the database and clear the cookie."""
-    sessions.end_session(get_db(request), user)
+    sessions.end_session(request_hub(request).db, user)
     clear_session_cookie(request, response)
 
 
@@ -105,7 +107,7 @@ def clear_session_cookie(request: Request, response: Response) -> None:
 SignedIn = Annotated[SessionUser, Depends(page_user)]
 
 
-def page_links(request: Request, user: SignedIn) -> Links:
+async def page_links(request: Request, user: SignedIn) -> Links:
     """Return download links made for the signed-in user."""
     links = request_hub(request).links
     return links.as_reader(user.user_id)

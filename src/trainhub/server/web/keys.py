@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from trainhub.server.deps import Db, SettingsDep
+from trainhub.server.deps import Db, Keys, SettingsDep
 from trainhub.server.services import users
 from trainhub.server.services.sessions import SessionUser
 from trainhub.server.state import request_hub
@@ -60,9 +60,9 @@ def create_key(
 
 
 @router.post("/settings/keys/{key_id}/revoke", dependencies=PROTECTED)
-def revoke_key(request: Request, key_id: str, user: SignedIn, db: Db) -> Response:
+def revoke_key(request: Request, key_id: str, user: SignedIn, db: Db, keys: Keys) -> Response:
     """Revoke one of the user's keys; revoking the session's own key signs the browser out."""
-    row = users.revoke_key(db, user.user_id, key_id)
+    row = users.revoke_key(db, keys, user.user_id, key_id)
     if row.id != user.key_id:
         return see_other("/settings?notice=revoked")
     response = see_other("/login?signed_out=1")
