@@ -1,6 +1,8 @@
 """create_app(settings) -> FastAPI: the HUB v1 API and signed downloads on one origin."""
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -27,20 +29,22 @@ from trainhub.server.filemodes import make_private_dir
 from trainhub.server.hosts import HostGuard
 from trainhub.server.links import Links
 from trainhub.server.ratelimit import RateLimiter
+from trainhub.server.services.heartbeats import HeartbeatBoard
 from trainhub.server.services.identity import KeyCache
 from trainhub.server.services.ingest import MetricsWriter
 from trainhub.server.settings import Settings
-from trainhub.server.state import HubState
+from trainhub.server.state import HubState, hub_state
 from trainhub.server.storage import from_url
 
 logger = logging.getLogger(__name__)
+# routes are matched in this order: the two a trainer calls every epoch or beat come first
 ROUTERS = (
+    metrics,
+    heartbeat,
     auth,
     models,
-    metrics,
     weights,
     uploads,
-    heartbeat,
     datasets,
     projects,
     users,
@@ -49,6 +53,16 @@ ROUTERS = (
     health,
     web,
 )
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Run the hub; on the way out, write the heartbeats only noted in memory."""
+    yield
+    try:
+        hub_state(app).heartbeats.flush()
+    except Exception:  # a database that is gone at shutdown: at most a few seconds are lost
+        logger.warning("could not write the last heartbeats at shutdown", exc_info=True)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -63,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Self-hosted hub for training runs; speaks the Ultralytics HUB v1 API.",
         docs_url=None,  # served by apidocs without a CDN
         redoc_url=None,
+        lifespan=lifespan,
     )
     db = Database(database_url)
     app.state.hub = HubState(
@@ -75,6 +90,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         keys=KeyCache(),
         metrics=MetricsWriter(db),
+        heartbeats=HeartbeatBoard(
+            db,
+            max_agents=settings.max_agents_per_model,
+            default_interval_s=settings.heartbeat_interval_s,
+        ),
     )
     for module in ROUTERS:
         app.include_router(module.router)

@@ -17,8 +17,8 @@ from fastapi.concurrency import run_in_threadpool
 from trainhub.protocol.paths import API_KEY_HEADER
 from trainhub.server.db.engine import Database
 from trainhub.server.errors import NotAuthenticatedError, RateLimitedError
+from trainhub.server.services.heartbeats import HeartbeatBoard
 from trainhub.server.services.identity import KeyCache, Principal, caller_id, lookup_key
-from trainhub.server.services.ingest import MetricsWriter
 from trainhub.server.settings import Settings
 from trainhub.server.state import request_hub
 from trainhub.server.storage import Storage
@@ -47,8 +47,8 @@ async def get_storage(request: Request) -> Storage:
     return request_hub(request).storage
 
 
-async def get_writer(request: Request) -> MetricsWriter:
-    return request_hub(request).metrics
+async def get_heartbeats(request: Request) -> HeartbeatBoard:
+    return request_hub(request).heartbeats
 
 
 async def get_keys(request: Request) -> KeyCache:
@@ -131,4 +131,4 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 CurrentUser = Annotated[Principal, Depends(require_user)]
 OptionalUser = Annotated[Principal | None, Depends(optional_user)]
 Keys = Annotated[KeyCache, Depends(get_keys)]
-Writer = Annotated[MetricsWriter, Depends(get_writer)]
+Heartbeats = Annotated[HeartbeatBoard, Depends(get_heartbeats)]

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp
 from trainhub.server.db.engine import Database
 from trainhub.server.links import Links
 from trainhub.server.ratelimit import RateLimiter
+from trainhub.server.services.heartbeats import HeartbeatBoard
 from trainhub.server.services.identity import KeyCache
 from trainhub.server.services.ingest import MetricsWriter
 from trainhub.server.settings import Settings
@@ -29,6 +30,7 @@ class HubState:
     rate_limiter: RateLimiter  # the API's per-user and per-address budgets
     keys: KeyCache  # recent key lookups, trusted for a second
     metrics: MetricsWriter  # metrics uploads, written in batches
+    heartbeats: HeartbeatBoard  # trainers' beats, kept in memory and written when they matter
 
 
 def hub_state(app: ASGIApp) -> HubState:

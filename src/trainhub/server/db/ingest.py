@@ -22,7 +22,12 @@ from trainhub.server.db.tables import MetricRow, ModelRow
 STARTABLE = ("new", "failed")  # a model in these states begins training with its first epoch
 
 _MODELS = select(
-    ModelRow.id, ModelRow.seq, ModelRow.owner_id, ModelRow.public, ModelRow.deleted_at
+    ModelRow.id,
+    ModelRow.seq,
+    ModelRow.owner_id,
+    ModelRow.public,
+    ModelRow.deleted_at,
+    ModelRow.status,
 ).where(ModelRow.id.in_(bindparam("ids", expanding=True)))
 _INSERTS = {
     name: dialect.insert(MetricRow)
@@ -63,13 +68,16 @@ class ModelAccess:
     owner_id: str
     public: bool
     deleted: bool
+    status: str
 
 
 def models_by_id(conn: Connection, model_ids: Iterable[str]) -> dict[str, ModelAccess]:
     """Return the models named by `model_ids` (missing ids are absent)."""
     rows = conn.execute(_MODELS, {"ids": list(set(model_ids))})
     return {
-        row.id: ModelAccess(row.seq, row.owner_id, row.public, row.deleted_at is not None)
+        row.id: ModelAccess(
+            row.seq, row.owner_id, row.public, row.deleted_at is not None, row.status
+        )
         for row in rows
     }
 

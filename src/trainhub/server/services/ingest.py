@@ -16,7 +16,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from fastapi.concurrency import run_in_threadpool
+from anyio import to_thread
 
 from trainhub.protocol.metrics import EpochMetrics
 from trainhub.server.db import ingest
@@ -100,7 +100,7 @@ class MetricsWriter:
         while self._waiting:
             batch, size = self._take_batch()
             try:
-                outcomes = await run_in_threadpool(self._write, batch)
+                outcomes = await to_thread.run_sync(self._write, batch)
             except Exception as exc:  # the whole transaction failed: every upload in it did
                 logger.warning("a batch of %d metrics uploads failed: %s", len(batch), exc)
                 outcomes = [exc] * len(batch)

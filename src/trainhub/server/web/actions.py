@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Form
 from fastapi.responses import RedirectResponse
 
-from trainhub.server.deps import Db, StorageDep
+from trainhub.server.deps import Db, Heartbeats, StorageDep
 from trainhub.server.errors import ValidationError
 from trainhub.server.services import models
 from trainhub.server.web.auth import SignedIn
@@ -50,11 +50,16 @@ def set_visibility(
 
 @router.post("/models/{model_id}/reset", dependencies=PROTECTED)
 def reset_model(
-    model_id: str, user: SignedIn, db: Db, storage: StorageDep, confirm: Confirm = None
+    model_id: str,
+    user: SignedIn,
+    db: Db,
+    storage: StorageDep,
+    heartbeats: Heartbeats,
+    confirm: Confirm = None,
 ) -> RedirectResponse:
     """Return a model to `new`: its metrics, checkpoints, weights and agents are removed."""
     _confirmed(confirm, "reset")
-    models.reset_model(db, storage, model_id, user.user_id)
+    models.reset_model(db, storage, heartbeats, model_id, user.user_id)
     return see_other(f"/models/{model_id}?notice=reset")
 
 
@@ -64,10 +69,11 @@ def delete_model(
     user: SignedIn,
     db: Db,
     storage: StorageDep,
+    heartbeats: Heartbeats,
     confirm: Confirm = None,
     hard: Annotated[str | None, Form(max_length=10)] = None,
 ) -> RedirectResponse:
     """Delete a model: hidden with its data kept, or with `hard`, removed with its files."""
     _confirmed(confirm, "delete")
-    models.delete_model(db, storage, model_id, user.user_id, hard=hard == "yes")
+    models.delete_model(db, storage, heartbeats, model_id, user.user_id, hard=hard == "yes")
     return see_other("/models?notice=model-deleted")
