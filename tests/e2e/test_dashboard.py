@@ -24,7 +24,9 @@ from playwright.sync_api import Browser, FilePayload, Page, expect, sync_playwri
 from tests.factories import dataset_zip
 from tests.servers import RunningServer, start_server
 
-pytestmark = pytest.mark.e2e
+# serial: the trainer paces itself at one epoch a second and the page must follow it within
+# LIVE_TIMEOUT_MS; chromium beside a model training on the other worker makes that load-dependent.
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
