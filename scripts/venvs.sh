@@ -126,7 +126,7 @@ layer() {
     local tag
     tag="$trainhub $* | $(sha256sum "$ROOT/pyproject.toml" | cut -c1-16) | $BASE_TAG"
     if [[ -f "$venv/.trainhub-stamp" && "$(cat "$venv/.trainhub-stamp")" == "$tag" ]]; then
-        echo "layer up to date: $venv ($*)"
+        echo "layer up to date: $venv ${*:+($*)}"
         return 0
     fi
     if [[ -d "$venv" ]] && ! compgen -G "$venv/lib/python3*/site-packages/$PTH" >/dev/null; then
@@ -140,7 +140,7 @@ layer() {
     headless_opencv_if_needed "$venv"
     verify "$venv" "$modules" "$@"
     echo "$tag" >"$venv/.trainhub-stamp"
-    echo "layer ready: $venv ($*)"
+    echo "layer ready: $venv ${*:+($*)}"
 }
 
 layer "$DEV" "trainhub.server.app playwright moto" "$ROOT[dev]"

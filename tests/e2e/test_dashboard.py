@@ -119,6 +119,9 @@ def signed_in_page(browser: Browser, hub: RunningServer, user: str = "alice") ->
     page.get_by_label("API key").fill(hub.keys[user])
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Models", exact=True)).to_be_visible()
+    # The heading shows as soon as it is parsed; htmx and app.js (deferred scripts) bind their
+    # handlers later, and on a loaded machine a test could change a filter before they do.
+    page.wait_for_load_state()
     return page
 
 
