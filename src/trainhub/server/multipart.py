@@ -127,7 +127,8 @@ class _Collector:
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self.part.upload is not None:
-            self.part.upload.writer.write(data[start:end])
+            # a view, not a slice: the file's bytes are hashed and written without a copy
+            self.part.upload.writer.write(memoryview(data)[start:end])
             return
         self.part.text += data[start:end]
         if len(self.part.text) > MAX_FIELD_BYTES:

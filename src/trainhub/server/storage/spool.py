@@ -18,6 +18,7 @@ from trainhub.server.filemodes import make_private_dirs
 from trainhub.server.storage.base import StorageError, check_key
 
 CHUNK_BYTES = 1024 * 1024
+SYNC_EVERY_BYTES = 64 * 1024 * 1024
 TEMP_PREFIX = ".upload-"
 
 
@@ -27,6 +28,7 @@ class SpoolWriter(ABC):
     def __init__(self, folder: Path, existing: Path | None = None) -> None:
         self._hash = hashlib.sha256()
         self.size = 0
+        self._synced = 0
         if existing is None:
             fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
             self._file = os.fdopen(fd, "wb")
@@ -46,15 +48,23 @@ class SpoolWriter(ABC):
             self._file.flush()
         return self._path
 
-    def write(self, chunk: bytes) -> None:
-        """Append `chunk` to the blob."""
+    def write(self, chunk: bytes | memoryview) -> None:
+        """Append `chunk` to the blob.
+
+        Every SYNC_EVERY_BYTES the bytes written so far are flushed to the disk, while the
+        upload goes on, so the fsync at publication has little left to do.
+        """
         try:
             self._file.write(chunk)
+            self.size += len(chunk)
+            if self.size - self._synced >= SYNC_EVERY_BYTES:
+                self._file.flush()
+                os.fdatasync(self._file.fileno())
+                self._synced = self.size
         except OSError as exc:
             self.abort()
             raise StorageError(f"cannot write the upload's temp file: {exc.strerror}") from exc
         self._hash.update(chunk)
-        self.size += len(chunk)
 
     def hexdigest(self) -> str:
         """Return the sha256 of what was written so far."""
