@@ -6,6 +6,7 @@ say on stderr which one they used, and create a new one only when given --init.
 """
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,13 @@ def server(
         "--public-url",
         help="URL clients use (TRAINHUB_PUBLIC_URL; default http://HOST:PORT).",
     ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="Server processes sharing the port and the data (TRAINHUB_WORKERS; 1).",
+        show_default=False,
+    ),
     forwarded_allow_ips: str | None = typer.Option(
         None,
         "--forwarded-allow-ips",
@@ -200,6 +208,7 @@ def server(
     import uvicorn
 
     from trainhub.server.accesslog import create_log_config
+    from trainhub.server.app import WORKER_SETTINGS
     from trainhub.server.filemodes import restrict_umask
     from trainhub.server.state import hub_state
     from trainhub.server.storage import StorageError
@@ -213,6 +222,7 @@ def server(
         storage_url=storage_url,
         public_url=public_url,
         forwarded_allow_ips=forwarded_allow_ips,
+        workers=workers,
     )
     # checked before anything is created or announced (the first admin's key is shown once)
     check_data_dir(settings.data_dir, status=2)
@@ -238,14 +248,24 @@ def server(
             f"First start: created user 'admin'. Its API key (shown only once):\n  {key}\n"
             f"Log in with: yolo login {key}\n"
         )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level.lower(),
+        "log_config": create_log_config(),  # download tokens and keys are redacted
+        "proxy_headers": bool(settings.forwarded_allow_ips),
+        "forwarded_allow_ips": settings.forwarded_allow_ips or None,
+        "timeout_keep_alive": 30,
+        "timeout_graceful_shutdown": 10,
+    }
+    if settings.workers <= 1:
+        uvicorn.run(app, **options)
+        return
+    # N processes on one port: each builds its own app from the settings handed down here (the
+    # database is migrated and the signing secret made, once, above)
+    hub_state(app).db.dispose()
+    settings.resolved_secret()
+    os.environ[WORKER_SETTINGS] = settings.for_workers()
     uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        log_config=create_log_config(),  # download tokens and keys are redacted
-        proxy_headers=bool(settings.forwarded_allow_ips),
-        forwarded_allow_ips=settings.forwarded_allow_ips or None,
-        timeout_keep_alive=30,
-        timeout_graceful_shutdown=10,
+        "trainhub.server.app:create_worker_app", factory=True, workers=settings.workers, **options
     )

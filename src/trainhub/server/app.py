@@ -1,6 +1,7 @@
 """create_app(settings) -> FastAPI: the HUB v1 API and signed downloads on one origin."""
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -65,12 +66,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.warning("could not write the last heartbeats at shutdown", exc_info=True)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the server: migrate the database, open storage, mount every router."""
+WORKER_SETTINGS = "TRAINHUB_WORKER_SETTINGS"  # the parent's settings, for `--workers N`
+RATE_FILE = "ratelimits.shm"  # counters shared by the workers of one server
+
+
+def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> FastAPI:
+    """Build the server: migrate the database (unless `upgrade` is False), open storage, mount
+    every router."""
     settings = settings or Settings()
     make_private_dir(settings.data_dir)
     database_url = settings.resolved_database_url()
-    migrate.upgrade(database_url)
+    if upgrade:
+        migrate.upgrade(database_url)
     app = FastAPI(
         title="trainhub",
         version=__version__,
@@ -86,7 +93,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         storage=from_url(settings.resolved_storage_url(), settings.data_dir / "spool"),
         links=Links.from_settings(settings),
         rate_limiter=RateLimiter(
-            settings.rate_limit, settings.anonymous_rate_limit, settings.redis_url or "memory://"
+            settings.rate_limit,
+            settings.anonymous_rate_limit,
+            settings.redis_url or "memory://",
+            shared_file=settings.data_dir / RATE_FILE if settings.workers > 1 else None,
         ),
         keys=KeyCache(),
         metrics=MetricsWriter(db),
@@ -103,3 +113,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install_handlers(app)
     app.add_middleware(HostGuard, allowed_hosts=settings.resolved_allowed_hosts())
     return app
+
+
+def create_worker_app() -> FastAPI:
+    """Build the app of one of `trainhub server --workers N`'s processes.
+
+    The parent process migrated the database and made the signing secret before it started
+    the workers, and passed its settings in TRAINHUB_WORKER_SETTINGS.
+    """
+    return create_app(Settings.from_workers(os.environ[WORKER_SETTINGS]), upgrade=False)

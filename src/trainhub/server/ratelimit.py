@@ -1,6 +1,7 @@
 """Rate limits per user (per client address when anonymous): fixed windows such as "50/second".
 
-Counters live in this process's memory by default, and in Redis when `redis_url` is set, so
+Counters live in this process's memory by default, in a file every worker process maps when the
+server runs several (`--workers N`, sharedcounts.py), and in Redis when `redis_url` is set, so
 replicas count together (the `limits` library's fixed-window strategy there). Every answer carries
 X-RateLimit-*; a 429 also carries Retry-After, because the stock client indexes all four headers
 without defaults (docs/protocol/hub-v1.md §2.3).
@@ -15,10 +16,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
+
+from trainhub.server.sharedcounts import SharedWindows
 
 MAX_MEMORY_KEYS = 100_000  # identities counted at once before expired windows are swept
 
@@ -73,6 +77,17 @@ class MemoryWindows:
             del self._windows[key]
 
 
+class FileWindows:
+    """Fixed-window counters shared by the worker processes of one server (sharedcounts.py)."""
+
+    def __init__(self, path: Path) -> None:
+        self._shared = SharedWindows(path)
+
+    def hit(self, identity: str, index: int, item: RateLimitItem) -> RateDecision:
+        allowed, count, ends_at = self._shared.hit(identity, index, item)
+        return RateDecision(allowed, item.amount, max(0, item.amount - count), ends_at)
+
+
 class RedisWindows:
     """Fixed-window counters in Redis, shared by every replica (the `limits` library)."""
 
@@ -88,12 +103,24 @@ class RedisWindows:
 class RateLimiter:
     """Limits such as "50/second;1200/minute", checked together; the tightest is reported."""
 
-    def __init__(self, spec: str, anonymous_spec: str, storage_url: str = "memory://") -> None:
+    def __init__(
+        self,
+        spec: str,
+        anonymous_spec: str,
+        storage_url: str = "memory://",
+        shared_file: Path | None = None,
+    ) -> None:
+        """Count in Redis when `storage_url` names it, else in `shared_file` (several worker
+        processes), else in this process's memory."""
         self._items = parse_many(spec)
         self._anonymous_items = parse_many(anonymous_spec)
-        self._windows: MemoryWindows | RedisWindows = (
-            MemoryWindows() if storage_url.startswith("memory://") else RedisWindows(storage_url)
-        )
+        self._windows: MemoryWindows | FileWindows | RedisWindows
+        if not storage_url.startswith("memory://"):
+            self._windows = RedisWindows(storage_url)
+        elif shared_file is not None:
+            self._windows = FileWindows(shared_file)
+        else:
+            self._windows = MemoryWindows()
 
     def hit(self, identity: str, *, anonymous: bool) -> RateDecision:
         """Count one request for `identity` against every limit; report the tightest."""

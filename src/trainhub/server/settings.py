@@ -1,5 +1,6 @@
 """Settings: the server's one configuration object, read from arguments or TRAINHUB_* variables."""
 
+import json
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -49,6 +50,7 @@ class Settings(BaseSettings):
     max_agents_per_model: int = 16
     create_admin: bool = True
     log_level: str = "INFO"
+    workers: int = 1
 
     @field_validator("web_rate_limit", "web_chart_rate_limit")
     @classmethod
@@ -95,3 +97,15 @@ class Settings(BaseSettings):
             tmp.write_text(secrets.token_hex(32))
             tmp.replace(path)
         return path.read_text().strip().encode()
+
+    def for_workers(self) -> str:
+        """Return these settings as JSON for worker processes (`from_workers` reads it back)."""
+        values = self.model_dump(mode="json")
+        if self.secret_key is not None:
+            values["secret_key"] = self.secret_key.get_secret_value()
+        return json.dumps(values)
+
+    @classmethod
+    def from_workers(cls, text: str) -> "Settings":
+        """Return the settings the parent process handed its workers (see `for_workers`)."""
+        return cls.model_validate(json.loads(text))

@@ -85,6 +85,9 @@ class HeartbeatBoard:
         """Record a beat of `user_id`'s trainer for a model; return the agent id to send next."""
         interval_s = beat_interval_s(beat.interval, self._default_interval_s)
         known = await self._model(model_id)
+        if beat.agentId and beat.agentId not in known.agents and is_id(beat.agentId):
+            # another process may have made this agent since this one loaded the model
+            known = await self._model(model_id, fresh=True)
         _check_writable(known.access, model_id, user_id)
         now = utcnow()
         name = beat.agent.replace("\x00", "")[:200]  # PostgreSQL text cannot hold NUL
@@ -133,10 +136,10 @@ class HeartbeatBoard:
         known.agents[agent.id] = agent
         return agent, replaced
 
-    async def _model(self, model_id: str) -> _ModelAgents:
+    async def _model(self, model_id: str, *, fresh: bool = False) -> _ModelAgents:
         """Return what this process knows of a model's agents, reloaded once a second."""
         known = self._models.get(model_id)
-        if known is not None and time.monotonic() - known.loaded_at < RELOAD_AFTER_S:
+        if known is not None and not fresh and time.monotonic() - known.loaded_at < RELOAD_AFTER_S:
             return known
         if not is_id(model_id):
             raise NotFoundError(KIND[ModelRow], model_id)
