@@ -52,7 +52,8 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff format src tests bench scripts
 	$(VENV)/bin/ruff check --fix src tests bench scripts
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev chromium
+	scripts/install-bench-tools.sh
 	$(PY) bench/run_all.py
 
 clean:

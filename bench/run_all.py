@@ -14,9 +14,9 @@ import time
 import client_overhead
 import client_upload
 import first_paint
+import hotpaths
 import metrics_ingest
 import metrics_readback
-import upload_1gib
 from common import Figure, heading, load_note, print_figures
 
 
@@ -41,8 +41,8 @@ def main() -> None:
     start = time.perf_counter()
     print(f"machine: {cpu_model()}, Python {platform.python_version()}, {load_note()}")
     figures: list[Figure] = []
+    figures += hotpaths.run(5 if args.quick else 15, 128 if args.quick else 1024)
     figures += metrics_ingest.run(seconds=5 if args.quick else 20)
-    figures += upload_1gib.upload(128 if args.quick else 1024)
     figures += metrics_readback.run()
     figures += client_overhead.run(500 if args.quick else 2000)
     figures += client_upload.run(128 if args.quick else 1024)

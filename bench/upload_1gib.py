@@ -182,6 +182,8 @@ def upload(size_mib: int) -> list[Figure]:
             "ms",
         ),
         Figure(BENCH, "sha256 matches", "yes" if sha_ok else "NO"),
+        Figure(BENCH, "throughput", round(size / MIB / wall, 1), "MiB/s"),
+        Figure(BENCH, "client RSS growth", round(mib(client_rss.growth), 1), "MiB"),
     ]
 
 
