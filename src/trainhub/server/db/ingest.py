@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, select, update
+from sqlalchemy import Connection, bindparam, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from trainhub.protocol.metrics import EpochMetrics
@@ -47,7 +47,11 @@ _TRAINING = (
     update(ModelRow)
     .where(ModelRow.seq == bindparam("row_seq"))
     .values(
-        status=case((ModelRow.status.in_(STARTABLE), "training"), else_=ModelRow.status),
+        # status = 'new' OR status = 'failed': an IN (...) list would not run as executemany
+        status=case(
+            (or_(*(ModelRow.status == state for state in STARTABLE)), "training"),
+            else_=ModelRow.status,
+        ),
         last_epoch=case(
             (
                 ModelRow.last_epoch.is_(None) | (ModelRow.last_epoch < bindparam("newest")),
