@@ -63,7 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = Database(database_url)
-    app.state.storage = from_url(settings.resolved_storage_url(), settings.data_dir / "spool")
+    app.state.storage = from_url(
+        settings.resolved_storage_url(), settings.data_dir / "spool", settings.s3_public_endpoint
+    )
     app.state.links = Links.from_settings(settings)
     app.state.rate_limiter = RateLimiter(
         settings.rate_limit, settings.anonymous_rate_limit, settings.redis_url or "memory://"

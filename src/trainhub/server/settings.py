@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("trainhub-data")
     database_url: str | None = None
     storage_url: str | None = None
+    s3_presigned_downloads: bool = False
+    s3_public_endpoint: str | None = None
     public_url: str | None = None
     secret_key: SecretStr | None = None
     redis_url: str | None = None
