@@ -26,6 +26,7 @@ from trainhub.server.db.engine import Database
 from trainhub.server.filemodes import make_private_dir
 from trainhub.server.hosts import HostGuard
 from trainhub.server.links import Links
+from trainhub.server.periodic import lifespan
 from trainhub.server.ratelimit import RateLimiter
 from trainhub.server.settings import Settings
 from trainhub.server.storage import from_url
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Self-hosted hub for training runs; speaks the Ultralytics HUB v1 API.",
         docs_url=None,  # served by apidocs without a CDN
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.db = Database(database_url)

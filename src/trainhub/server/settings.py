@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = 300.0
     max_keys_per_user: int = 20
     max_agents_per_model: int = 16
+    gc_interval_s: float = Field(default=3600.0, ge=0)
+    gc_grace_s: float = Field(default=3600.0, ge=0)
     create_admin: bool = True
     log_level: str = "INFO"
 

@@ -95,11 +95,12 @@ def _read_range(file: BinaryIO, start: int, end: int) -> Iterator[bytes]:
 class LocalStorage:
     """Storage in a folder of the data directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, sweep: bool = True) -> None:
         self.root = root.resolve()
         make_private_dir(self.root)
         make_private_dirs(self.root / "tmp")
-        sweep_temp_files(self.root / "tmp")
+        if sweep:  # a server starting; not `trainhub gc` beside a running one
+            sweep_temp_files(self.root / "tmp")
 
     def create_writer(self) -> LocalBlobWriter:
         """Start a new blob."""

@@ -149,6 +149,7 @@ class S3Storage:
         public_endpoint_url: str | None = None,
         multipart_threshold_bytes: int = MULTIPART_THRESHOLD_BYTES,
         multipart_chunk_bytes: int = MULTIPART_CHUNK_BYTES,
+        sweep: bool = True,
     ) -> None:
         try:
             import boto3
@@ -175,13 +176,19 @@ class S3Storage:
         self._temp_dir, self._partial_dir = spool_dir / "tmp", spool_dir / "partial"
         for folder in (self._temp_dir, self._partial_dir):
             make_private_dirs(folder)
-        sweep_temp_files(self._temp_dir)
-        sweep_partial_files(self._partial_dir, STALE_PARTIAL_S)
+        if sweep:  # a server starting; not `trainhub gc` beside a running one
+            sweep_temp_files(self._temp_dir)
+            sweep_partial_files(self._partial_dir, STALE_PARTIAL_S)
         self._probe = f"healthz/probe-{secrets.token_hex(8)}"
 
     @classmethod
     def from_url(
-        cls, url: str, spool_dir: Path, public_endpoint_url: str | None = None
+        cls,
+        url: str,
+        spool_dir: Path,
+        public_endpoint_url: str | None = None,
+        *,
+        sweep: bool = True,
     ) -> "S3Storage":
         """Return the storage `s3://BUCKET/PREFIX[?endpoint_url=URL]` names.
 
@@ -194,6 +201,7 @@ class S3Storage:
             spool_dir,
             endpoint_url=endpoint_url,
             public_endpoint_url=public_endpoint_url,
+            sweep=sweep,
         )
 
     def object_key(self, key: str) -> str:

@@ -1,0 +1,95 @@
+"""The clean-up (services/gc.py) on the local folder and on SeaweedFS, in process.
+
+What a row names stays, soft-deleted objects included; what nothing names goes once it is older
+than the grace period; a dry run removes nothing. `tests/e2e/test_gc_after_kill.py` kills real
+servers mid-upload and runs `trainhub gc` after them.
+"""
+
+import base64
+import os
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+
+from tests.conftest import make_settings
+from tests.factories import create_model, ok, upload_weights, weights_file
+from trainhub.server.services.gc import collect_garbage, find_garbage
+from trainhub.server.settings import Settings
+
+TUS = {"Tus-Resumable": "1.0.0"}
+NOW = timedelta(0)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, storage_url: str | None) -> Settings:
+    return make_settings(tmp_path, database_url, storage_url=storage_url)
+
+
+def stored(app: FastAPI) -> list[str]:
+    return sorted(blob.key for blob in app.state.storage.iter_blobs())
+
+
+def publish_orphan(app: FastAPI, key: str) -> None:
+    writer = app.state.storage.create_writer()
+    writer.write(b"nobody names me")
+    writer.publish(key)
+
+
+def test_orphaned_blobs_go_and_referenced_ones_stay(alice, app: FastAPI, tmp_path: Path) -> None:
+    kept = create_model(alice)
+    hidden = create_model(alice)
+    for model_id in (kept, hidden):
+        ok(upload_weights(alice, model_id, weights_file(tmp_path / "w.pt")[0], final=True))
+    ok(alice.delete(f"/v1/models/{hidden}"))  # soft: its files are kept
+    dataset = ok(alice.post("/v1/datasets", json={"meta": {"name": "d"}}))["id"]
+    referenced = stored(app)
+    publish_orphan(app, f"models/{kept}/last-{'0' * 64}")
+    publish_orphan(app, f"datasets/{dataset}/{'1' * 64}")
+    publish_orphan(app, "healthz/probe-0123456789abcdef")  # a probe a killed server left
+
+    assert find_garbage(app.state.db, app.state.storage) == []  # younger than the grace period
+    dry = collect_garbage(app.state.db, app.state.storage, grace=NOW, dry_run=True)
+    assert sorted(item.kind for item in dry.found) == ["orphaned blob"] * 3
+    assert dry.removed == [] and len(stored(app)) == len(referenced) + 3
+    assert dry.summary() == "3 orphaned blobs"
+
+    done = collect_garbage(app.state.db, app.state.storage, grace=NOW)
+    assert len(done.removed) == 3 and done.failed == []
+    assert stored(app) == referenced
+    assert collect_garbage(app.state.db, app.state.storage, grace=NOW).found == []
+
+
+def test_idle_uploads_expire_and_stray_files_and_temp_files_go(alice, app: FastAPI) -> None:
+    model_id = create_model(alice)
+    fields = "modelId " + base64.b64encode(model_id.encode()).decode()
+    fields += ",type ZmluYWw=,epoch MQ==,map MC41"
+    created = alice.post(
+        "/v1/uploads", headers={**TUS, "Upload-Length": "100", "Upload-Metadata": fields}
+    )
+    assert created.status_code == 201, created.text
+    upload_id = created.headers["location"].rsplit("/", 1)[1]
+    storage = app.state.storage
+    stray = storage.partial_path("S" * 20)
+    stray.write_bytes(b"a file whose row is gone")
+    writer = storage.create_writer()
+    writer.write(b"an upload in flight")
+
+    young = collect_garbage(app.state.db, storage, dry_run=True)
+    assert young.found == []
+    day_old = time.time() - 2 * 24 * 3600
+    for path in (stray, writer.temp_path, storage.partial_path(upload_id)):
+        os.utime(path, (day_old, day_old))
+    found = collect_garbage(app.state.db, storage, dry_run=True).found
+    assert sorted(item.kind for item in found) == ["leftover", "upload file"]  # not the upload
+    expired = collect_garbage(app.state.db, storage, upload_expiry=NOW, grace=NOW)
+    assert sorted(item.kind for item in expired.removed) == [
+        "expired upload",
+        "leftover",
+        "upload file",
+    ]
+    assert storage.partial_files() == [] and storage.leftovers() == []
+    assert alice.head(f"/v1/uploads/{upload_id}", headers=TUS).status_code == 404
+    writer.abort()
