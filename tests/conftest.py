@@ -102,6 +102,26 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         admin.dispose()
 
 
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database of its own (CREATE DATABASE), for tests of whole databases.
+
+    Needs TRAINHUB_TEST_DATABASE_URL (`make test` sets it), whose user may create databases.
+    """
+    if POSTGRES_URL is None:
+        pytest.skip("set TRAINHUB_TEST_DATABASE_URL to a PostgreSQL server (make test does)")
+    name = f"t_{secrets.token_hex(6)}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
 def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
     """Return test settings: everything under tmp_path, generous rate limits, a fixed secret."""
     values: dict[str, Any] = {
