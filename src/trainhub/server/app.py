@@ -15,6 +15,7 @@ from trainhub.server.api import (
     legacy,
     metrics,
     models,
+    monitoring,
     projects,
     uploads,
     users,
@@ -28,8 +29,10 @@ from trainhub.server.hosts import HostGuard
 from trainhub.server.links import Links
 from trainhub.server.periodic import lifespan
 from trainhub.server.ratelimit import RateLimiter
+from trainhub.server.services.monitoring import active_runs
 from trainhub.server.settings import Settings
 from trainhub.server.storage import from_url
+from trainhub.server.telemetry import MetricsMiddleware, Telemetry
 
 logger = logging.getLogger(__name__)
 ROUTERS = (
@@ -45,6 +48,7 @@ ROUTERS = (
     legacy,
     files,
     health,
+    monitoring,
     web,
 )
 
@@ -72,10 +76,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(
         settings.rate_limit, settings.anonymous_rate_limit, settings.redis_url or "memory://"
     )
+    if settings.redis_url:
+        app.state.rate_limiter.check()  # ValueError: Redis does not answer
     for module in ROUTERS:
         app.include_router(module.router)
     web.mount_static(app)
     install_api_docs(app)
     errors.install_handlers(app)
     app.add_middleware(HostGuard, allowed_hosts=settings.resolved_allowed_hosts())
+    app.state.telemetry = Telemetry()
+    app.state.telemetry.count_active_runs(lambda: active_runs(app.state.db))
+    app.add_middleware(MetricsMiddleware, telemetry=app.state.telemetry)  # outermost: sees all
     return app

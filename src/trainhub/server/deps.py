@@ -5,6 +5,7 @@ Every route declares who may call it: `CurrentUser` (a valid key is required), `
 key (health, signed downloads). tests/integration/test_route_inventory.py enforces it.
 """
 
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,7 +18,7 @@ from trainhub.protocol.ids import hash_api_key, is_api_key
 from trainhub.protocol.paths import API_KEY_HEADER
 from trainhub.server.db.engine import Database
 from trainhub.server.db.tables import ApiKeyRow, UserRow, utcnow
-from trainhub.server.errors import NotAuthenticatedError, RateLimitedError
+from trainhub.server.errors import ForbiddenError, NotAuthenticatedError, RateLimitedError
 from trainhub.server.ratelimit import RateLimiter
 from trainhub.server.settings import Settings
 from trainhub.server.storage import Storage
@@ -141,6 +142,23 @@ def require_user(principal: Annotated[Principal | None, Depends(optional_user)])
             "(or Authorization: Bearer <key>)"
         )
     return principal
+
+
+def require_metrics_reader(request: Request) -> None:
+    """Allow `Authorization: Bearer <metrics_token>` or an admin's API key; 401 or 403 else."""
+    settings = get_settings(request)
+    presented = presented_key(request) or ""
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else ""
+    if token and hmac.compare_digest(presented.encode(), token.encode()):
+        return
+    principal = lookup_key(get_db(request), presented) if presented else None
+    if principal is None:
+        raise NotAuthenticatedError(
+            "GET /metrics needs the metrics token (Authorization: Bearer <metrics_token>) or "
+            "an admin's API key"
+        )
+    if not principal.is_admin:
+        raise ForbiddenError("only an admin's API key (or the metrics token) reads /metrics")
 
 
 Db = Annotated[Database, Depends(get_db)]

@@ -8,6 +8,7 @@ indexes all four headers without defaults (docs/protocol/hub-v1.md §2.3).
 import math
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
@@ -41,7 +42,19 @@ class RateLimiter:
     def __init__(self, spec: str, anonymous_spec: str, storage_url: str = "memory://") -> None:
         self._items = parse_many(spec)
         self._anonymous_items = parse_many(anonymous_spec)
-        self._limiter = FixedWindowRateLimiter(storage_from_string(storage_url))
+        self._storage = storage_from_string(storage_url)
+        self._storage_url = storage_url
+        self._limiter = FixedWindowRateLimiter(self._storage)
+
+    def check(self) -> None:
+        """Raise ValueError, naming the place (no password), when the counters' store is down."""
+        if not self._storage.check():
+            parts = urlsplit(self._storage_url)
+            shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+            raise ValueError(
+                f"Redis at {shown} does not answer (TRAINHUB_REDIS_URL); start it, or unset "
+                "redis_url to keep the counters in this process"
+            )
 
     def hit(self, identity: str, *, anonymous: bool) -> RateDecision:
         """Count one request for `identity` against every limit; report the tightest."""

@@ -2,6 +2,7 @@
 
 import secrets
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from limits import parse_many
@@ -52,7 +53,9 @@ class Settings(BaseSettings):
     gc_interval_s: float = Field(default=3600.0, ge=0)
     gc_grace_s: float = Field(default=3600.0, ge=0)
     create_admin: bool = True
+    metrics_token: SecretStr | None = None
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("web_rate_limit", "web_chart_rate_limit")
     @classmethod

@@ -19,6 +19,10 @@ class StorageError(Exception):
     """The storage backend failed (disk full, permissions, unreachable bucket)."""
 
 
+class StorageConfigError(StorageError):
+    """The storage refuses us for good: wrong credentials, no such bucket (not a passing fault)."""
+
+
 class BlobNotFoundError(StorageError):
     """The blob asked for is not in storage."""
 

@@ -31,6 +31,7 @@ from trainhub.server.filemodes import make_private_dirs
 from trainhub.server.storage.base import (
     BlobNotFoundError,
     Leftover,
+    StorageConfigError,
     StorageError,
     StoredBlob,
     check_key,
@@ -58,6 +59,17 @@ INSTALL_HINT = 'S3 storage needs boto3: pip install "trainhub[server,s3]"'
 _BUCKET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
+_CREDENTIALS_HINT = "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
+# answers that will not change by waiting: the configuration is wrong
+_CONFIG_HINTS = {
+    "NoSuchBucket": "create the bucket, or name an existing one in the storage URL",
+    "InvalidAccessKeyId": _CREDENTIALS_HINT,
+    "SignatureDoesNotMatch": _CREDENTIALS_HINT,
+    "InvalidToken": _CREDENTIALS_HINT,
+    "ExpiredToken": _CREDENTIALS_HINT,
+    "AccessDenied": "give these credentials s3:PutObject and s3:DeleteObject on the prefix",
+}
+_CREDENTIAL_ERRORS = {"NoCredentialsError", "PartialCredentialsError"}
 
 
 def parse_url(url: str) -> tuple[str, str, str | None]:
@@ -353,6 +365,12 @@ class S3Storage:
             self._client.put_object(Bucket=self.bucket, Key=name, Body=b"ok")
             self._client.delete_object(Bucket=self.bucket, Key=name)
         except self._errors as exc:
+            hint = _CONFIG_HINTS.get(_error_code(exc))
+            if hint is not None or type(exc).__name__ in _CREDENTIAL_ERRORS:
+                raise StorageConfigError(
+                    f"bucket {self.bucket!r} at {self.endpoint()} refuses this server: "
+                    f"{_reason(exc)}{f'; {hint}' if hint else ''}"
+                ) from exc
             raise StorageError(
                 f"bucket {self.bucket!r} at {self.endpoint()} is not reachable or not "
                 f"writable: {_reason(exc)}"

@@ -1,0 +1,25 @@
+"""`GET /metrics`: the server's Prometheus metrics, for the metrics token or an admin.
+
+Not public (docs/decisions/0016-metrics-access.md): request counts by route and the number of
+active runs say how a hub is used. A scraper sends `Authorization: Bearer <metrics_token>`; an
+admin's API key works too. The text holds no credential, user name, id or path.
+"""
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from trainhub.server.deps import public, require_metrics_reader
+from trainhub.server.telemetry import CONTENT_TYPE, Telemetry
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
+@public  # checks the metrics token or an admin's key itself
+async def metrics(request: Request) -> Response:
+    """Return every metric in Prometheus' text format."""
+    await run_in_threadpool(require_metrics_reader, request)
+    telemetry: Telemetry = request.app.state.telemetry
+    body = await run_in_threadpool(telemetry.render)
+    return Response(body, media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
