@@ -9,7 +9,7 @@ test on the local folder and on SeaweedFS.
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,23 +103,37 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database of its own (CREATE DATABASE), for tests of whole databases.
+def make_postgres_database() -> Iterator[Callable[[], str]]:
+    """Make fresh PostgreSQL databases (CREATE DATABASE) for tests of whole databases.
 
     Needs TRAINHUB_TEST_DATABASE_URL (`make test` sets it), whose user may create databases.
+    Every database made is dropped at the end of the test.
     """
     if POSTGRES_URL is None:
         pytest.skip("set TRAINHUB_TEST_DATABASE_URL to a PostgreSQL server (make test does)")
-    name = f"t_{secrets.token_hex(6)}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"t_{secrets.token_hex(6)}"
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+        made.append(name)
+        return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
     try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        yield make
     finally:
         with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            for name in made:
+                conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_database(make_postgres_database: Callable[[], str]) -> str:
+    """A fresh PostgreSQL database of its own, dropped after the test."""
+    return make_postgres_database()
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:

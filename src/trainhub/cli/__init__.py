@@ -22,6 +22,8 @@ app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.db_app, name="db")
 app.command("server")(admin.server)
 app.command("gc")(ops.gc)
+app.command("backup")(ops.backup)
+app.command("restore")(ops.restore)
 client.register(app)
 app.command("demo")(demo.demo)
 

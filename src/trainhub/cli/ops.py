@@ -1,4 +1,4 @@
-"""Operations commands: `trainhub gc` (and `backup`, `restore`).
+"""Operations commands: `trainhub gc`, `trainhub backup` and `trainhub restore`.
 
 Like `users` and `db`, they find the hub's database and storage as the server does
 (--data-dir, --database-url, --storage-url, TRAINHUB_* variables, then ./trainhub-data), work
@@ -13,7 +13,13 @@ import typer
 
 from trainhub.cli.admin import DATA_DIR, DATABASE_URL
 from trainhub.cli.hub import fail
-from trainhub.cli.startup import load_settings, open_database, require_server_stack
+from trainhub.cli.startup import (
+    check_data_dir,
+    first_line,
+    load_settings,
+    open_database,
+    require_server_stack,
+)
 
 STORAGE_URL = typer.Option(
     None,
@@ -79,3 +85,80 @@ def gc(
     typer.echo(f"{verb} {collection.summary()}", err=True)
     if collection.failed:
         raise typer.Exit(1)
+
+
+FORMAT = typer.Option(
+    None,
+    "--format",
+    help="sqlite, pg_dump or portable (default: sqlite for SQLite, pg_dump for PostgreSQL when "
+    "installed, else portable).",
+    show_default=False,
+)
+
+
+def backup(
+    folder: Path = typer.Argument(..., help="A new (or empty) folder for the backup."),
+    fmt: str | None = FORMAT,
+    data_dir: Path | None = DATA_DIR,
+    database_url: str | None = DATABASE_URL,
+    storage_url: str | None = STORAGE_URL,
+) -> None:
+    """Back up the hub: a consistent database snapshot and the blobs it names, into FOLDER."""
+    require_server_stack("backup")
+    from trainhub.server.db import dumps
+    from trainhub.server.filemodes import restrict_umask
+    from trainhub.server.services.backup import BackupError, create_backup
+    from trainhub.server.storage import StorageError
+
+    restrict_umask()  # the backup holds everything the hub holds
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    with open_database(data_dir, database_url) as db:
+        url = db.url
+        storage = open_storage(data_dir, storage_url, sweep=False)
+    chosen = fmt or dumps.default_format(url)
+    try:
+        dumps.check_format(url, chosen)
+        summary = create_backup(
+            url, storage, folder, fmt=chosen, secret=settings.data_dir / "secret_key"
+        )
+    except (BackupError, dumps.DumpError, StorageError) as exc:
+        fail(f"backup failed: {exc}")
+    typer.echo(
+        f"backed up the database ({summary.database_format}) and {summary.blob_count} blobs "
+        f"({summary.blob_bytes} bytes) to {folder}"
+    )
+
+
+def restore(
+    folder: Path = typer.Argument(..., help="A folder `trainhub backup` wrote."),
+    data_dir: Path | None = DATA_DIR,
+    database_url: str | None = DATABASE_URL,
+    storage_url: str | None = STORAGE_URL,
+) -> None:
+    """Restore a backup into an empty database and the hub's storage (the server stopped)."""
+    require_server_stack("restore")
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from trainhub.server.db import dumps
+    from trainhub.server.db.engine import describe_url
+    from trainhub.server.filemodes import make_private_dir, restrict_umask
+    from trainhub.server.services.backup import BackupError, restore_backup
+    from trainhub.server.storage import StorageError
+
+    restrict_umask()
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    check_data_dir(settings.data_dir)
+    make_private_dir(settings.data_dir)
+    url = settings.resolved_database_url()
+    storage = open_storage(data_dir, storage_url, sweep=False)
+    secret = None if settings.secret_key else settings.data_dir / "secret_key"
+    try:
+        summary = restore_backup(folder, url, storage, secret)
+    except (BackupError, dumps.DumpError, StorageError) as exc:
+        fail(f"restore failed: {exc}")
+    except SQLAlchemyError as exc:
+        fail(f"restore failed: cannot load the database {describe_url(url)}: {first_line(exc)}")
+    typer.echo(
+        f"restored the database ({summary.database_format}) into {describe_url(url)} and "
+        f"{summary.blob_count} blobs ({summary.blob_bytes} bytes)"
+    )

@@ -40,6 +40,12 @@ def upgrade(url: str) -> None:
     command.upgrade(config, "head")
 
 
+def known_revisions() -> set[str]:
+    """Return every schema revision this code can migrate from or to."""
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return {script.revision for script in scripts.walk_revisions()}
+
+
 def current_revision(url: str) -> str | None:
     """Return the schema revision of the database at `url` (None: not created yet)."""
     engine = create_engine(url)
