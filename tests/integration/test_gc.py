@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from tests.conftest import make_settings
 from tests.factories import create_model, ok, upload_weights, weights_file
+from trainhub.server.app import create_app
 from trainhub.server.services.gc import collect_garbage, find_garbage
 from trainhub.server.settings import Settings
 
@@ -93,3 +95,32 @@ def test_idle_uploads_expire_and_stray_files_and_temp_files_go(alice, app: FastA
     assert storage.partial_files() == [] and storage.leftovers() == []
     assert alice.head(f"/v1/uploads/{upload_id}", headers=TUS).status_code == 404
     writer.abort()
+
+
+def test_the_server_cleans_up_on_its_own_every_interval(
+    tmp_path: Path, database_url: str, storage_url: str | None
+) -> None:
+    settings = make_settings(
+        tmp_path, database_url, storage_url=storage_url, gc_interval_s=0.2, gc_grace_s=0
+    )
+    app = create_app(settings)
+    try:
+        with TestClient(app):  # the lifespan starts the clean-up task
+            publish_orphan(app, "models/x/best-" + "2" * 64)
+            deadline = time.monotonic() + 30
+            while stored(app) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert stored(app) == []
+    finally:
+        app.state.db.dispose()
+
+
+def test_no_clean_up_runs_when_the_interval_is_zero(tmp_path: Path, database_url: str) -> None:
+    app = create_app(make_settings(tmp_path, database_url, gc_interval_s=0, gc_grace_s=0))
+    try:
+        with TestClient(app):
+            publish_orphan(app, "models/x/best-" + "3" * 64)
+            time.sleep(0.5)  # several intervals of the test above: nothing may run
+            assert stored(app) == ["models/x/best-" + "3" * 64]
+    finally:
+        app.state.db.dispose()

@@ -15,7 +15,8 @@ from trainhub.server.telemetry import CONTENT_TYPE, Telemetry
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
+# left out of the API description: it is for Prometheus, not for hub clients
+@router.get("/metrics", response_class=Response, include_in_schema=False)
 @public  # checks the metrics token or an admin's key itself
 async def metrics(request: Request) -> Response:
     """Return every metric in Prometheus' text format."""
