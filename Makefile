@@ -4,9 +4,12 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 DATA_DIR ?= trainhub-data
 PYTEST_ARGS ?=
+# Two workers (tests marked `serial` run alone, see tests/conftest.py); each module stays on one
+# worker, so its module-scoped servers and trainings are made once.
+PYTEST_PARALLEL ?= -n 2 --dist loadscope
 export TRAINHUB_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: serve test lint check bench compat-venv ml-venvs chromium demo clean
+.PHONY: serve test lint check bench venvs chromium demo clean
 
 $(VENV)/.server: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +17,9 @@ $(VENV)/.server: pyproject.toml
 	$(PY) -m pip install -q -e '.[server]'
 	touch $@
 
-$(VENV)/.dev: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -U pip
-	$(PY) -m pip install -q -e '.[dev]'
+# .venv as a layer on the torch base venv (scripts/venvs.sh; DEVELOPERS.md, "The venvs").
+$(VENV)/.dev: pyproject.toml scripts/venvs.sh
+	DEV_VENV=$(VENV) BASE_PYTHON=$(PYTHON) scripts/venvs.sh dev
 	touch $@ $(VENV)/.server
 
 $(VENV)/.demo: pyproject.toml
@@ -32,11 +34,8 @@ demo: $(VENV)/.demo
 serve: $(VENV)/.server
 	$(VENV)/bin/trainhub server --data-dir $(DATA_DIR)
 
-compat-venv:
-	scripts/compat-venv.sh
-
-ml-venvs: compat-venv
-	scripts/ml-venvs.sh
+venvs: $(VENV)/.dev
+	DEV_VENV=$(VENV) BASE_PYTHON=$(PYTHON) scripts/venvs.sh
 
 chromium:
 	scripts/install-chromium.sh
@@ -46,8 +45,8 @@ check: $(VENV)/.dev
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/mypy
 
-test: $(VENV)/.dev compat-venv ml-venvs chromium check
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+test: venvs chromium check
+	$(VENV)/bin/pytest $(PYTEST_PARALLEL) --durations=25 $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff format src tests bench scripts

@@ -5,8 +5,13 @@ Integration tests run on SQLite, and on PostgreSQL too when TRAINHUB_TEST_DATABA
 leak in. Tests of S3 storage ask for `s3_bucket`: a bucket of their own on one SeaweedFS server
 per session (tests/seaweed.py), with AWS_* variables that point boto3 at it; `storage_kind` runs a
 test on the local folder and on SeaweedFS.
+
+`make test` runs the suite on pytest-xdist workers: each worker is a session of its own (its own
+SeaweedFS server, its own temp dirs, its own block of ports: tests/servers.py), and tests marked
+`serial` run while no other worker runs a test (`pytest_runtest_protocol` below).
 """
 
+import fcntl
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -24,6 +29,7 @@ from tests.s3 import Bucket, aws_env, create_bucket, start_moto
 from tests.seaweed import SeaweedServer, start_seaweed
 from trainhub.server.app import create_app
 from trainhub.server.settings import Settings
+from trainhub.server.state import hub_state
 
 POSTGRES_URL = os.environ.get("TRAINHUB_TEST_DATABASE_URL")
 DATABASES = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
@@ -161,13 +167,13 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 def app(settings: Settings) -> Iterator[FastAPI]:
     application = create_app(settings)
     yield application
-    application.state.db.dispose()
+    hub_state(application).db.dispose()
 
 
 @pytest.fixture
 def users(app: FastAPI) -> Users:
     """Users alice (admin) and bob, with one API key each."""
-    return create_users(app.state.db)
+    return create_users(hub_state(app).db)
 
 
 @pytest.fixture
@@ -189,3 +195,26 @@ def bob(app: FastAPI, users: Users) -> Iterator[TestClient]:
     """A client authenticated as bob (not an admin)."""
     with TestClient(app, headers={"x-api-key": users.bob.key}) as client:
         yield client
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
+    """Run a test marked `serial` while no other pytest-xdist worker runs a test.
+
+    Each test holds a lock on a file that the workers share, from the setup of its fixtures to
+    their teardown: a shared lock for ordinary tests, an exclusive one for `serial` tests. Taking
+    a turnstile lock first keeps a waiting `serial` test from being overtaken forever. Without
+    workers nothing runs beside a test and no lock is taken.
+    """
+    if not hasattr(item.config, "workerinput"):
+        return (yield)
+    # Each worker's --basetemp is a folder of the run's own temp dir, which they all share.
+    shared = Path(item.config.option.basetemp).parent
+    serial = item.get_closest_marker("serial") is not None
+    with (shared / "tests.lock").open("a") as tests, (shared / "turnstile.lock").open("a") as gate:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        if not serial:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        fcntl.flock(tests, fcntl.LOCK_EX if serial else fcntl.LOCK_SH)
+        fcntl.flock(gate, fcntl.LOCK_UN)
+        return (yield)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from trainhub.server.db import users as user_queries
@@ -129,13 +130,20 @@ PNG_1PX = bytes.fromhex(
 )
 
 
-def revoke_key(db: Database, user: User) -> None:
-    """Revoke `user`'s key: every later request that sends it gets 401."""
-    from trainhub.protocol.ids import key_prefix
+def revoke_key(app: FastAPI, user: User) -> None:
+    """Revoke `user`'s key: every later request that sends it gets 401.
 
-    with db.write() as session:
+    Like the API's revocation, it also drops the key from the app's key cache (in-process tests
+    have no second process that would refuse it within a second).
+    """
+    from trainhub.protocol.ids import key_prefix
+    from trainhub.server.state import hub_state
+
+    hub = hub_state(app)
+    with hub.db.write() as session:
         revoked = user_queries.revoke_key(session, user.id, key_prefix(user.key))
     assert revoked is not None, f"{user.name} has no key to revoke"
+    hub.keys.forget(key_id=revoked.id)
 
 
 def stored_blobs(data_dir: Path) -> list[Path]:

@@ -5,6 +5,7 @@ A server runs on a free 127.0.0.1 port with its own data directory; `start_serve
 """
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,13 +19,28 @@ from pathlib import Path
 import httpx
 
 TRAINHUB = [sys.executable, "-m", "trainhub.cli"]
+FIRST_PORT = 20000  # below the ephemeral range (Linux: 32768-60999) that client sockets use
+PORTS_PER_WORKER = 1000
 
 
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now.
+
+    Each pytest-xdist worker draws from a block of its own (gw0: 20000-20999, gw1: 21000-21999,
+    ...; a run without workers uses the first), so two workers never hand out the same port. The
+    blocks lie below the kernel's ephemeral range, so no client connection's source port can take
+    the port between this check and the server's bind.
+    """
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    first = FIRST_PORT + worker % 12 * PORTS_PER_WORKER
+    for port in random.sample(range(first, first + PORTS_PER_WORKER), 100):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port among 100 tried in {first}-{first + PORTS_PER_WORKER - 1}")
 
 
 def run_cli(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.compat.ultralytics_support import ROOT
 from tests.servers import RunningServer, start_server
 
 SCENARIOS = Path(__file__).with_name("hubsdk_scenarios.py")
@@ -113,6 +114,20 @@ def run_scenario(server: RunningServer, name: str, cwd: Path, /, **params: Any) 
 
 
 Runner = Callable[..., ScenarioRun]
+
+
+@pytest.fixture(scope="module")
+def framework_venvs() -> None:
+    """Build or verify the framework venvs (`scripts/venvs.sh`; a no-op once their stamps match)."""
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "venvs.sh")],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, f"scripts/venvs.sh failed:\n{proc.stdout}\n{proc.stderr}"
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 # (torch, ultralytics, lightning and transformers are installed in the framework venvs only)
 """Training runs that use trainhub's integrations with the real frameworks.
 
-Run by a framework venv's python (scripts/ml-venvs.sh: `.venv-compat` has ultralytics 8.3,
+Run by a framework venv's python (scripts/venvs.sh: `.venv-compat` has ultralytics 8.3,
 lightning and transformers; `.venv-ml84` has ultralytics 8.4), each with trainhub installed, as
 `python integrations_runs.py SCENARIO [options]`, with TRAINHUB_URL, TRAINHUB_API_KEY and
 TRAINHUB_OUTBOX in the environment and a scratch directory as the current directory. Prints one

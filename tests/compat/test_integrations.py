@@ -1,6 +1,6 @@
 """trainhub's integrations train with the real frameworks and report everything to a real hub.
 
-Each run is a subprocess of a framework venv (scripts/ml-venvs.sh): ultralytics 8.3 (with its
+Each run is a subprocess of a framework venv (scripts/venvs.sh): ultralytics 8.3 (with its
 stock HUB callbacks switched on, to prove nothing is sent twice), ultralytics 8.4, Lightning,
 Transformers, and the plain-loop example of docs/integrations.md. Tiny models, CPU, offline. What
 the run sent is then read back from the hub with httpx (docs/integrations.md).
@@ -53,21 +53,9 @@ YOLO_MODEL_INFO = {"model/parameters", "model/GFLOPs", "model/speed_PyTorch(ms)"
 
 
 @pytest.fixture(scope="module")
-def ml_venvs() -> None:
-    """Build or verify the framework venvs (a no-op once their stamps match)."""
-    proc = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "ml-venvs.sh")],
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    assert proc.returncode == 0, f"scripts/ml-venvs.sh failed:\n{proc.stdout}\n{proc.stderr}"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, ml_venvs: None) -> Iterator[RunningServer]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, framework_venvs: None
+) -> Iterator[RunningServer]:
     with start_server(tmp_path_factory.mktemp("hub")) as running:
         yield running
 
@@ -319,7 +307,7 @@ def test_the_plain_loop_example_of_the_docs_reports_every_epoch(
 
 @pytest.mark.timeout(RUN_TIMEOUT + 60, func_only=True)
 def test_an_unreachable_hub_leaves_training_alone_with_one_warning(
-    ml_venvs: None, tmp_path: Path
+    framework_venvs: None, tmp_path: Path
 ) -> None:
     nowhere = f"http://127.0.0.1:{free_port()}"
     run = train(COMPAT_PYTHON, tmp_path, nowhere, "k" * 42, "lightning", "--epochs", "2")
@@ -334,7 +322,7 @@ def test_an_unreachable_hub_leaves_training_alone_with_one_warning(
 
 
 @pytest.mark.timeout(2 * RUN_TIMEOUT + 120, func_only=True)
-def test_a_hub_that_dies_mid_run_loses_nothing(ml_venvs: None, tmp_path: Path) -> None:
+def test_a_hub_that_dies_mid_run_loses_nothing(framework_venvs: None, tmp_path: Path) -> None:
     """The hub is killed as training starts; the run ends normally with everything on disk,
     and the next session for the model, once the hub is back, sends all of it."""
     with start_server(tmp_path / "first") as server:

@@ -1,12 +1,11 @@
 """The unchanged ultralytics 8.3.253 + hub-sdk 0.0.25 clients train against a real trainhub server.
 
-Every ultralytics run is a subprocess of the compat venv (`scripts/compat-venv.sh`), offline, on a
+Every ultralytics run is a subprocess of the compat venv (`scripts/venvs.sh`), offline, on a
 dataset drawn by the test; what the client did is then checked on the server with httpx
 (docs/protocol/hub-v1.md §13.1, §13.3-§13.6).
 """
 
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,6 @@ import httpx
 import pytest
 
 from tests.compat.ultralytics_support import (
-    ROOT,
     RUN_TIMEOUT,
     Run,
     ShapesDataset,
@@ -50,21 +48,9 @@ MODEL_INFO_KEYS = {"model/parameters", "model/GFLOPs", "model/speed_PyTorch(ms)"
 
 
 @pytest.fixture(scope="module")
-def compat_venv() -> None:
-    """Build or verify the compat venv (a no-op once its stamp matches the pins)."""
-    proc = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "compat-venv.sh")],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    assert proc.returncode == 0, f"scripts/compat-venv.sh failed:\n{proc.stdout}\n{proc.stderr}"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, compat_venv: None) -> Iterator[RunningServer]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, framework_venvs: None
+) -> Iterator[RunningServer]:
     """This module's own server: the compat venv is checked before it starts."""
     with start_server(tmp_path_factory.mktemp("hub")) as running:
         yield running

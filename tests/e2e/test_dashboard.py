@@ -24,7 +24,9 @@ from playwright.sync_api import Browser, FilePayload, Page, expect, sync_playwri
 from tests.factories import dataset_zip
 from tests.servers import RunningServer, start_server
 
-pytestmark = pytest.mark.e2e
+# serial: the trainer paces itself at one epoch a second and the page must follow it within
+# LIVE_TIMEOUT_MS; chromium beside a model training on the other worker makes that load-dependent.
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -117,6 +119,9 @@ def signed_in_page(browser: Browser, hub: RunningServer, user: str = "alice") ->
     page.get_by_label("API key").fill(hub.keys[user])
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Models", exact=True)).to_be_visible()
+    # The heading shows as soon as it is parsed; htmx and app.js (deferred scripts) bind their
+    # handlers later, and on a loaded machine a test could change a filter before they do.
+    page.wait_for_load_state()
     return page
 
 

@@ -47,7 +47,9 @@ from tests.servers import RunningServer, create_user, free_port, spawn_server, s
 from trainhub import HUBTrainingSession
 from trainhub.client.outbox import Outbox
 
-pytestmark = pytest.mark.e2e
+# serial: faults are timed (kills after N epochs, 503s for a while, cuts mid-upload); on a loaded
+# machine they would land elsewhere in the run than the test means them to.
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 SEED = 20261122
 EPOCHS = 50

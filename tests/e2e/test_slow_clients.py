@@ -18,7 +18,8 @@ import pytest
 from tests.servers import RunningServer, start_server
 from trainhub.server.bodies import BATCH_BYTES
 
-pytestmark = pytest.mark.e2e
+# serial: the 408 must come within ANSWER_WITHIN_S of a stall, measured by the wall clock.
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 IDLE_TIMEOUT_S = 2
 ANSWER_WITHIN_S = IDLE_TIMEOUT_S + 8
 BOUNDARY = "stalled-client-boundary"

@@ -35,6 +35,7 @@ from tests.seaweed import S3FaultProxy, start_fault_proxy
 from tests.servers import free_port
 from trainhub.server.app import create_app
 from trainhub.server.settings import Settings
+from trainhub.server.state import hub_state
 
 ONLY_S3 = pytest.mark.parametrize("storage_kind", ["seaweedfs"], indirect=True)
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -47,12 +48,12 @@ def settings(tmp_path: Path, database_url: str, storage_url: str | None) -> Sett
 
 def stored(app: FastAPI) -> list[str]:
     """Return the keys of every published blob, sorted."""
-    return sorted(blob.key for blob in app.state.storage.iter_blobs())
+    return sorted(blob.key for blob in hub_state(app).storage.iter_blobs())
 
 
 def in_flight(app: FastAPI) -> list[str]:
     """Return what uploads left behind: temp files, unfinished multipart uploads, tus files."""
-    storage = app.state.storage
+    storage = hub_state(app).storage
     return [leftover.what for leftover in storage.leftovers()] + [
         f"partial/{path.name}" for path in storage.partial_files()
     ]
@@ -124,7 +125,7 @@ def test_a_resumable_upload_collects_in_a_partial_file_then_is_published(
     for offset in (0, 100_000, 200_000):
         assert alice.head(location, headers=TUS).headers["upload-offset"] == str(offset)
         assert in_flight(app) == [f"partial/{upload_id}"]
-        assert app.state.storage.partial_path(upload_id).stat().st_size == offset
+        assert hub_state(app).storage.partial_path(upload_id).stat().st_size == offset
         assert stored(app) == []
         answer = tus_patch(alice, location, offset, data[offset : offset + 100_000])
         assert answer.status_code == 204, answer.text
@@ -194,7 +195,7 @@ def test_a_blob_gone_from_storage_answers_404_not_500(
     model_id = create_model(alice)
     ok(upload_weights(alice, model_id, weights_file(tmp_path / "w.pt")[0], final=True))
     (key,) = stored(app)
-    app.state.storage.delete(key)
+    hub_state(app).storage.delete(key)
     url = read_model(alice, model_id)["weights"]
     assert "not found" in error(anon.get(url), 404)
     assert anon.head(url).status_code == 404
@@ -210,7 +211,7 @@ def test_an_unreachable_bucket_answers_503_and_leaves_no_spool_file(
     )
     application = create_app(settings)
     try:
-        people = create_users(application.state.db)
+        people = create_users(hub_state(application).db)
         with TestClient(application, headers={"x-api-key": people.alice.key}) as client:
             model_id = create_model(client)
             answer = upload_weights(client, model_id, weights_file(tmp_path / "w.pt")[0])
@@ -219,7 +220,7 @@ def test_an_unreachable_bucket_answers_503_and_leaves_no_spool_file(
             assert read_model(client, model_id)["has_last_weights"] is False
             assert "storage" in error(client.get("/healthz"), 503)
     finally:
-        application.state.db.dispose()
+        hub_state(application).db.dispose()
     spool = settings.data_dir / "spool"
     assert [p for p in spool.rglob("*") if p.is_file()] == []
 
@@ -238,7 +239,7 @@ def replica(
     )
     application = create_app(other)
     yield application
-    application.state.db.dispose()
+    hub_state(application).db.dispose()
 
 
 @ONLY_S3
@@ -287,7 +288,7 @@ def test_presigned_downloads_redirect_a_checked_link_to_the_bucket(
     )
     application = create_app(settings)
     try:
-        people = create_users(application.state.db)
+        people = create_users(hub_state(application).db)
         with (
             TestClient(application, headers={"x-api-key": people.alice.key}) as alice,
             TestClient(application) as anon,
@@ -311,7 +312,7 @@ def test_presigned_downloads_redirect_a_checked_link_to_the_bucket(
             ok(alice.delete(f"/v1/models/{model_id}?hard=True"))
             error(anon.get(link, follow_redirects=False), 404)
     finally:
-        application.state.db.dispose()
+        hub_state(application).db.dispose()
 
 
 def test_a_bucket_failing_mid_upload_retries_the_part_or_answers_a_clean_503(
@@ -327,7 +328,7 @@ def test_a_bucket_failing_mid_upload_retries_the_part_or_answers_a_clean_503(
         )
         application = create_app(settings)
         try:
-            people = create_users(application.state.db)
+            people = create_users(hub_state(application).db)
             with TestClient(application, headers={"x-api-key": people.alice.key}) as alice:
                 model_id = create_model(alice)
                 big, sha256 = weights_file(tmp_path / "big.pt", size=17 * 1024**2)
@@ -346,7 +347,7 @@ def test_a_bucket_failing_mid_upload_retries_the_part_or_answers_a_clean_503(
                 assert stored(application) == [f"models/{model_id}/best-{sha256}"]
                 assert in_flight(application) == []  # the multipart upload was aborted
         finally:
-            application.state.db.dispose()
+            hub_state(application).db.dispose()
 
 
 def _fail_every_part(proxy: S3FaultProxy):

@@ -31,6 +31,7 @@ from tests.factories import (
 from tests.s3 import Bucket, create_bucket
 from trainhub.cli import app as cli_app
 from trainhub.server.app import create_app
+from trainhub.server.state import hub_state
 
 runner = CliRunner()
 
@@ -116,10 +117,10 @@ def test_a_restored_backup_serves_the_same_hub(
     (tmp_path / "source").mkdir(exist_ok=True)
     app = create_app(settings)
     try:
-        users = create_users(app.state.db)
+        users = create_users(hub_state(app).db)
         files = hub_files(app, users, tmp_path)
     finally:
-        app.state.db.dispose()
+        hub_state(app).db.dispose()
 
     folder = tmp_path / "backup"
     options = ["--format", fmt] if fmt else []
@@ -150,7 +151,7 @@ def test_a_restored_backup_serves_the_same_hub(
             model_id = create_model(alice)  # new rows get new sequence numbers
             assert ok(alice.get(f"/v1/models/{model_id}"))["id"] == model_id
     finally:
-        again.state.db.dispose()
+        hub_state(again).db.dispose()
 
 
 def test_restore_refuses_a_database_that_holds_a_hub_and_a_damaged_backup(
@@ -159,10 +160,10 @@ def test_restore_refuses_a_database_that_holds_a_hub_and_a_damaged_backup(
     settings = make_settings(tmp_path / "hub", database_url)
     app = create_app(settings)
     try:
-        users = create_users(app.state.db)
+        users = create_users(hub_state(app).db)
         hub_files(app, users, tmp_path)
     finally:
-        app.state.db.dispose()
+        hub_state(app).db.dispose()
     folder = tmp_path / "backup"
     cli("backup", str(folder), *where(settings.data_dir, database_url, None))
     again = runner.invoke(

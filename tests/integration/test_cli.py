@@ -9,6 +9,7 @@ from tests.conftest import make_settings
 from trainhub.cli import app as cli_app
 from trainhub.protocol.ids import is_api_key
 from trainhub.server.app import create_app
+from trainhub.server.state import hub_state
 
 runner = CliRunner()
 
@@ -32,7 +33,7 @@ def test_users_create_prints_a_working_key_on_the_last_line(
     app = create_app(make_settings(tmp_path, database_url))
     with TestClient(app) as client:
         answer = client.post("/v1/auth", headers={"x-api-key": key}).json()
-    app.state.db.dispose()
+    hub_state(app).db.dispose()
     assert answer["success"] is True and answer["data"]["name"] == "carol"
 
 
@@ -59,7 +60,7 @@ def test_keys_are_created_listed_by_prefix_and_revoked(tmp_path: Path) -> None:
     with TestClient(app) as client:
         assert client.post("/v1/auth", headers={"x-api-key": second}).status_code == 401
         assert client.post("/v1/auth", headers={"x-api-key": first}).status_code == 200
-    app.state.db.dispose()
+    hub_state(app).db.dispose()
 
 
 def test_commands_about_a_missing_user_fail_with_a_hint(tmp_path: Path) -> None:

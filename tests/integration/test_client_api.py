@@ -40,6 +40,7 @@ from trainhub.client.retry import backoff_delay_s
 from trainhub.client.transfer import CHUNK_BYTES
 from trainhub.server.app import create_app
 from trainhub.server.settings import Settings
+from trainhub.server.state import hub_state
 
 BASE = "http://testserver"
 MODEL_DOC = {
@@ -495,14 +496,14 @@ def test_the_real_servers_429_is_waited_out_and_then_raised_as_rate_limited(
 ) -> None:
     app = create_app(settings.model_copy(update={"rate_limit": "2/minute"}))
     try:
-        key = create_users(app.state.db).alice.key
+        key = create_users(hub_state(app).db).alice.key
         hub = HubClient(BASE, key, http=TestClient(app), sleep=sleeps, retries=2)
         hub.authenticate()
         hub.authenticate()
         with pytest.raises(RateLimited) as caught:
             hub.authenticate()
     finally:
-        app.state.db.dispose()
+        hub_state(app).db.dispose()
     waited = caught.value.retry_after_s
     assert waited is not None and 0 < waited <= 60
     assert len(sleeps) == 2 and all(abs(s - waited) <= 1 for s in sleeps)

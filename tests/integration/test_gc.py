@@ -20,6 +20,7 @@ from tests.factories import create_model, ok, upload_weights, weights_file
 from trainhub.server.app import create_app
 from trainhub.server.services.gc import collect_garbage, find_garbage
 from trainhub.server.settings import Settings
+from trainhub.server.state import hub_state
 
 TUS = {"Tus-Resumable": "1.0.0"}
 NOW = timedelta(0)
@@ -31,11 +32,11 @@ def settings(tmp_path: Path, database_url: str, storage_url: str | None) -> Sett
 
 
 def stored(app: FastAPI) -> list[str]:
-    return sorted(blob.key for blob in app.state.storage.iter_blobs())
+    return sorted(blob.key for blob in hub_state(app).storage.iter_blobs())
 
 
 def publish_orphan(app: FastAPI, key: str) -> None:
-    writer = app.state.storage.create_writer()
+    writer = hub_state(app).storage.create_writer()
     writer.write(b"nobody names me")
     writer.publish(key)
 
@@ -52,16 +53,18 @@ def test_orphaned_blobs_go_and_referenced_ones_stay(alice, app: FastAPI, tmp_pat
     publish_orphan(app, f"datasets/{dataset}/{'1' * 64}")
     publish_orphan(app, "healthz/probe-0123456789abcdef")  # a probe a killed server left
 
-    assert find_garbage(app.state.db, app.state.storage) == []  # younger than the grace period
-    dry = collect_garbage(app.state.db, app.state.storage, grace=NOW, dry_run=True)
+    assert (
+        find_garbage(hub_state(app).db, hub_state(app).storage) == []
+    )  # younger than the grace period
+    dry = collect_garbage(hub_state(app).db, hub_state(app).storage, grace=NOW, dry_run=True)
     assert sorted(item.kind for item in dry.found) == ["orphaned blob"] * 3
     assert dry.removed == [] and len(stored(app)) == len(referenced) + 3
     assert dry.summary() == "3 orphaned blobs"
 
-    done = collect_garbage(app.state.db, app.state.storage, grace=NOW)
+    done = collect_garbage(hub_state(app).db, hub_state(app).storage, grace=NOW)
     assert len(done.removed) == 3 and done.failed == []
     assert stored(app) == referenced
-    assert collect_garbage(app.state.db, app.state.storage, grace=NOW).found == []
+    assert collect_garbage(hub_state(app).db, hub_state(app).storage, grace=NOW).found == []
 
 
 def test_idle_uploads_expire_and_stray_files_and_temp_files_go(alice, app: FastAPI) -> None:
@@ -73,20 +76,20 @@ def test_idle_uploads_expire_and_stray_files_and_temp_files_go(alice, app: FastA
     )
     assert created.status_code == 201, created.text
     upload_id = created.headers["location"].rsplit("/", 1)[1]
-    storage = app.state.storage
+    storage = hub_state(app).storage
     stray = storage.partial_path("S" * 20)
     stray.write_bytes(b"a file whose row is gone")
     writer = storage.create_writer()
     writer.write(b"an upload in flight")
 
-    young = collect_garbage(app.state.db, storage, dry_run=True)
+    young = collect_garbage(hub_state(app).db, storage, dry_run=True)
     assert young.found == []
     day_old = time.time() - 2 * 24 * 3600
     for path in (stray, writer.temp_path, storage.partial_path(upload_id)):
         os.utime(path, (day_old, day_old))
-    found = collect_garbage(app.state.db, storage, dry_run=True).found
+    found = collect_garbage(hub_state(app).db, storage, dry_run=True).found
     assert sorted(item.kind for item in found) == ["leftover", "upload file"]  # not the upload
-    expired = collect_garbage(app.state.db, storage, upload_expiry=NOW, grace=NOW)
+    expired = collect_garbage(hub_state(app).db, storage, upload_expiry=NOW, grace=NOW)
     assert sorted(item.kind for item in expired.removed) == [
         "expired upload",
         "leftover",
@@ -112,7 +115,7 @@ def test_the_server_cleans_up_on_its_own_every_interval(
                 time.sleep(0.1)
             assert stored(app) == []
     finally:
-        app.state.db.dispose()
+        hub_state(app).db.dispose()
 
 
 def test_no_clean_up_runs_when_the_interval_is_zero(tmp_path: Path, database_url: str) -> None:
@@ -123,4 +126,4 @@ def test_no_clean_up_runs_when_the_interval_is_zero(tmp_path: Path, database_url
             time.sleep(0.5)  # several intervals of the test above: nothing may run
             assert stored(app) == ["models/x/best-" + "3" * 64]
     finally:
-        app.state.db.dispose()
+        hub_state(app).db.dispose()

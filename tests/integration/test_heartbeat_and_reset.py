@@ -435,7 +435,7 @@ def test_anonymous_heartbeat_and_reset_answer_401(alice, anon) -> None:
 
 def test_a_revoked_key_answers_401_on_every_route(app, bob, users) -> None:
     model_id = create_model(bob, public=True)
-    revoke_key(app.state.db, users.bob)
+    revoke_key(app, users.bob)
     for method, path, kwargs in legacy_routes(model_id):
         error(bob.request(method, path, **kwargs), 401)
     error(bob.post("/get-export", json={"modelId": model_id, "format": "onnx"}), 401)

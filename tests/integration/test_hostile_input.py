@@ -29,6 +29,7 @@ from tests.routes import api_endpoints
 from tests.world import World, as_sent, build_world, call
 from trainhub.server.app import create_app
 from trainhub.server.settings import Settings
+from trainhub.server.state import hub_state
 from trainhub.server.web.routing import PageRoute
 
 MARKER = "trainhub-evil-7f3a"
@@ -193,7 +194,7 @@ def limited_app(tmp_path: Path, database_url: str) -> Iterator[FastAPI]:
     )
     application = create_app(settings)
     yield application
-    application.state.db.dispose()
+    hub_state(application).db.dispose()
 
 
 RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")

@@ -371,7 +371,7 @@ def test_anonymous_callers_read_public_metrics_but_cannot_write(alice, anon) -> 
 
 def test_a_revoked_key_answers_401_for_metrics(app, bob, users) -> None:
     model_id = create_model(bob, public=True)
-    revoke_key(app.state.db, users.bob)
+    revoke_key(app, users.bob)
     error(bob.post(f"/v1/models/{model_id}", json={"metrics": epoch_metrics(0)}), 401)
     error(bob.get(f"/v1/models/{model_id}/metrics"), 401)
 

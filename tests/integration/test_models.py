@@ -777,7 +777,7 @@ def test_a_bearer_token_works_like_the_x_api_key_header(anon, users) -> None:
 
 def test_a_revoked_key_answers_401_on_every_model_route(app, alice, bob, users) -> None:
     model_id = create_model(bob, public=True)
-    revoke_key(app.state.db, users.bob)
+    revoke_key(app, users.bob)
     assert "revoked" in error(bob.post("/v1/models", json={}), 401)
     error(bob.get("/v1/models"), 401)
     error(bob.get("/v1/models?public=True"), 401)

@@ -11,6 +11,7 @@ from tests.conftest import make_settings
 from tests.factories import Users, create_model, ok, upload_weights, weights_file
 from trainhub.server.app import create_app
 from trainhub.server.settings import Settings
+from trainhub.server.state import hub_state
 from trainhub.server.telemetry import MetricsMiddleware, Telemetry
 
 TOKEN = "metrics-token-" + "m" * 24
@@ -119,7 +120,7 @@ def test_each_app_has_its_own_registry(tmp_path: Path, database_url: str) -> Non
     first = create_app(make_settings(tmp_path / "a", database_url))
     second = create_app(make_settings(tmp_path / "b", database_url))
     try:
-        assert first.state.telemetry.registry is not second.state.telemetry.registry
+        assert hub_state(first).telemetry.registry is not hub_state(second).telemetry.registry
     finally:
-        first.state.db.dispose()
-        second.state.db.dispose()
+        hub_state(first).db.dispose()
+        hub_state(second).db.dispose()

@@ -17,6 +17,7 @@ from tests.factories import PNG_1PX, Users, create_model, error, local_path, ok,
 from tests.multipart import Part, multipart_body
 from trainhub.server.app import create_app
 from trainhub.server.settings import Settings
+from trainhub.server.state import hub_state
 
 JPEG_HEAD = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(64)
 
@@ -146,14 +147,14 @@ def small_image_app(tmp_path: Path, database_url: str, users: Users) -> Iterator
     """A second app on the same database whose cover images may be at most 1 KiB."""
     application = create_app(make_settings(tmp_path / "small", database_url, max_image_bytes=1024))
     yield application
-    application.state.db.dispose()
+    hub_state(application).db.dispose()
 
 
 def test_a_cover_over_max_image_bytes_is_refused_with_413(
     small_image_app: FastAPI, users: Users, alice
 ) -> None:
     project_id = create_project(alice)
-    settings: Settings = small_image_app.state.settings
+    settings: Settings = hub_state(small_image_app).settings
     with TestClient(small_image_app, headers={"x-api-key": users.alice.key}) as client:
         big = PNG_1PX + bytes(4096)
         error(upload_cover(client, project_id, big), 413)

@@ -22,6 +22,7 @@ from tests.factories import (
 from trainhub.server import web
 from trainhub.server.db.tables import ModelRow
 from trainhub.server.deps import PUBLIC_ENDPOINTS
+from trainhub.server.state import hub_state
 from trainhub.server.web import auth
 
 HTML = {"accept": "text/html,application/xhtml+xml"}
@@ -106,7 +107,7 @@ def test_the_cookie_is_secure_when_the_public_url_is_https(tmp_path: Path, datab
     settings = make_settings(tmp_path, database_url, public_url="https://testserver")
     application = create_app(settings)
     try:
-        users = create_users(application.state.db)
+        users = create_users(hub_state(application).db)
         client = TestClient(application, base_url="https://testserver", headers=HTML)
         page = client.get("/login")
         answer = client.post(
@@ -116,7 +117,7 @@ def test_the_cookie_is_secure_when_the_public_url_is_https(tmp_path: Path, datab
         )
         assert "Secure" in answer.headers["set-cookie"]
     finally:
-        application.state.db.dispose()
+        hub_state(application).db.dispose()
 
 
 def test_a_bad_key_is_refused_with_a_plain_message(app, users) -> None:
@@ -357,7 +358,7 @@ def test_reset_and_delete_need_confirmation(alice, alice_web, app, tmp_path: Pat
     )
     assert answer.headers["location"] == "/models?notice=model-deleted"
     error(alice.get(f"/v1/models/{model_id}"), 404)
-    with app.state.db.read() as session:
+    with hub_state(app).db.read() as session:
         assert session.query(ModelRow).filter_by(id=model_id).first() is None
 
 

@@ -26,6 +26,7 @@ from tests.factories import (
 )
 from tests.integration.test_web import sign_in
 from trainhub.server.db.tables import AgentRow, utcnow
+from trainhub.server.state import hub_state
 from trainhub.server.web import charts, live
 
 JSON = {"accept": "application/json"}
@@ -58,7 +59,7 @@ def test_the_list_filters_by_status_including_online_and_offline(
     beat(alice, online)
     offline = create_model(alice, meta={"name": "offline"})
     beat(alice, offline, interval=1)
-    with app.state.db.write() as session:
+    with hub_state(app).db.write() as session:
         session.execute(
             update(AgentRow)
             .where(AgentRow.interval_s == 1)
@@ -92,7 +93,7 @@ def test_the_list_filters_by_project(alice, alice_web) -> None:
 def test_the_list_pages_with_a_cursor(app, users, alice_web) -> None:
     from trainhub.server.db.models import create_model as create_row
 
-    with app.state.db.write() as session:
+    with hub_state(app).db.write() as session:
         made = [
             create_row(session, users.alice.id, {"meta": {"name": f"m{i}"}}).id for i in range(120)
         ]
@@ -281,7 +282,7 @@ def test_revoking_the_key_ends_an_open_stream(
 
     def revoke_while_streaming() -> None:
         if streaming.wait(timeout=30):
-            revoke_key(app.state.db, users.alice)
+            revoke_key(app, users.alice)
 
     revoker = threading.Thread(target=revoke_while_streaming)
     model_id = create_model(alice)

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from tests.factories import PNG_1PX, Users, dataset_zip, ok, stored_blobs
 from tests.integration.test_web import csrf_of, page_token, sign_in
+from trainhub.server.state import hub_state
 
 XHR = {"accept": "application/json"}
 
@@ -61,7 +62,7 @@ def test_a_refused_archive_says_why_and_leaves_nothing_behind(app, alice, alice_
     body = answer.json()
     assert body["success"] is False and ".." in body["message"]
     assert ok(alice.get("/v1/datasets"))["results"] == []
-    data_dir = app.state.settings.data_dir
+    data_dir = hub_state(app).settings.data_dir
     assert stored_blobs(data_dir) == []
 
 

@@ -28,6 +28,7 @@ from tests.factories import (
 )
 from trainhub.server.app import create_app
 from trainhub.server.signing import create_token, download_path
+from trainhub.server.state import hub_state
 
 UNKNOWN_ID = "A" * 20
 BOUNDARY = "trainhub-test-boundary"
@@ -306,7 +307,7 @@ def test_tampered_download_urls_answer_404(anon, trained) -> None:
 
 def test_an_expired_token_answers_404(app, users, anon, trained) -> None:
     parts = url_parts(trained["record"]["weights"])
-    secret, owner = app.state.links.secret, users.alice.id
+    secret, owner = hub_state(app).links.secret, users.alice.id
     fresh = create_token(secret, trained["id"], "best.pt", trained["best_sha"], 60, owner)
     expired = create_token(secret, trained["id"], "best.pt", trained["best_sha"], -1, owner)
     fresh_path = download_path(fresh, trained["id"], "best.pt", parts["name"])
@@ -321,13 +322,13 @@ def test_links_of_a_server_with_a_negative_ttl_are_already_expired(
     settings = make_settings(tmp_path, database_url, download_ttl_s=-1)
     application = create_app(settings)
     try:
-        people = create_users(application.state.db)
+        people = create_users(hub_state(application).db)
         with TestClient(application, headers={"x-api-key": people.alice.key}) as client:
             model_id = create_model(client)
             ok(upload_bytes(client, model_id, b"weights", final=True))
             error(client.get(read(client, model_id)["weights"]), 404)
     finally:
-        application.state.db.dispose()
+        hub_state(application).db.dispose()
 
 
 def test_an_old_url_answers_404_after_a_new_upload_and_its_blob_is_deleted(
@@ -569,10 +570,10 @@ def small(tmp_path: Path, database_url: str) -> Iterator[tuple[TestClient, objec
     """A client of an app whose uploads may be at most SMALL_LIMIT_BYTES, and its settings."""
     settings = make_settings(tmp_path, database_url, max_upload_bytes=SMALL_LIMIT_BYTES)
     application = create_app(settings)
-    people = create_users(application.state.db)
+    people = create_users(hub_state(application).db)
     with TestClient(application, headers={"x-api-key": people.alice.key}) as client:
         yield client, settings
-    application.state.db.dispose()
+    hub_state(application).db.dispose()
 
 
 def test_a_body_over_the_limit_with_content_length_answers_413_and_leaves_no_blob(small) -> None:
@@ -642,7 +643,7 @@ def test_anonymous_upload_answers_401(alice, anon, settings) -> None:
 
 def test_a_revoked_key_answers_401_for_uploads(app, bob, users, settings) -> None:
     model_id = create_model(bob)
-    revoke_key(app.state.db, users.bob)
+    revoke_key(app, users.bob)
     error(upload_bytes(bob, model_id, b"weights"), 401)
     assert_no_blobs(settings)
 

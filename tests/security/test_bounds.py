@@ -7,6 +7,7 @@ that never sends back its agentId grew a model's agents (and the cost of its bea
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from tests.factories import (
 )
 from trainhub.server.app import create_app
 from trainhub.server.ratelimit import RateLimiter
+from trainhub.server.state import hub_state
 from trainhub.server.storage.local import LocalStorage
 
 
@@ -44,9 +46,9 @@ def bounded(tmp_path: Path, database_url: str) -> Iterator[tuple[FastAPI, Users]
     )
     app = create_app(settings)
     try:
-        yield app, create_users(app.state.db)
+        yield app, create_users(hub_state(app).db)
     finally:
-        app.state.db.dispose()
+        hub_state(app).db.dispose()
 
 
 def test_a_form_with_many_file_parts_opens_one_temp_file_and_is_refused(
@@ -112,7 +114,7 @@ def test_a_body_trickled_inside_the_idle_timeout_ends_at_the_deadline(
     json_headers = {"x-api-key": users.alice.key, "content-type": "application/json"}
     answer = asyncio.run(call(app, "POST", "/v1/models", json_headers, [b" "] * 12, pause_s=0.4))
     assert answer.status == 408, answer
-    assert not list((app.state.settings.data_dir / "blobs" / "tmp").glob(".upload-*"))
+    assert not list((hub_state(app).settings.data_dir / "blobs" / "tmp").glob(".upload-*"))
 
 
 def test_a_user_holds_a_bounded_number_of_keys(bounded: tuple[FastAPI, Users]) -> None:
@@ -144,7 +146,7 @@ def test_beats_without_an_agent_id_keep_a_models_agents_bounded(
     bounded: tuple[FastAPI, Users],
 ) -> None:
     app, users = bounded
-    app.state.rate_limiter = RateLimiter("1000/second", "1000/second")
+    app.state.hub = replace(hub_state(app), rate_limiter=RateLimiter("1000/second", "1000/second"))
     with TestClient(app, headers={"x-api-key": users.alice.key}) as alice:
         model_id = create_model(alice)
         beat = f"/v1/agent/heartbeat/models/{model_id}"

@@ -93,7 +93,7 @@ def test_every_key_of_ultralytics_own_dataset_yamls_is_allowed_or_refused_on_pur
     version: str,
 ) -> None:
     folders = sorted(ULTRALYTICS_VENVS[version].glob("lib/python3*/site-packages/ultralytics"))
-    assert folders, f"no ultralytics {version} in {ULTRALYTICS_VENVS[version]} (make ml-venvs)"
+    assert folders, f"no ultralytics {version} in {ULTRALYTICS_VENVS[version]} (make venvs)"
     keys: set[str] = set()
     for path in (folders[0] / "cfg" / "datasets").glob("*.yaml"):
         keys |= set(yaml.safe_load(path.read_text()))

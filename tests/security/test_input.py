@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from tests.asgi import call
 from tests.factories import Users, create_model, error, ok
+from trainhub.server.state import hub_state
 
 JSON = {"content-type": "application/json"}
 
@@ -154,7 +155,7 @@ def test_terminating_a_tus_upload_during_its_patch_is_no_server_error(
     assert patched.status < 500 and deleted.status < 500, (patched, deleted)
     assert deleted.status == 204
     assert alice.head(path, headers=tus).status_code == 404
-    assert not list((app.state.settings.data_dir / "blobs" / "partial").glob("*"))
+    assert not list((hub_state(app).settings.data_dir / "blobs" / "partial").glob("*"))
 
 
 def test_a_client_that_leaves_mid_body_is_not_an_unhandled_error(

@@ -26,6 +26,7 @@ from tests.factories import create_model, create_users
 from tests.integration.test_web import sign_in
 from trainhub.server.app import create_app
 from trainhub.server.settings import Settings
+from trainhub.server.state import hub_state
 from trainhub.server.web import auth
 from trainhub.server.web.streams import MemorySlots, RedisSlots
 
@@ -41,7 +42,7 @@ def limited_app(tmp_path: Path, database_url: str, **limits: Any) -> Iterator[Fa
     try:
         yield application
     finally:
-        application.state.db.dispose()
+        hub_state(application).db.dispose()
 
 
 def session_cookie(browser: TestClient) -> dict[str, str]:
@@ -59,7 +60,7 @@ def test_past_the_page_rate_a_browser_gets_an_error_page_and_a_script_json(
     tmp_path: Path, database_url: str
 ) -> None:
     with limited_app(tmp_path, database_url, web_rate_limit="4/minute") as app:
-        users = create_users(app.state.db)
+        users = create_users(hub_state(app).db)
         browser = sign_in(app, users.alice.key)
         assert [browser.get("/models").status_code for _ in range(4)] == [200] * 4
         page = browser.get("/models")
@@ -78,7 +79,7 @@ def test_past_the_page_rate_a_browser_gets_an_error_page_and_a_script_json(
 
 def test_chart_data_has_its_own_tighter_limit(tmp_path: Path, database_url: str) -> None:
     with limited_app(tmp_path, database_url, web_chart_rate_limit="2/minute") as app:
-        users = create_users(app.state.db)
+        users = create_users(hub_state(app).db)
         model_id = create_model(TestClient(app, headers={"x-api-key": users.alice.key}))
         browser = sign_in(app, users.alice.key)
         script = TestClient(app, headers={**SCRIPT, **session_cookie(browser)})
@@ -162,7 +163,7 @@ def test_open_live_streams_are_capped_per_user_and_a_closed_one_frees_its_slot(
         limited_app(tmp_path, database_url, max_live_streams_per_user=2) as app,
         ExitStack() as stack,
     ):
-        users = create_users(app.state.db)
+        users = create_users(hub_state(app).db)
         alice = session_cookie(sign_in(app, users.alice.key))
         bob = session_cookie(sign_in(app, users.bob.key))
         streams = Streams(stack.enter_context(served(app, tmp_path / "hub.sock")), stack)
@@ -182,7 +183,7 @@ def test_a_stream_refused_for_a_model_page_also_answers_429(
     tmp_path: Path, database_url: str
 ) -> None:
     with limited_app(tmp_path, database_url, max_live_streams_per_user=1) as app, ExitStack() as s:
-        users = create_users(app.state.db)
+        users = create_users(hub_state(app).db)
         model_id = create_model(TestClient(app, headers={"x-api-key": users.alice.key}))
         alice = session_cookie(sign_in(app, users.alice.key))
         streams = Streams(s.enter_context(served(app, tmp_path / "hub.sock")), s)
@@ -200,7 +201,7 @@ def test_replicas_count_a_users_streams_together_through_redis(
     first, second = create_app(settings), create_app(settings)
     try:
         with ExitStack() as stack:
-            users = create_users(first.state.db)
+            users = create_users(hub_state(first).db)
             alice = session_cookie(sign_in(first, users.alice.key))
             one = Streams(stack.enter_context(served(first, tmp_path / "one.sock")), stack)
             two = Streams(stack.enter_context(served(second, tmp_path / "two.sock")), stack)
@@ -211,8 +212,8 @@ def test_replicas_count_a_users_streams_together_through_redis(
             on_two.close()
             assert one.open_when_free(alice).status_code == 200
     finally:
-        first.state.db.dispose()
-        second.state.db.dispose()
+        hub_state(first).db.dispose()
+        hub_state(second).db.dispose()
 
 
 @pytest.mark.parametrize("kind", ["memory", "redis"])

@@ -23,6 +23,7 @@ from tests.integration.test_web_data import events
 from trainhub.server.app import create_app
 from trainhub.server.db.sessions import hash_token
 from trainhub.server.db.tables import WebSessionRow, utcnow
+from trainhub.server.state import hub_state
 from trainhub.server.web import auth, csrf, live
 
 
@@ -47,14 +48,14 @@ def is_signed_in(client: TestClient) -> bool:
 
 def session_row(app: FastAPI, browser: TestClient) -> WebSessionRow:
     token = browser.cookies[auth.COOKIE_NAME]
-    with app.state.db.read() as session:
+    with hub_state(app).db.read() as session:
         return session.scalars(
             select(WebSessionRow).where(WebSessionRow.token_hash == hash_token(token))
         ).one()
 
 
 def set_times(app: FastAPI, row_id: str, **times: Any) -> None:
-    with app.state.db.write() as session:
+    with hub_state(app).db.write() as session:
         session.execute(update(WebSessionRow).where(WebSessionRow.id == row_id).values(**times))
 
 
@@ -85,7 +86,7 @@ def test_the_cookie_is_random_and_only_its_hash_is_stored(app, users, alice) -> 
     values = [client.cookies[auth.COOKIE_NAME] for client in (first, second)]
     assert values[0] != values[1]
     key_ids = {key["id"] for key in ok(alice.get("/v1/keys"))}
-    with app.state.db.read() as session:
+    with hub_state(app).db.read() as session:
         rows = session.scalars(select(WebSessionRow)).all()
     assert {row.token_hash for row in rows} == {hash_token(value) for value in values}
     stored = [str(getattr(row, c.key)) for row in rows for c in WebSessionRow.__table__.columns]
@@ -143,7 +144,7 @@ def test_revoking_a_key_ends_every_session_of_that_key_only(app, users, alice) -
 
 
 def test_a_session_idle_for_longer_than_the_idle_timeout_has_ended(app, alice_web) -> None:
-    idle_s = app.state.settings.web_session_idle_s
+    idle_s = hub_state(app).settings.web_session_idle_s
     row = session_row(app, alice_web)
     set_times(app, row.id, last_seen_at=utcnow() - timedelta(seconds=idle_s - 300))
     assert is_signed_in(alice_web)  # used within the timeout: still live, and seen now
@@ -154,7 +155,7 @@ def test_a_session_idle_for_longer_than_the_idle_timeout_has_ended(app, alice_we
 
 def test_a_session_ends_at_its_absolute_expiry_however_busy(app, alice_web) -> None:
     row = session_row(app, alice_web)
-    max_age_s = app.state.settings.web_session_max_age_s
+    max_age_s = hub_state(app).settings.web_session_max_age_s
     assert row.expires_at - row.created_at == timedelta(seconds=max_age_s)
     set_times(app, row.id, expires_at=utcnow() - timedelta(seconds=1), last_seen_at=utcnow())
     assert not is_signed_in(alice_web)
@@ -168,7 +169,7 @@ def test_the_cookie_lives_as_long_as_the_session(app, users) -> None:
         follow_redirects=False,
     )
     cookie = next(c for c in answer.headers.get_list("set-cookie") if c.startswith("trainhub_s"))
-    assert f"Max-Age={app.state.settings.web_session_max_age_s}" in cookie
+    assert f"Max-Age={hub_state(app).settings.web_session_max_age_s}" in cookie
 
 
 # --- replicas --------------------------------------------------------------------------------
@@ -180,7 +181,7 @@ def test_replicas_share_sessions_and_a_sign_out_on_one_ends_it_on_all(
     settings = make_settings(tmp_path, database_url)
     first, second = create_app(settings), create_app(settings)
     try:
-        users = create_users(first.state.db)
+        users = create_users(hub_state(first).db)
         browser = sign_in(first, users.alice.key)
         elsewhere = copy_of(second, browser)
         assert is_signed_in(elsewhere)
@@ -189,8 +190,8 @@ def test_replicas_share_sessions_and_a_sign_out_on_one_ends_it_on_all(
         assert answer.headers["location"] == "/login?signed_out=1"
         assert not is_signed_in(browser)
     finally:
-        first.state.db.dispose()
-        second.state.db.dispose()
+        hub_state(first).db.dispose()
+        hub_state(second).db.dispose()
 
 
 # --- live streams end with their session ---------------------------------------------------

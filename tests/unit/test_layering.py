@@ -14,7 +14,20 @@ BANNED = {
     "protocol": {"trainhub.client", "trainhub.server", "httpx", "fastapi", "sqlalchemy"},
     "server": {"trainhub.client", "trainhub.integrations"},
     "integrations": {"trainhub.server", "fastapi", "sqlalchemy"},
+    # the adapters sit on services/: they never import each other, nor SQLAlchemy
+    "server/api": {"trainhub.server.web", "sqlalchemy"},
+    "server/web": {"trainhub.server.api", "sqlalchemy"},
+    "server/services": {"trainhub.server.api", "trainhub.server.web", "fastapi", "starlette"},
+    "server/db": {
+        "trainhub.server.api",
+        "trainhub.server.web",
+        "trainhub.server.services",
+        "trainhub.server.records",
+        "fastapi",
+    },
 }
+# a transaction is opened in services/ (and db/ itself), never in a route module
+TRANSACTION = re.compile(r"\.(read|write)\(\)\s+as\b")
 
 
 def imports_of(path: Path) -> set[str]:
@@ -30,6 +43,12 @@ def test_layer_imports_nothing_banned(layer: str) -> None:
             m for m in imports_of(path) for b in BANNED[layer] if m == b or m.startswith(b + ".")
         }
         assert not bad, f"{path} imports {bad}"
+
+
+@pytest.mark.parametrize("layer", ["server/api", "server/web"])
+def test_routes_open_no_transaction(layer: str) -> None:
+    for path in (SRC / "trainhub" / layer).rglob("*.py"):
+        assert not TRANSACTION.search(path.read_text()), f"{path} opens a database transaction"
 
 
 def test_top_level_package_does_not_import_the_server_stack() -> None:

@@ -228,6 +228,7 @@ def server(
 
     from trainhub.server.accesslog import create_log_config
     from trainhub.server.filemodes import restrict_umask
+    from trainhub.server.state import hub_state
     from trainhub.server.storage import StorageConfigError, StorageError
 
     restrict_umask()  # the database, blobs and temp files are for the server's user only
@@ -248,18 +249,18 @@ def server(
     check_port(settings.host, settings.port, status=2)
     app = create_app_or_exit(settings)
     try:
-        app.state.storage.check()
+        hub_state(app).storage.check()
     except StorageConfigError as exc:  # wrong credentials or no bucket: waiting will not help
         fail(str(exc), 2)
     except StorageError as exc:  # the bucket may come up later; /healthz says 503 until then
         logger.warning("storage is not usable yet: %s", exc)
-    key = _first_admin(app.state.db) if settings.create_admin else None
+    key = _first_admin(hub_state(app).db) if settings.create_admin else None
     url = settings.resolved_public_url()
     logger.info(
         "trainhub listening on http://%s:%d, public URL %s", settings.host, settings.port, url
     )
-    logger.info("database: %s", app.state.db.describe())
-    logger.info("storage: %s", app.state.storage.describe())
+    logger.info("database: %s", hub_state(app).db.describe())
+    logger.info("storage: %s", hub_state(app).storage.describe())
     _announce(url, key, as_json=settings.log_format == "json")
     uvicorn.run(
         app,

@@ -13,11 +13,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self, TypeVar
+from typing import Self, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
 
 from trainhub.client.transfer import (
     MultipartFile,
@@ -34,10 +33,18 @@ from trainhub.client.transport import (
     Transport,
 )
 from trainhub.protocol import paths
+from trainhub.protocol.documents import DatasetDocument, Meta
 from trainhub.protocol.envelope import CreatedRecord, Envelope, Page
-from trainhub.protocol.metrics import MetricSeries, MetricsUpload, encode_epoch_metrics
-from trainhub.protocol.models import AgentRecord
+from trainhub.protocol.metrics import (
+    MetricSeries,
+    MetricsUpload,
+    StoredEpochs,
+    encode_epoch_metrics,
+)
+from trainhub.protocol.models import AgentRecord, Heartbeat, HeartbeatState
 from trainhub.protocol.records import DatasetRecord, ModelRecord
+from trainhub.protocol.users import Identity
+from trainhub.protocol.weights import StoredWeights, WeightKind, WeightUpload
 
 __all__ = [
     "ARCHIVE_CHECK_TIMEOUT_S",
@@ -63,29 +70,7 @@ DEFAULT_RETRIES = 4
 ARCHIVE_CHECK_TIMEOUT_S = 600.0
 
 TUS = {"Tus-Resumable": "1.0.0"}
-HeartbeatState = Literal["running", "finished", "failed"]
 EpochValues = Mapping[str, float | int | None]
-
-
-class Identity(BaseModel):
-    """Who the API key belongs to, as `POST /v1/auth` answers."""
-
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
-
-    user_id: str = Field(alias="userId")
-    name: str
-    is_admin: bool = Field(alias="isAdmin")
-
-
-class StoredWeights(BaseModel):
-    """What the server stored for a weights upload; `sha256` is what it computed."""
-
-    model_config = ConfigDict(frozen=True)
-
-    kind: str
-    epoch: int
-    sha256: str
-    size_bytes: int
 
 
 class HubClient:
@@ -215,9 +200,9 @@ class HubClient:
         )
         path = _model_path(paths.MODEL, model_id)
         stored = self._transport.call(
-            "POST", path, Envelope[dict[str, list[int]]], body=upload.model_dump()
+            "POST", path, Envelope[StoredEpochs], body=upload.model_dump()
         )
-        return stored.get("epochs", [])
+        return stored.epochs
 
     def get_metrics(self, model_id: str) -> list[MetricSeries]:
         """Return one series per metric name, keyed by epoch (non-finite values are None)."""
@@ -237,9 +222,10 @@ class HubClient:
 
         `interval_s` is when the next beat is due, so the hub can judge when the trainer is gone.
         """
-        body = {"agent": agent, "agentId": agent_id, "interval": interval_s, "state": state}
+        beat = Heartbeat(agent=agent, agentId=agent_id, interval=interval_s, state=state)
         path = _model_path(paths.HEARTBEAT, model_id)
-        return self._transport.call("POST", path, Envelope[AgentRecord], body=body).agentId
+        answer = self._transport.call("POST", path, Envelope[AgentRecord], body=beat.model_dump())
+        return answer.agentId
 
     def upload_weights(
         self,
@@ -261,13 +247,8 @@ class HubClient:
         retry sends the file again and reports its bytes again. OSError when the file is missing
         or shrinks while it is sent; ValueError when it is empty or `sha256` is malformed.
         """
-        file = MultipartFile.create(
-            path,
-            _weight_fields(epoch, final, is_best, map),
-            "best.pt" if final else "last.pt",
-            sha256,
-            progress,
-        )
+        upload = _weight_upload(epoch, final, is_best, map)
+        file = MultipartFile.create(path, upload.fields(), upload.kind.filename, sha256, progress)
         route, transport = _model_path(paths.MODEL_UPLOAD, model_id), self._transport
         return transport.post_file(route, file, Envelope[StoredWeights], transport.timeout).data
 
@@ -275,9 +256,13 @@ class HubClient:
 
     def create_dataset(self, name: str, filename: str, *, public: bool = False) -> str:
         """Create an empty dataset for the archive `filename` (coco8.zip); return its new id."""
-        body = {"meta": {"name": name}, "filename": filename, "public": public}
+        document = DatasetDocument(meta=Meta(name=name), filename=filename, public=public)
         created = self._transport.call(
-            "POST", paths.DATASETS, Envelope[CreatedRecord], body=body, idempotent=False
+            "POST",
+            paths.DATASETS,
+            Envelope[CreatedRecord],
+            body=document.written(),
+            idempotent=False,
         )
         return created.id
 
@@ -343,11 +328,8 @@ class HubClient:
     ) -> str:
         """Start a resumable weights upload of `size_bytes`; return its URL (to PATCH and HEAD)."""
         transport = self._transport
-        fields = {
-            "modelId": model_id,
-            **_weight_fields(epoch, final, is_best, map),
-            "sha256": sha256,
-        }
+        upload = _weight_upload(epoch, final, is_best, map)
+        fields = {"modelId": model_id, **upload.fields(), "sha256": sha256}
         metadata = ",".join(
             f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in fields.items()
         )
@@ -357,7 +339,7 @@ class HubClient:
             "Upload-Length": str(size_bytes),
             "Upload-Metadata": metadata,
         }
-        url = self.url + "/v1/uploads"
+        url = self.url + paths.UPLOADS
 
         def attempt() -> httpx.Response:
             return transport.http.post(url, headers=headers, timeout=transport.timeout)
@@ -470,13 +452,9 @@ def _walk_pages(list_page: Callable[[str | None], Page[T]]) -> Iterator[T]:
         cursor = page.lastRecordId
 
 
-def _weight_fields(epoch: int, final: bool, is_best: bool, map_value: float) -> dict[str, str]:
-    """Return the form fields of a weights upload, spelled as the stock clients spell them."""
+def _weight_upload(epoch: int, final: bool, is_best: bool, map_value: float) -> WeightUpload:
+    """Return what a weights upload says about its file (the stock clients' spelling)."""
     if epoch < 0:
         raise ValueError(f"epoch must be 0 or more, got {epoch}")
-    fields = {"epoch": str(int(epoch)), "type": "final" if final else "epoch"}
-    if final:
-        fields["map"] = str(float(map_value))
-    else:
-        fields["isBest"] = str(bool(is_best))
-    return fields
+    kind = WeightKind.FINAL if final else WeightKind.CHECKPOINT
+    return WeightUpload(kind, int(epoch), bool(is_best), float(map_value) if final else None)

@@ -23,7 +23,7 @@ from trainhub.client.retry import (
     retry_after_s,
 )
 from trainhub.client.transfer import MultipartFile
-from trainhub.protocol.envelope import Envelope
+from trainhub.protocol.envelope import DeletedRecord, Envelope
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class Transport:
         """
         response = self._send_json("DELETE", path, params=params, gone_is_done=True)
         if response.is_success:
-            _envelope(response, Envelope[dict[str, object]], self.url + path)
+            _envelope(response, Envelope[DeletedRecord], self.url + path)
 
     def _send_json(
         self,

@@ -1,6 +1,8 @@
 """create_app(settings) -> FastAPI: the HUB v1 API and signed downloads on one origin."""
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -27,21 +29,26 @@ from trainhub.server.db.engine import Database
 from trainhub.server.filemodes import make_private_dir
 from trainhub.server.hosts import HostGuard
 from trainhub.server.links import Links
-from trainhub.server.periodic import lifespan
+from trainhub.server.periodic import periodic_work
 from trainhub.server.ratelimit import RateLimiter
+from trainhub.server.services.heartbeats import HeartbeatBoard
+from trainhub.server.services.identity import KeyCache
+from trainhub.server.services.ingest import MetricsWriter
 from trainhub.server.services.monitoring import active_runs
 from trainhub.server.settings import Settings
+from trainhub.server.state import HubState, hub_state
 from trainhub.server.storage import from_url
 from trainhub.server.telemetry import MetricsMiddleware, Telemetry
 
 logger = logging.getLogger(__name__)
+# routes are matched in this order: the two a trainer calls every epoch or beat come first
 ROUTERS = (
+    metrics,
+    heartbeat,
     auth,
     models,
-    metrics,
     weights,
     uploads,
-    heartbeat,
     datasets,
     projects,
     users,
@@ -51,6 +58,17 @@ ROUTERS = (
     monitoring,
     web,
 )
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Run the hub (and its timed work); on the way out, write the heartbeats noted in memory."""
+    async with periodic_work(app):
+        yield
+    try:
+        hub_state(app).heartbeats.flush()
+    except Exception:  # a database that is gone at shutdown: at most a few seconds are lost
+        logger.warning("could not write the last heartbeats at shutdown", exc_info=True)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -67,24 +85,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.db = Database(database_url)
-    app.state.storage = from_url(
-        settings.resolved_storage_url(), settings.data_dir / "spool", settings.s3_public_endpoint
-    )
-    app.state.links = Links.from_settings(settings)
-    app.state.rate_limiter = RateLimiter(
-        settings.rate_limit, settings.anonymous_rate_limit, settings.redis_url or "memory://"
+    db = Database(database_url)
+    app.state.hub = HubState(
+        settings=settings,
+        db=db,
+        storage=from_url(
+            settings.resolved_storage_url(),
+            settings.data_dir / "spool",
+            settings.s3_public_endpoint,
+        ),
+        links=Links.from_settings(settings),
+        rate_limiter=RateLimiter(
+            settings.rate_limit, settings.anonymous_rate_limit, settings.redis_url or "memory://"
+        ),
+        keys=KeyCache(),
+        metrics=MetricsWriter(db),
+        heartbeats=HeartbeatBoard(
+            db,
+            max_agents=settings.max_agents_per_model,
+            default_interval_s=settings.heartbeat_interval_s,
+        ),
+        telemetry=Telemetry(),
     )
     if settings.redis_url:
-        app.state.rate_limiter.check()  # ValueError: Redis does not answer
+        hub_state(app).rate_limiter.check()  # ValueError: Redis does not answer
+    hub_state(app).telemetry.count_active_runs(lambda: active_runs(db))
     for module in ROUTERS:
         app.include_router(module.router)
     web.mount_static(app)
     install_api_docs(app)
     errors.install_handlers(app)
     app.add_middleware(HostGuard, allowed_hosts=settings.resolved_allowed_hosts())
-    app.state.telemetry = Telemetry()
-    app.state.telemetry.count_active_runs(lambda: active_runs(app.state.db))
-    app.add_middleware(MetricsMiddleware, telemetry=app.state.telemetry)  # outermost: sees all
+    # outermost: counts every request, those the host guard refuses included
+    app.add_middleware(MetricsMiddleware, telemetry=hub_state(app).telemetry)
     return app

@@ -25,6 +25,7 @@ from trainhub.server.errors import (
     UnsupportedMediaTypeError,
     ValidationError,
 )
+from trainhub.server.state import request_hub
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -82,7 +83,8 @@ async def iter_body(
         try:
             if left_s <= 0:
                 raise TimeoutError
-            chunk = await asyncio.wait_for(stream.__anext__(), timeout=wait_s)
+            async with asyncio.timeout(wait_s):  # no task per chunk, unlike asyncio.wait_for
+                chunk = await stream.__anext__()
         except StopAsyncIteration:
             return
         except TimeoutError as exc:
@@ -222,7 +224,7 @@ async def read_json(
 
 async def read_json_object(request: Request, *, allow_constants: bool = False) -> dict[str, Any]:
     """Return the JSON body, which must be an object, read with the server's limits."""
-    settings = request.app.state.settings
+    settings = request_hub(request).settings
     value = await read_json(
         request,
         settings.max_json_bytes,
@@ -278,14 +280,19 @@ def validated(model: type[M], raw: object) -> M:
         raise ValidationError(describe_errors(exc)) from exc
 
 
-def body_of(model: type[M], *, lenient: bool = False) -> Callable[[Request], Awaitable[M]]:
-    """Return a dependency: the JSON body read through the gate, then validated as `model`.
+async def read_body(request: Request, model: type[M], *, lenient: bool = False) -> M:
+    """Return the JSON body read through the gate, then validated as `model`.
 
     `lenient` accepts NaN and Infinity literals (metrics, where the stock clients send them).
     """
+    return validated(model, await read_json_object(request, allow_constants=lenient))
+
+
+def body_of(model: type[M], *, lenient: bool = False) -> Callable[[Request], Awaitable[M]]:
+    """Return a dependency that gives `read_body(request, model)`."""
 
     async def read(request: Request) -> M:
-        return validated(model, await read_json_object(request, allow_constants=lenient))
+        return await read_body(request, model, lenient=lenient)
 
     return read
 

@@ -1,5 +1,8 @@
 """Dependencies shared by the routes: database, storage, the caller's identity and rate limits.
 
+They are `async def`, even those that do no waiting: FastAPI runs a plain `def` dependency in its
+thread pool, and a hop there and back costs more than the work of most of them.
+
 Every route declares who may call it: `CurrentUser` (a valid key is required), `OptionalUser`
 (anonymous allowed, e.g. public reads), or the `public` marker for the few routes that need no
 key (health, signed downloads). tests/integration/test_route_inventory.py enforces it.
@@ -7,23 +10,22 @@ key (health, signed downloads). tests/integration/test_route_inventory.py enforc
 
 import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request, Response
-from sqlalchemy import ColumnElement, select
+from fastapi.concurrency import run_in_threadpool
 
-from trainhub.protocol.ids import hash_api_key, is_api_key
 from trainhub.protocol.paths import API_KEY_HEADER
 from trainhub.server.db.engine import Database
-from trainhub.server.db.tables import ApiKeyRow, UserRow, utcnow
 from trainhub.server.errors import ForbiddenError, NotAuthenticatedError, RateLimitedError
-from trainhub.server.ratelimit import RateLimiter
+from trainhub.server.services.heartbeats import HeartbeatBoard
+from trainhub.server.services.identity import KeyCache, Principal, caller_id, lookup_key
 from trainhub.server.settings import Settings
+from trainhub.server.state import request_hub
 from trainhub.server.storage import Storage
 
-LAST_USED_RESOLUTION = timedelta(minutes=1)
+__all__ = ["CurrentUser", "Db", "OptionalUser", "Principal", "caller_id", "public"]
+
 PUBLIC_ENDPOINTS: set[Callable[..., Any]] = set()
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,31 +36,24 @@ def public(endpoint: F) -> F:
     return endpoint
 
 
-@dataclass(frozen=True)
-class Principal:
-    """The user a request acts for."""
-
-    user_id: str
-    name: str
-    is_admin: bool
-    key_id: str
+async def get_settings(request: Request) -> Settings:
+    return request_hub(request).settings
 
 
-def caller_id(user: Principal | None) -> str | None:
-    """Return the id of the calling user, None for an anonymous caller."""
-    return user.user_id if user is not None else None
+async def get_db(request: Request) -> Database:
+    return request_hub(request).db
 
 
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+async def get_storage(request: Request) -> Storage:
+    return request_hub(request).storage
 
 
-def get_db(request: Request) -> Database:
-    return request.app.state.db  # type: ignore[no-any-return]
+async def get_heartbeats(request: Request) -> HeartbeatBoard:
+    return request_hub(request).heartbeats
 
 
-def get_storage(request: Request) -> Storage:
-    return request.app.state.storage  # type: ignore[no-any-return]
+async def get_keys(request: Request) -> KeyCache:
+    return request_hub(request).keys
 
 
 def presented_key(request: Request) -> str | None:
@@ -69,36 +64,11 @@ def presented_key(request: Request) -> str | None:
     return request.headers.get(API_KEY_HEADER)
 
 
-def principal_where(db: Database, condition: ColumnElement[bool]) -> Principal | None:
-    """Return who holds the live (unrevoked) key matching `condition`; note its use."""
-    with db.read() as session:
-        found = session.execute(
-            select(ApiKeyRow, UserRow)
-            .join(UserRow, UserRow.id == ApiKeyRow.user_id)
-            .where(condition, ApiKeyRow.revoked_at.is_(None))
-        ).first()
-    if found is None:
-        return None
-    key_row, user = found
-    now = utcnow()
-    if key_row.last_used_at is None or now - key_row.last_used_at > LAST_USED_RESOLUTION:
-        with db.write() as session:
-            session.get_one(ApiKeyRow, key_row.id).last_used_at = now
-    return Principal(user.id, user.name, user.is_admin, key_row.id)
-
-
-def lookup_key(db: Database, key: str) -> Principal | None:
-    """Return who `key` belongs to, or None when it is unknown or revoked."""
-    if not is_api_key(key):
-        return None
-    return principal_where(db, ApiKeyRow.key_hash == hash_api_key(key))
-
-
 def _rate_limit(
     request: Request, response: Response, identity: str, anonymous: bool
 ) -> dict[str, str]:
     """Count one request for `identity`; 429 past the limit. Return the X-RateLimit-* headers."""
-    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter = request_hub(request).rate_limiter
     decision = limiter.hit(identity, anonymous=anonymous)
     if not decision.allowed:
         raise RateLimitedError(
@@ -114,13 +84,23 @@ def _client_identity(request: Request) -> str:
     return f"ip:{request.client.host if request.client else 'unknown'}"
 
 
-def optional_user(request: Request, response: Response) -> Principal | None:
+async def find_principal(request: Request, key: str) -> Principal | None:
+    """Return who `key` belongs to: from the key cache, else from the database (in a thread)."""
+    hub = request_hub(request)
+    cached, principal = hub.keys.get(key)
+    if not cached:
+        principal = await run_in_threadpool(lookup_key, hub.db, key)
+        hub.keys.put(key, principal)
+    return principal
+
+
+async def optional_user(request: Request, response: Response) -> Principal | None:
     """Return the caller, None when no key was sent; 401 when a key was sent but is not valid."""
     key = presented_key(request)
     if not key:
         _rate_limit(request, response, _client_identity(request), anonymous=True)
         return None
-    principal = lookup_key(get_db(request), key)
+    principal = await find_principal(request, key)
     if principal is None:
         # a wrong key counts like an anonymous request, so guessing keys is rate limited too
         headers = _rate_limit(request, response, _client_identity(request), anonymous=True)
@@ -134,7 +114,9 @@ def optional_user(request: Request, response: Response) -> Principal | None:
     return principal
 
 
-def require_user(principal: Annotated[Principal | None, Depends(optional_user)]) -> Principal:
+async def require_user(
+    principal: Annotated[Principal | None, Depends(optional_user)],
+) -> Principal:
     """Return the caller; 401 when no key was sent."""
     if principal is None:
         raise NotAuthenticatedError(
@@ -144,14 +126,14 @@ def require_user(principal: Annotated[Principal | None, Depends(optional_user)])
     return principal
 
 
-def require_metrics_reader(request: Request) -> None:
+async def require_metrics_reader(request: Request) -> None:
     """Allow `Authorization: Bearer <metrics_token>` or an admin's API key; 401 or 403 else."""
-    settings = get_settings(request)
+    settings = request_hub(request).settings
     presented = presented_key(request) or ""
     token = settings.metrics_token.get_secret_value() if settings.metrics_token else ""
     if token and hmac.compare_digest(presented.encode(), token.encode()):
         return
-    principal = lookup_key(get_db(request), presented) if presented else None
+    principal = await find_principal(request, presented) if presented else None
     if principal is None:
         raise NotAuthenticatedError(
             "GET /metrics needs the metrics token (Authorization: Bearer <metrics_token>) or "
@@ -166,3 +148,5 @@ StorageDep = Annotated[Storage, Depends(get_storage)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CurrentUser = Annotated[Principal, Depends(require_user)]
 OptionalUser = Annotated[Principal | None, Depends(optional_user)]
+Keys = Annotated[KeyCache, Depends(get_keys)]
+Heartbeats = Annotated[HeartbeatBoard, Depends(get_heartbeats)]

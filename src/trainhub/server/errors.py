@@ -10,6 +10,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -78,6 +79,12 @@ class RequestTimeoutError(HubError):
     status = 408
 
 
+class ServiceUnavailableError(HubError):
+    """The hub cannot take this request now; the client should retry (after Retry-After)."""
+
+    status = 503
+
+
 def error_response(
     status: int, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -122,6 +129,21 @@ def install_handlers(app: FastAPI) -> None:
         }
         return error_response(
             exc.status_code, message.get(exc.status_code, str(exc.detail)), dict(exc.headers or {})
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        # locked, unreachable or restarting: the clients retry a 503, and nothing was answered
+        # as stored. Programming errors still surface: they are not connection errors.
+        if (
+            not isinstance(exc, OperationalError | InterfaceError)
+            and not exc.connection_invalidated
+        ):
+            logger.exception("database error on %s %s", request.method, request.url.path)
+            return error_response(500, "internal error; the server log has the details")
+        logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(
+            503, "the database is unavailable; try again shortly", {"Retry-After": "1"}
         )
 
     @app.exception_handler(ClientDisconnect)

@@ -22,6 +22,7 @@ from trainhub.server.errors import (
     UnsupportedMediaTypeError,
     ValidationError,
 )
+from trainhub.server.state import request_hub
 from trainhub.server.storage import BlobWriter, Storage
 
 MAX_FIELD_BYTES = 64 * 1024
@@ -179,7 +180,7 @@ async def read_multipart(
 
     The server's settings give the idle timeout, the body deadline and the most parts allowed.
     """
-    settings = request.app.state.settings
+    settings = request_hub(request).settings
     collector = _Collector(storage, accept_file, settings.max_form_parts, max_files)
     body = iter_body(request, max_bytes, settings.body_idle_timeout_s, settings.body_deadline_s)
     try:

@@ -1,8 +1,8 @@
 """Work a running server does on a timer: the clean-up (services/gc.py) every `gc_interval_s`.
 
-The task starts with the app (its lifespan) and ends with it. Each replica runs its own: that is
-what clears its spool, and the shared parts (blobs, multipart uploads, expired uploads) are
-removed idempotently, so two replicas cleaning at once do no harm. The first run waits one
+The task starts with the app (its lifespan, app.py) and ends with it. Each replica runs its own:
+that is what clears its spool, and the shared parts (blobs, multipart uploads, expired uploads)
+are removed idempotently, so two replicas cleaning at once do no harm. The first run waits one
 interval plus up to a tenth more, so that replicas started together do not clean together.
 """
 
@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from trainhub.server.services.gc import collect_garbage
+from trainhub.server.state import hub_state
 
 logger = logging.getLogger(__name__)
 
@@ -27,13 +28,13 @@ async def clean_up_every(app: FastAPI, interval_s: float) -> None:
     while True:
         await asyncio.sleep(delay_s)
         delay_s = interval_s
+        hub = hub_state(app)
         try:
-            settings = app.state.settings
             collection = await run_in_threadpool(
                 collect_garbage,
-                app.state.db,
-                app.state.storage,
-                grace=timedelta(seconds=settings.gc_grace_s),
+                hub.db,
+                hub.storage,
+                grace=timedelta(seconds=hub.settings.gc_grace_s),
             )
         except Exception:
             logger.warning("the periodic clean-up failed; it runs again later", exc_info=True)
@@ -43,9 +44,9 @@ async def clean_up_every(app: FastAPI, interval_s: float) -> None:
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start the server's timed work with the app and stop it with the app."""
-    interval_s = app.state.settings.gc_interval_s
+async def periodic_work(app: FastAPI) -> AsyncIterator[None]:
+    """Run the server's timed work while the block runs (the app's lifespan)."""
+    interval_s = hub_state(app).settings.gc_interval_s
     task = asyncio.create_task(clean_up_every(app, interval_s)) if interval_s > 0 else None
     try:
         yield

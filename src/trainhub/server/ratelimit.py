@@ -1,18 +1,27 @@
-"""Rate limits per API key (per client address when anonymous), with the `limits` library.
+"""Rate limits per user (per client address when anonymous): fixed windows such as "50/second".
 
-Counters live in memory by default and in Redis when `redis_url` is set, so replicas share them.
-Every answer carries X-RateLimit-*; a 429 also carries Retry-After, because the stock client
-indexes all four headers without defaults (docs/protocol/hub-v1.md §2.3).
+Counters live in this process's memory by default, and in Redis when `redis_url` is set, so
+replicas count together (the `limits` library's fixed-window strategy there). Every answer carries
+X-RateLimit-*; a 429 also carries Retry-After, because the stock client indexes all four headers
+without defaults (docs/protocol/hub-v1.md §2.3).
+
+The memory counters are a dict behind a lock: a hit costs a few microseconds and starts no timer
+thread (the `limits` memory storage starts one per key and window), which matters on the hot path
+of metrics and heartbeats.
 """
 
 import math
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
+
+MAX_MEMORY_KEYS = 100_000  # identities counted at once before expired windows are swept
 
 
 @dataclass(frozen=True)
@@ -36,40 +45,84 @@ class RateDecision:
         return headers
 
 
-class RateLimiter:
-    """Fixed-window limits such as "50/second;1200/minute", checked together."""
+class MemoryWindows:
+    """Fixed-window counters in this process: each window opens at its identity's first hit."""
 
-    def __init__(self, spec: str, anonymous_spec: str, storage_url: str = "memory://") -> None:
-        self._items = parse_many(spec)
-        self._anonymous_items = parse_many(anonymous_spec)
-        self._storage = storage_from_string(storage_url)
-        self._storage_url = storage_url
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._windows: dict[tuple[str, int], tuple[float, int]] = {}  # -> (ends at, count)
+
+    def hit(self, identity: str, index: int, item: RateLimitItem) -> RateDecision:
+        """Count one hit of `identity` against `item` (the `index`th limit of its spec)."""
+        now = self._clock()
+        key = (identity, index)
+        with self._lock:
+            ends_at, count = self._windows.get(key, (0.0, 0))
+            if now >= ends_at:
+                if len(self._windows) >= MAX_MEMORY_KEYS:
+                    self._sweep(now)
+                ends_at, count = now + item.get_expiry(), 0
+            allowed = count < item.amount
+            if allowed:
+                count += 1
+                self._windows[key] = (ends_at, count)
+        return RateDecision(allowed, item.amount, max(0, item.amount - count), ends_at)
+
+    def _sweep(self, now: float) -> None:
+        for key in [k for k, (ends_at, _) in self._windows.items() if ends_at <= now]:
+            del self._windows[key]
+
+
+class RedisWindows:
+    """Fixed-window counters in Redis, shared by every replica (the `limits` library)."""
+
+    def __init__(self, url: str) -> None:
+        self._storage = storage_from_string(url)
         self._limiter = FixedWindowRateLimiter(self._storage)
+        self._url = url
 
     def check(self) -> None:
-        """Raise ValueError, naming the place (no password), when the counters' store is down."""
+        """Raise ValueError, naming the place (no password), when Redis does not answer."""
         if not self._storage.check():
-            parts = urlsplit(self._storage_url)
+            parts = urlsplit(self._url)
             shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
             raise ValueError(
                 f"Redis at {shown} does not answer (TRAINHUB_REDIS_URL); start it, or unset "
                 "redis_url to keep the counters in this process"
             )
 
+    def hit(self, identity: str, index: int, item: RateLimitItem) -> RateDecision:
+        allowed = self._limiter.hit(item, identity)
+        stats = self._limiter.get_window_stats(item, identity)
+        return RateDecision(allowed, item.amount, max(0, stats.remaining), stats.reset_time)
+
+
+class RateLimiter:
+    """Limits such as "50/second;1200/minute", checked together; the tightest is reported."""
+
+    def __init__(self, spec: str, anonymous_spec: str, storage_url: str = "memory://") -> None:
+        self._items = parse_many(spec)
+        self._anonymous_items = parse_many(anonymous_spec)
+        self._windows: MemoryWindows | RedisWindows = (
+            MemoryWindows() if storage_url.startswith("memory://") else RedisWindows(storage_url)
+        )
+
+    def check(self) -> None:
+        """Raise ValueError when the shared counters' Redis does not answer (memory: never)."""
+        if isinstance(self._windows, RedisWindows):
+            self._windows.check()
+
     def hit(self, identity: str, *, anonymous: bool) -> RateDecision:
         """Count one request for `identity` against every limit; report the tightest."""
         items = self._anonymous_items if anonymous else self._items
         tightest: RateDecision | None = None
-        for item in items:
-            allowed = self._limiter.hit(item, identity)
-            decision = self._decision(item, identity, allowed)
-            if not allowed:
+        for index, item in enumerate(items):
+            decision = self._windows.hit(identity, index, item)
+            if not decision.allowed:
                 return decision
             if tightest is None or decision.remaining < tightest.remaining:
                 tightest = decision
-        assert tightest is not None  # parse_many never returns an empty list
+        if tightest is None:  # parse_many never returns an empty list
+            raise ValueError("a rate limit spec must name at least one limit")
         return tightest
-
-    def _decision(self, item: RateLimitItem, identity: str, allowed: bool) -> RateDecision:
-        stats = self._limiter.get_window_stats(item, identity)
-        return RateDecision(allowed, item.amount, max(0, stats.remaining), stats.reset_time)

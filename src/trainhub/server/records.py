@@ -4,26 +4,13 @@ The model record holds the owner's document plus what the server derives: status
 and URLs, cfg, train_args, the six flat config fields, liveness. Pages use the same functions.
 """
 
-from datetime import datetime, timedelta
 from typing import Any
 
 from trainhub.server import modelspec
 from trainhub.server.db.models import ModelContext
-from trainhub.server.db.tables import AgentRow, DatasetRow, ProjectRow, UserRow, utcnow
+from trainhub.server.db.tables import DatasetRow, ProjectRow, UserRow, iso, utcnow
 from trainhub.server.links import Links
-
-LIVENESS_INTERVALS = 2
-
-
-def iso(moment: datetime | None) -> str | None:
-    """Return an ISO 8601 UTC timestamp ending in Z."""
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
-
-
-def is_online(agent: AgentRow, now: datetime) -> bool:
-    """Tell whether an agent beat within two of its intervals and has not said it finished."""
-    window = timedelta(seconds=agent.interval_s * LIVENESS_INTERVALS)
-    return agent.state == "running" and now - agent.last_seen <= window
+from trainhub.server.liveness import is_online
 
 
 def _agents(context: ModelContext) -> list[dict[str, Any]]:

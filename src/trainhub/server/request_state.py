@@ -6,12 +6,12 @@ from fastapi import Depends, Request
 
 from trainhub.server.deps import OptionalUser, caller_id
 from trainhub.server.links import Links
+from trainhub.server.state import request_hub
 
 
-def get_links(request: Request, user: OptionalUser) -> Links:
+async def get_links(request: Request, user: OptionalUser) -> Links:
     """Return download links made for the API caller (they work while the caller may read)."""
-    links: Links = request.app.state.links
-    return links.as_reader(caller_id(user))
+    return request_hub(request).links.as_reader(caller_id(user))
 
 
 LinksDep = Annotated[Links, Depends(get_links)]

@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from trainhub.server.deps import Db, SettingsDep, StorageDep, public
 from trainhub.server.errors import HubError, NotFoundError
 from trainhub.server.services.files import presigned_location, resolve_link
+from trainhub.server.state import request_hub
 from trainhub.server.storage import BlobNotFoundError
 
 router = APIRouter(tags=["files"])
@@ -82,7 +83,7 @@ def download(
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Send one version of a weights file, dataset archive or cover image."""
-    secret: bytes = request.app.state.links.secret
+    secret = request_hub(request).links.secret
     blob = resolve_link(db, secret, token, object_id, label, name)
     etag = f'"{blob.sha256}"'
     headers = {

@@ -12,7 +12,7 @@ from trainhub.protocol import paths
 from trainhub.protocol.envelope import Envelope, IdRecord
 from trainhub.protocol.models import ModelReset
 from trainhub.server.bodies import body_of, json_body_schema
-from trainhub.server.deps import CurrentUser, Db, OptionalUser, StorageDep, caller_id
+from trainhub.server.deps import CurrentUser, Db, Heartbeats, OptionalUser, StorageDep, caller_id
 from trainhub.server.errors import NotImplementedYetError
 from trainhub.server.services import models
 
@@ -36,10 +36,11 @@ def reset_model(
     user: CurrentUser,
     db: Db,
     storage: StorageDep,
+    heartbeats: Heartbeats,
     body: Annotated[ModelReset, Depends(body_of(ModelReset))],
 ) -> dict[str, Any]:
     """Return a model to `new`: metrics, checkpoints and weights are removed."""
-    models.reset_model(db, storage, body.modelId, user.user_id)
+    models.reset_model(db, storage, heartbeats, body.modelId, user.user_id)
     return {"success": True, "message": "model reset", "data": {"id": body.modelId}}
 
 

@@ -3,20 +3,20 @@
 See docs/protocol/hub-v1.md §5.8-§5.9.
 """
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Request, Response
 
 from trainhub.protocol import paths
 from trainhub.protocol.envelope import Envelope
 from trainhub.protocol.metrics import MetricSeries, MetricsUpload, StoredEpochs
-from trainhub.server.bodies import body_of, json_body_schema
+from trainhub.server.bodies import json_body_schema, read_body
 from trainhub.server.deps import CurrentUser, Db, OptionalUser, caller_id
+from trainhub.server.responses import fast_json
 from trainhub.server.services import training
+from trainhub.server.state import request_hub
 
 router = APIRouter(tags=["metrics"])
-# NaN and Infinity literals are accepted here: the stock clients send them (stored as null)
-Upload = Annotated[MetricsUpload, Depends(body_of(MetricsUpload, lenient=True))]
 
 
 @router.post(
@@ -24,11 +24,20 @@ Upload = Annotated[MetricsUpload, Depends(body_of(MetricsUpload, lenient=True))]
     response_model=Envelope[StoredEpochs],
     openapi_extra=json_body_schema(MetricsUpload),
 )
-def upload_metrics(model_id: str, user: CurrentUser, db: Db, upload: Upload) -> dict[str, Any]:
-    """Store metrics for one or more epochs; a re-sent epoch merges into the stored one."""
+async def upload_metrics(
+    model_id: str, user: CurrentUser, request: Request, response: Response
+) -> Response:
+    """Store metrics for one or more epochs; a re-sent epoch merges into the stored one.
+
+    A trainer calls this every epoch, so the route is lean: one dependency (the caller), the
+    body read in the route, an answer encoded by orjson.
+    """
+    # NaN and Infinity literals are accepted here: the stock clients send them (stored as null)
+    upload = await read_body(request, MetricsUpload, lenient=True)
     epochs = training.parse_metrics(upload.metrics)
-    stored = training.record_metrics(db, model_id, user.user_id, epochs)
-    return {"success": True, "message": "metrics stored", "data": {"epochs": stored}}
+    stored = await request_hub(request).metrics.submit(model_id, user.user_id, epochs)
+    body = {"success": True, "message": "metrics stored", "data": {"epochs": stored}}
+    return fast_json(body, response.headers)
 
 
 @router.get(paths.MODEL_METRICS, response_model=Envelope[list[MetricSeries]])

@@ -10,7 +10,7 @@ from trainhub.protocol.envelope import CreatedRecord, DeletedRecord, Envelope, P
 from trainhub.protocol.ids import ID_PATTERN
 from trainhub.protocol.records import ModelRecord
 from trainhub.server.bodies import body_of, json_body_schema
-from trainhub.server.deps import CurrentUser, Db, OptionalUser, StorageDep, caller_id
+from trainhub.server.deps import CurrentUser, Db, Heartbeats, OptionalUser, StorageDep, caller_id
 from trainhub.server.records import model_record
 from trainhub.server.request_state import LinksDep
 from trainhub.server.services import models as service
@@ -79,8 +79,13 @@ def update_model(
 
 @router.delete(paths.MODEL, response_model=Envelope[DeletedRecord])
 def delete_model(
-    model_id: str, user: CurrentUser, db: Db, storage: StorageDep, hard: bool = False
+    model_id: str,
+    user: CurrentUser,
+    db: Db,
+    storage: StorageDep,
+    heartbeats: Heartbeats,
+    hard: bool = False,
 ) -> dict[str, Any]:
     """Delete a model: soft by default (hidden, data kept), hard=True removes everything."""
-    service.delete_model(db, storage, model_id, user.user_id, hard=hard)
+    service.delete_model(db, storage, heartbeats, model_id, user.user_id, hard=hard)
     return {"success": True, "message": "model deleted", "data": {"id": model_id, "hard": hard}}

@@ -10,7 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from trainhub.server.deps import public, require_metrics_reader
-from trainhub.server.telemetry import CONTENT_TYPE, Telemetry
+from trainhub.server.state import request_hub
+from trainhub.server.telemetry import CONTENT_TYPE
 
 router = APIRouter(tags=["health"])
 
@@ -20,7 +21,6 @@ router = APIRouter(tags=["health"])
 @public  # checks the metrics token or an admin's key itself
 async def metrics(request: Request) -> Response:
     """Return every metric in Prometheus' text format."""
-    await run_in_threadpool(require_metrics_reader, request)
-    telemetry: Telemetry = request.app.state.telemetry
-    body = await run_in_threadpool(telemetry.render)
+    await require_metrics_reader(request)
+    body = await run_in_threadpool(request_hub(request).telemetry.render)
     return Response(body, media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})

@@ -37,6 +37,7 @@ from trainhub.server.errors import (
 )
 from trainhub.server.services import uploads
 from trainhub.server.services.weights import read_upload_fields
+from trainhub.server.state import request_hub
 from trainhub.server.storage import Storage
 
 router = APIRouter(tags=["resumable uploads"])
@@ -147,7 +148,7 @@ async def create_upload(
     upload_id = await run_in_threadpool(
         uploads.create_upload, db, storage, user.user_id, length, fields
     )
-    location = request.app.state.links.public_url + paths.UPLOAD.format(upload_id=upload_id)
+    location = request_hub(request).links.public_url + paths.UPLOAD.format(upload_id=upload_id)
     return Response(
         status_code=201, headers={**TUS_HEADERS, "Location": location, "Upload-Offset": "0"}
     )
@@ -192,7 +193,7 @@ async def _append(
         file.seek(offset)
         file.truncate()  # bytes past the acknowledged offset were never acknowledged
         try:
-            settings = request.app.state.settings
+            settings = request_hub(request).settings
             body = iter_body(request, limit, settings.body_idle_timeout_s, settings.body_deadline_s)
             async for batch in in_batches(body):
                 await run_in_threadpool(write, batch)

@@ -12,9 +12,9 @@ from trainhub.protocol.envelope import Envelope, IdRecord
 from trainhub.protocol.records import KeyRecord, UserRecord
 from trainhub.protocol.users import KeyCreate, UserCreate
 from trainhub.server.bodies import body_of, json_body_schema, optional_json_object, validated
-from trainhub.server.db.tables import ApiKeyRow
-from trainhub.server.deps import CurrentUser, Db, SettingsDep, StorageDep
-from trainhub.server.records import iso, user_record
+from trainhub.server.db.tables import ApiKeyRow, iso
+from trainhub.server.deps import CurrentUser, Db, Keys, SettingsDep, StorageDep
+from trainhub.server.records import user_record
 from trainhub.server.services import users
 
 router = APIRouter(tags=["users"])
@@ -65,9 +65,11 @@ def update_user(user_id: str, user: CurrentUser, db: Db, body: UserBody) -> dict
 
 
 @router.delete(paths.USER, response_model=Envelope[IdRecord])
-def delete_user(user_id: str, user: CurrentUser, db: Db, storage: StorageDep) -> dict[str, Any]:
+def delete_user(
+    user_id: str, user: CurrentUser, db: Db, storage: StorageDep, keys: Keys
+) -> dict[str, Any]:
     """Delete a user and everything they own (admins only; not yourself)."""
-    users.delete_user(db, storage, user, user_id)
+    users.delete_user(db, storage, keys, user, user_id)
     return {"success": True, "message": "user deleted", "data": {"id": user_id}}
 
 
@@ -99,7 +101,7 @@ def create_key(
 
 
 @router.delete(paths.KEY, response_model=Envelope[KeyRecord])
-def revoke_key(key_id: str, user: CurrentUser, db: Db) -> dict[str, Any]:
+def revoke_key(key_id: str, user: CurrentUser, db: Db, keys: Keys) -> dict[str, Any]:
     """Revoke one of your API keys; it is refused from then on."""
-    row = users.revoke_key(db, user.user_id, key_id)
+    row = users.revoke_key(db, keys, user.user_id, key_id)
     return {"success": True, "message": "key revoked", "data": key_record(row)}

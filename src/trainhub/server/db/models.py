@@ -5,10 +5,9 @@ garbage; the caller deletes those blobs only after the transaction committed.
 """
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from trainhub.protocol.ids import create_id, is_id
@@ -165,76 +164,6 @@ def record_weights(
         ):
             agent.state = "finished"
     return garbage
-
-
-def _agent_for_new_beat(
-    session: Session, row: ModelRow, name: str, interval_s: float, max_agents: int
-) -> AgentRow:
-    """Return the agent a beat without a known agentId counts for.
-
-    A new agent, while the model has fewer than `max_agents`. At the cap, a client that never
-    sends back its agentId is re-identified by name (its newest agent of that name), and an
-    agent with a new name replaces the one seen longest ago, so a model's agents, and the cost
-    of each of its beats, stay bounded however many beats it gets.
-    """
-    count = session.scalar(
-        select(func.count()).select_from(AgentRow).where(AgentRow.model_seq == row.seq)
-    )
-    if (count or 0) >= max_agents:
-        same_name = session.scalars(
-            select(AgentRow)
-            .where(AgentRow.model_seq == row.seq, AgentRow.name == name)
-            .order_by(AgentRow.last_seen.desc())
-            .limit(1)
-        ).first()
-        if same_name is not None:
-            return same_name
-        oldest = select(AgentRow.id).where(AgentRow.model_seq == row.seq)
-        stale = oldest.order_by(AgentRow.last_seen).limit((count or 0) - max_agents + 1)
-        session.execute(delete(AgentRow).where(AgentRow.id.in_(stale.scalar_subquery())))
-    now = utcnow()
-    agent = AgentRow(
-        id=create_id(), model_seq=row.seq, name=name, interval_s=interval_s, first_seen=now
-    )
-    session.add(agent)
-    return agent
-
-
-def heartbeat(
-    session: Session,
-    row: ModelRow,
-    *,
-    agent_id: str | None,
-    name: str,
-    interval_s: float,
-    state: str,
-    max_agents: int,
-) -> str:
-    """Record a beat and return the agent id the client must send next.
-
-    See docs/protocol/hub-v1.md §5.11 and §16.6.
-    """
-    now = utcnow()
-    name = name.replace("\x00", "")[:200]  # PostgreSQL text cannot hold NUL
-    agent = session.get(AgentRow, agent_id) if agent_id and is_id(agent_id) else None
-    if agent is None or agent.model_seq != row.seq:
-        agent = _agent_for_new_beat(session, row, name, interval_s, max_agents)
-    agent.last_seen, agent.interval_s, agent.state = now, interval_s, state
-    row.last_heartbeat_at = now
-    if state == "running" and row.status != "trained":
-        _start_training(row)
-    if state == "failed" and row.status == "training":
-        row.status = "failed"
-    return agent.id
-
-
-def concurrent_agents(session: Session, row: ModelRow) -> int:
-    """Return how many agents beat for this model within two of their intervals."""
-    now = utcnow()
-    agents = session.scalars(
-        select(AgentRow).where(AgentRow.model_seq == row.seq, AgentRow.state == "running")
-    )
-    return sum(1 for a in agents if now - a.last_seen <= timedelta(seconds=2 * a.interval_s))
 
 
 @dataclass

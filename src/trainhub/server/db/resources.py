@@ -2,7 +2,7 @@
 
 from typing import Any, TypeVar
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from trainhub.protocol.ids import create_id
@@ -65,3 +65,15 @@ def remove(session: Session, row: Resource, *, hard: bool) -> list[str]:
     key = row.blob_key if isinstance(row, DatasetRow) else row.cover_key
     session.delete(row)
     return [key] if key else []
+
+
+def model_counts(session: Session, project_ids: list[str]) -> dict[str, int]:
+    """Return how many live models each project holds."""
+    if not project_ids:
+        return {}
+    rows = session.execute(
+        select(ModelRow.project_id, func.count())
+        .where(ModelRow.project_id.in_(project_ids), ModelRow.deleted_at.is_(None))
+        .group_by(ModelRow.project_id)
+    )
+    return {project_id: count for project_id, count in rows if project_id}

@@ -1,8 +1,9 @@
 """Queries of users and their API keys (keys are stored as sha256 hashes only)."""
 
 import re
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from trainhub.protocol.ids import create_api_key, create_id, hash_api_key, is_id, key_prefix
@@ -95,6 +96,21 @@ def find_user(session: Session, name_or_id: str) -> UserRow | None:
     return session.scalars(
         select(UserRow).where((UserRow.name == name_or_id) | (UserRow.id == name_or_id))
     ).first()
+
+
+def find_live_key(session: Session, key_hash: str) -> tuple[ApiKeyRow, UserRow] | None:
+    """Return the unrevoked key stored under `key_hash` and its user, None when there is none."""
+    found = session.execute(
+        select(ApiKeyRow, UserRow)
+        .join(UserRow, UserRow.id == ApiKeyRow.user_id)
+        .where(ApiKeyRow.key_hash == key_hash, ApiKeyRow.revoked_at.is_(None))
+    ).first()
+    return None if found is None else (found[0], found[1])
+
+
+def note_key_use(session: Session, key_id: str, now: datetime) -> None:
+    """Record that the key `key_id` was used at `now`."""
+    session.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(last_used_at=now))
 
 
 def list_keys(session: Session, user_id: str) -> list[ApiKeyRow]:

@@ -11,6 +11,7 @@ from trainhub.server.db.engine import Database
 from trainhub.server.db.models import ModelContext
 from trainhub.server.db.tables import ModelRow
 from trainhub.server.services.blobs import delete_garbage
+from trainhub.server.services.heartbeats import HeartbeatBoard
 from trainhub.server.storage import Storage
 
 
@@ -82,18 +83,32 @@ def update_model(db: Database, model_id: str, user_id: str, patch: dict[str, Any
 
 
 def delete_model(
-    db: Database, storage: Storage, model_id: str, user_id: str, *, hard: bool
+    db: Database,
+    storage: Storage,
+    heartbeats: HeartbeatBoard,
+    model_id: str,
+    user_id: str,
+    *,
+    hard: bool,
 ) -> None:
     """Delete a model: hidden with its data kept, or with `hard`, removed with its files."""
     with db.write() as session:
         row = owned.load(session, ModelRow, model_id, user_id, write=True)
         garbage = queries.delete_model(session, row, hard=hard)
+    heartbeats.forget(model_id)
     delete_garbage(storage, garbage)
 
 
-def reset_model(db: Database, storage: Storage, model_id: str, user_id: str) -> None:
-    """Return a model to `new`: its metrics, checkpoints, weights and agents are removed."""
+def reset_model(
+    db: Database, storage: Storage, heartbeats: HeartbeatBoard, model_id: str, user_id: str
+) -> None:
+    """Return a model to `new`: its metrics, checkpoints, weights and agents are removed.
+
+    This process forgets the model's agents at once (another process within a second), so a
+    trainer that beats on is a new agent.
+    """
     with db.write() as session:
         row = owned.load(session, ModelRow, model_id, user_id, write=True)
         garbage = queries.reset_model(session, row)
+    heartbeats.forget(model_id)
     delete_garbage(storage, garbage)

@@ -1,14 +1,11 @@
-"""What a running trainer sends: metrics per epoch and heartbeats.
+"""What a running trainer sends: metrics per epoch (heartbeats are in heartbeats.py).
 
-See docs/protocol/hub-v1.md §5.8-§5.11.
+See docs/protocol/hub-v1.md §5.8-§5.9.
 """
 
-import math
-from dataclasses import dataclass
 from typing import Any
 
 from trainhub.protocol.metrics import EpochMetrics, parse_epoch, parse_epoch_metrics
-from trainhub.protocol.models import Heartbeat
 from trainhub.server.db import metrics as metric_queries
 from trainhub.server.db import models as queries
 from trainhub.server.db import owned
@@ -17,7 +14,6 @@ from trainhub.server.db.tables import ModelRow
 from trainhub.server.errors import ValidationError
 
 MAX_EPOCHS_PER_UPLOAD = 10_000
-MIN_INTERVAL_S, MAX_INTERVAL_S = 1.0, 24 * 3600.0
 
 
 def parse_metrics(raw: dict[str, Any]) -> dict[int, EpochMetrics]:
@@ -47,45 +43,3 @@ def read_metrics(db: Database, model_id: str, reader_id: str | None) -> list[dic
     with db.read() as session:
         row = owned.load(session, ModelRow, model_id, reader_id)
         return metric_queries.read_series(session, row.seq)
-
-
-def beat_interval_s(value: float | None, default_s: float) -> float:
-    """Return the seconds to the next beat a heartbeat announces, kept within sane bounds."""
-    if value is None:
-        return default_s
-    if not math.isfinite(value):
-        raise ValidationError("'interval' must be the number of seconds between beats")
-    return min(max(float(value), MIN_INTERVAL_S), MAX_INTERVAL_S)
-
-
-@dataclass(frozen=True)
-class Beat:
-    """What a heartbeat did: the agent id to send next, and how many agents train the model."""
-
-    agent_id: str
-    concurrent_agents: int
-
-
-def record_beat(
-    db: Database,
-    model_id: str,
-    user_id: str,
-    beat: Heartbeat,
-    *,
-    default_interval_s: float,
-    max_agents: int,
-) -> Beat:
-    """Record that a trainer is alive (or finished, or failed) for a model."""
-    interval_s = beat_interval_s(beat.interval, default_interval_s)
-    with db.write() as session:
-        row = owned.load(session, ModelRow, model_id, user_id, write=True)
-        issued = queries.heartbeat(
-            session,
-            row,
-            agent_id=beat.agentId,
-            name=beat.agent,
-            interval_s=interval_s,
-            state=beat.state,
-            max_agents=max_agents,
-        )
-        return Beat(issued, queries.concurrent_agents(session, row))

@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session
 from trainhub.server.db import users as queries
 from trainhub.server.db.engine import Database
 from trainhub.server.db.tables import ApiKeyRow, UserRow
-from trainhub.server.deps import Principal
 from trainhub.server.errors import ForbiddenError, NotFoundError, ValidationError
 from trainhub.server.services.blobs import delete_garbage
+from trainhub.server.services.identity import KeyCache, Principal
 from trainhub.server.storage import Storage
 
 
@@ -68,7 +68,9 @@ def update_user(
         return row
 
 
-def delete_user(db: Database, storage: Storage, caller: Principal, user_id: str) -> None:
+def delete_user(
+    db: Database, storage: Storage, keys: KeyCache, caller: Principal, user_id: str
+) -> None:
     """Delete a user and everything they own (admins only; not yourself)."""
     require_admin(caller)
     if user_id == caller.user_id:
@@ -77,6 +79,7 @@ def delete_user(db: Database, storage: Storage, caller: Principal, user_id: str)
         row = _load(session, user_id, caller)
         uploads = queries.unfinished_uploads(session, row.id)
         garbage = queries.delete_user(session, row)
+    keys.forget(user_id=user_id)  # this process refuses the keys at once, others within a second
     delete_garbage(storage, garbage)
     for upload_id in uploads:  # their rows went with the user; the bytes received go too
         storage.partial_path(upload_id).unlink(missing_ok=True)
@@ -94,10 +97,14 @@ def create_key(db: Database, user_id: str, name: str, *, max_live: int) -> tuple
         return queries.create_key(session, user_id, name, max_live=max_live)
 
 
-def revoke_key(db: Database, user_id: str, key_id: str) -> ApiKeyRow:
-    """Revoke one of the user's keys by id or prefix; it is refused from then on."""
+def revoke_key(db: Database, keys: KeyCache, user_id: str, key_id: str) -> ApiKeyRow:
+    """Revoke one of the user's keys by id or prefix; it is refused from then on.
+
+    This process refuses it at once; other processes and replicas within KEY_TTL_S.
+    """
     with db.write() as session:
         row = queries.revoke_key(session, user_id, key_id)
     if row is None:
         raise NotFoundError("API key", key_id)
+    keys.forget(key_id=row.id)
     return row

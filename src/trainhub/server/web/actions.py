@@ -1,7 +1,7 @@
 """Model actions from the dashboard: rename, public/private, reset, delete.
 
-Each is a POST form with the session's CSRF token, and each calls the same `db/` functions as the
-API (`owned.load(write=True)` for the permission check, then `db.models`), so they cannot drift.
+Each is a POST form with the session's CSRF token, and each calls the same operation as the API
+(services/models.py), so they cannot drift.
 """
 
 from typing import Annotated
@@ -9,11 +9,9 @@ from typing import Annotated
 from fastapi import Depends, Form
 from fastapi.responses import RedirectResponse
 
-from trainhub.server.db import models as queries
-from trainhub.server.db import owned
-from trainhub.server.db.tables import ModelRow
-from trainhub.server.deps import Db, StorageDep
+from trainhub.server.deps import Db, Heartbeats, StorageDep
 from trainhub.server.errors import ValidationError
+from trainhub.server.services import models
 from trainhub.server.web.auth import SignedIn
 from trainhub.server.web.csrf import require_csrf
 from trainhub.server.web.routing import create_router, see_other
@@ -35,9 +33,7 @@ def rename_model(
     """Rename a model."""
     if not name.strip():
         raise ValidationError("a model needs a name; type one")
-    with db.write() as session:
-        row = owned.load(session, ModelRow, model_id, user.user_id, write=True)
-        queries.update_model(session, row, {"meta": {"name": name.strip()}}, user.user_id)
+    models.update_model(db, model_id, user.user_id, {"meta": {"name": name.strip()}})
     return see_other(f"/models/{model_id}?notice=renamed")
 
 
@@ -48,23 +44,22 @@ def set_visibility(
     """Make a model public (readable by every user) or private."""
     if public not in ("true", "false"):
         raise ValidationError("choose public or private")
-    with db.write() as session:
-        row = owned.load(session, ModelRow, model_id, user.user_id, write=True)
-        queries.update_model(session, row, {"public": public == "true"}, user.user_id)
+    models.update_model(db, model_id, user.user_id, {"public": public == "true"})
     return see_other(f"/models/{model_id}?notice=visibility")
 
 
 @router.post("/models/{model_id}/reset", dependencies=PROTECTED)
 def reset_model(
-    model_id: str, user: SignedIn, db: Db, storage: StorageDep, confirm: Confirm = None
+    model_id: str,
+    user: SignedIn,
+    db: Db,
+    storage: StorageDep,
+    heartbeats: Heartbeats,
+    confirm: Confirm = None,
 ) -> RedirectResponse:
     """Return a model to `new`: its metrics, checkpoints, weights and agents are removed."""
     _confirmed(confirm, "reset")
-    with db.write() as session:
-        row = owned.load(session, ModelRow, model_id, user.user_id, write=True)
-        garbage = queries.reset_model(session, row)
-    for key in garbage:
-        storage.delete(key)
+    models.reset_model(db, storage, heartbeats, model_id, user.user_id)
     return see_other(f"/models/{model_id}?notice=reset")
 
 
@@ -74,14 +69,11 @@ def delete_model(
     user: SignedIn,
     db: Db,
     storage: StorageDep,
+    heartbeats: Heartbeats,
     confirm: Confirm = None,
     hard: Annotated[str | None, Form(max_length=10)] = None,
 ) -> RedirectResponse:
     """Delete a model: hidden with its data kept, or with `hard`, removed with its files."""
     _confirmed(confirm, "delete")
-    with db.write() as session:
-        row = owned.load(session, ModelRow, model_id, user.user_id, write=True)
-        garbage = queries.delete_model(session, row, hard=hard == "yes")
-    for key in garbage:
-        storage.delete(key)
+    models.delete_model(db, storage, heartbeats, model_id, user.user_id, hard=hard == "yes")
     return see_other("/models?notice=model-deleted")

@@ -7,22 +7,19 @@ signing out or revoking the key ends the session at once, on every replica (they
 database). See docs/decisions/0011-server-side-dashboard-sessions.md.
 """
 
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
 
-from trainhub.server.db import sessions
-from trainhub.server.db.engine import Database
-from trainhub.server.db.tables import utcnow
-from trainhub.server.deps import Principal, get_db, get_settings
+from trainhub.server.deps import Principal
 from trainhub.server.errors import NotAuthenticatedError
 from trainhub.server.links import Links
+from trainhub.server.services import sessions
+from trainhub.server.services.sessions import SessionUser
+from trainhub.server.state import request_hub
 from trainhub.server.web import limits
 
 COOKIE_NAME = "trainhub_session"
-LAST_SEEN_RESOLUTION_S = 60.0  # how stale `last_seen_at` may get before a request updates it
 _UNKNOWN = object()
 
 
@@ -33,43 +30,21 @@ class SignInRequired(NotAuthenticatedError):
         super().__init__("sign in to the dashboard with an API key at /login")
 
 
-@dataclass(frozen=True)
-class SessionUser(Principal):
-    """The signed-in user of a dashboard request, and the session they are signed in with."""
-
-    session_id: str
-
-
 def secret_of(request: Request) -> bytes:
     """Return the server's signing secret (shared by replicas)."""
-    return request.app.state.links.secret  # type: ignore[no-any-return]
+    return request_hub(request).links.secret
 
 
 def is_https(request: Request) -> bool:
     """Tell whether the server's public URL is https (cookies are then Secure)."""
-    return str(request.app.state.links.public_url).startswith("https://")
-
-
-def load_session(db: Database, token: str, idle_s: int) -> SessionUser | None:
-    """Return who the live session named by `token` belongs to; note its use once a minute."""
-    now = utcnow()
-    with db.read() as session:
-        found = sessions.find_live_session(session, token, idle_s=idle_s, now=now)
-    if found is None:
-        return None
-    row, user = found
-    resolution = timedelta(seconds=min(LAST_SEEN_RESOLUTION_S, idle_s / 4))
-    if now - row.last_seen_at > resolution:
-        with db.write() as session:
-            sessions.touch_session(session, row.id, row.key_id, now)
-    return SessionUser(user.id, user.name, user.is_admin, row.key_id, row.id)
+    return request_hub(request).links.public_url.startswith("https://")
 
 
 def is_session_live(request: Request, session_id: str) -> bool:
     """Tell whether the session `session_id` is still live (open event streams ask)."""
-    idle_s = get_settings(request).web_session_idle_s
-    with get_db(request).read() as session:
-        return sessions.is_live(session, session_id, idle_s=idle_s, now=utcnow())
+    return sessions.is_live(
+        request_hub(request).db, session_id, request_hub(request).settings.web_session_idle_s
+    )
 
 
 def session_user(request: Request) -> SessionUser | None:
@@ -78,8 +53,8 @@ def session_user(request: Request) -> SessionUser | None:
     if cached is not _UNKNOWN:
         return cached  # type: ignore[return-value]  # only this function stores it
     token = request.cookies.get(COOKIE_NAME)
-    idle_s = get_settings(request).web_session_idle_s
-    user = load_session(get_db(request), token, idle_s) if token else None
+    idle_s = request_hub(request).settings.web_session_idle_s
+    user = sessions.find_session(request_hub(request).db, token, idle_s) if token else None
     request.state.session_user = user
     return user
 
@@ -98,16 +73,13 @@ def start_session(request: Request, response: Response, owner: Principal) -> Non
 
     A new session at every sign-in means a new cookie and a new CSRF token (no session fixation).
     """
-    settings = get_settings(request)
-    now = utcnow()
-    previous = session_user(request)
-    with get_db(request).write() as session:
-        if previous is not None:
-            sessions.end_session(session, previous.session_id, now)
-        sessions.delete_expired(session, now)
-        _, token = sessions.create_session(
-            session, owner.user_id, owner.key_id, max_age_s=settings.web_session_max_age_s, now=now
-        )
+    settings = request_hub(request).settings
+    token = sessions.start_session(
+        request_hub(request).db,
+        owner,
+        max_age_s=settings.web_session_max_age_s,
+        previous=session_user(request),
+    )
     response.set_cookie(
         COOKIE_NAME,
         token,
@@ -121,8 +93,7 @@ def start_session(request: Request, response: Response, owner: Principal) -> Non
 
 def end_session(request: Request, response: Response, user: SessionUser) -> None:
     """Sign the browser out: end its session in the database and clear the cookie."""
-    with get_db(request).write() as session:
-        sessions.end_session(session, user.session_id, utcnow())
+    sessions.end_session(request_hub(request).db, user)
     clear_session_cookie(request, response)
 
 
@@ -136,9 +107,9 @@ def clear_session_cookie(request: Request, response: Response) -> None:
 SignedIn = Annotated[SessionUser, Depends(page_user)]
 
 
-def page_links(request: Request, user: SignedIn) -> Links:
+async def page_links(request: Request, user: SignedIn) -> Links:
     """Return download links made for the signed-in user."""
-    links: Links = request.app.state.links
+    links = request_hub(request).links
     return links.as_reader(user.user_id)
 
 

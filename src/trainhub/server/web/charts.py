@@ -7,28 +7,13 @@ dips survive downsampling (the min/max envelope of the raw data is preserved exa
 """
 
 import itertools
-import json
-import math
-from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from trainhub.server.db.tables import MetricRow
+from trainhub.server.db.metrics import Columns, Value
 
 GROUPS = ("train", "val", "metrics", "model", "other")
 SLOTS_PER_BUCKET = 4
 DEFAULT_MAX_POINTS = 500
-Value = float | None
-
-
-@dataclass
-class Columns:
-    """Metric series sharing one column of epochs."""
-
-    epochs: list[int] = field(default_factory=list)
-    series: dict[str, list[Value]] = field(default_factory=dict)
 
 
 def group_of(name: str) -> str:
@@ -43,44 +28,6 @@ def grouped(names: list[str]) -> dict[str, list[str]]:
     for name in sorted(names):
         groups[group_of(name)].append(name)
     return {g: n for g, n in groups.items() if n}
-
-
-def _number(value: Any) -> Value:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def columns_of(rows: list[tuple[int, dict[str, Any]]]) -> Columns:
-    """Turn (epoch, {name: value}) rows, ordered by epoch, into columns (gaps are None).
-
-    Stored values are already finite numbers or None (metrics are validated when written);
-    anything else is turned into a gap.
-    """
-    names = sorted({name for _, values in rows for name in values})
-    series = {name: [values.get(name) for _, values in rows] for name in names}
-    for name, column in series.items():
-        if not all(type(v) is float or v is None for v in column):
-            series[name] = [_number(v) for v in column]
-    return Columns([epoch for epoch, _ in rows], series)
-
-
-def read_columns(
-    session: Session, model_seq: int, first: int | None = None, last: int | None = None
-) -> Columns:
-    """Read a model's metrics between epochs `first` and `last` (inclusive) as columns."""
-    query = select(MetricRow.epoch, MetricRow.values).where(MetricRow.model_seq == model_seq)
-    if first is not None:
-        query = query.where(MetricRow.epoch >= first)
-    if last is not None:
-        query = query.where(MetricRow.epoch <= last)
-    rows = session.execute(query.order_by(MetricRow.epoch)).all()
-    return columns_of([(epoch, _object(text)) for epoch, text in rows])
-
-
-def _object(text: str) -> dict[str, Any]:
-    value = json.loads(text, parse_constant=lambda _: None)  # NaN and Infinity become gaps
-    return value if isinstance(value, dict) else {}
 
 
 def _bounds(count: int, buckets: int) -> list[tuple[int, int]]:
@@ -134,16 +81,3 @@ def payload(columns: Columns, max_points: int, total: int | None = None) -> dict
         "total": len(columns.epochs) if total is None else total,
         "downsampled": shown is not columns,
     }
-
-
-def latest_values(session: Session, model_seq: int) -> tuple[int | None, dict[str, Value]]:
-    """Return the newest epoch with metrics and its values (the no-script table)."""
-    row = session.execute(
-        select(MetricRow.epoch, MetricRow.values)
-        .where(MetricRow.model_seq == model_seq)
-        .order_by(MetricRow.epoch.desc())
-        .limit(1)
-    ).first()
-    if row is None:
-        return None, {}
-    return row[0], {name: _number(v) for name, v in sorted(_object(row[1]).items())}

@@ -1,19 +1,19 @@
 """Compare models (`/compare`): overlay one metric of several models on one chart."""
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from sqlalchemy.orm import Session
 
-from trainhub.server.db.tables import ModelRow, utcnow
+from trainhub.server.db.metrics import MAIN_METRIC
+from trainhub.server.db.tables import utcnow
 from trainhub.server.deps import Db
+from trainhub.server.services import dashboard
 from trainhub.server.web import charts, limits
 from trainhub.server.web.auth import SignedIn
-from trainhub.server.web.listing import visible_models
 from trainhub.server.web.render import render
 from trainhub.server.web.routing import create_router
-from trainhub.server.web.summaries import MAIN_METRIC, summarize
 
 router = create_router()
 MAX_MODELS = 10
@@ -30,19 +30,13 @@ def pick_metric(names: list[str], wanted: str | None) -> str | None:
     return names[0] if names else None
 
 
-def overlay(session: Session, rows: list[ModelRow], metric: str) -> charts.Columns:
-    """Return one column per model (keyed by model id) of `metric`, on the union of epochs."""
-    per_model = {row.id: charts.read_columns(session, row.seq) for row in rows}
-    epochs = sorted({e for columns in per_model.values() for e in columns.epochs})
-    merged = charts.Columns(epochs=epochs)
-    for model_id, columns in per_model.items():
-        by_epoch = dict(zip(columns.epochs, columns.series.get(metric, []), strict=False))
-        merged.series[model_id] = [by_epoch.get(e) for e in epochs]
-    return merged
-
-
 def _unique(ids: list[str] | None) -> list[str]:
     return list(dict.fromkeys(ids or []))[:MAX_MODELS]
+
+
+def chart_source(model_ids: list[str], metric: str) -> str:
+    """Return the URL of the overlay's data: one `ids` parameter per model, then the metric."""
+    return "/compare/chart.json?" + urlencode({"ids": model_ids, "metric": metric}, doseq=True)
 
 
 @router.get("/compare", response_class=HTMLResponse)
@@ -50,20 +44,19 @@ def compare_page(
     request: Request, user: SignedIn, db: Db, ids: Ids = None, metric: Metric = None
 ) -> Response:
     """Show the chosen models side by side and overlay one metric."""
-    with db.read() as session:
-        rows = visible_models(session, user.user_id, _unique(ids))
-        summaries = summarize(session, rows, user.user_id, utcnow())
-        latest = {row.id: charts.latest_values(session, row.seq)[1] for row in rows}
-    names = sorted({name for values in latest.values() for name in values})
+    compared = dashboard.comparison(db, user.user_id, _unique(ids), utcnow())
+    names = sorted({name for values in compared.latest.values() for name in values})
     chosen = pick_metric(names, metric)
+    shown = [s.id for s in compared.summaries]
     return render(
         request,
         "compare.html",
         user,
-        summaries=summaries,
+        summaries=compared.summaries,
         names=names,
         metric=chosen,
-        latest={model_id: values.get(chosen or "") for model_id, values in latest.items()},
+        chart_src=chart_source(shown, chosen) if chosen else None,
+        latest={model_id: values.get(chosen or "") for model_id, values in compared.latest.items()},
         too_many=len(set(ids or [])) > MAX_MODELS,
     )
 
@@ -79,11 +72,9 @@ def compare_data(
 ) -> JSONResponse:
     """Return `metric` of each chosen model as columns on a shared epoch axis."""
     limits.check_chart_rate(request, user.user_id)
-    with db.read() as session:
-        rows = visible_models(session, user.user_id, _unique(ids))
-        columns = overlay(session, rows, metric)
+    columns, names = dashboard.overlay(db, user.user_id, _unique(ids), metric)
     data: dict[str, Any] = charts.payload(columns, points)
     data.pop("groups")
-    data["names"] = {row.id: row.name for row in rows}
+    data["names"] = names
     data["metric"] = metric
     return JSONResponse(data, headers={"Cache-Control": "no-store"})

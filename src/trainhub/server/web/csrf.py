@@ -14,7 +14,9 @@ from urllib.parse import urlsplit
 from fastapi import Request
 
 from trainhub.server.errors import ForbiddenError
-from trainhub.server.web.auth import SessionUser, SignedIn, secret_of
+from trainhub.server.services.sessions import SessionUser
+from trainhub.server.state import request_hub
+from trainhub.server.web.auth import SignedIn, secret_of
 
 FIELD = "csrf_token"
 HEADER = "x-csrf-token"
@@ -52,7 +54,7 @@ def is_same_origin(request: Request) -> bool:
     if origin is None:
         return True
     own = {
-        _origin_of(str(request.app.state.links.public_url)),
+        _origin_of(request_hub(request).links.public_url),
         f"{request.url.scheme}://{request.headers.get('host', '')}".lower(),
     }
     return origin.lower() in own

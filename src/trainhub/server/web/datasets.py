@@ -16,14 +16,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from trainhub.protocol.ids import ID_PATTERN
 from trainhub.server.archives import is_archive_name
-from trainhub.server.db import owned
 from trainhub.server.db.tables import DatasetRow
 from trainhub.server.deps import Db, SettingsDep, StorageDep
 from trainhub.server.errors import ValidationError
 from trainhub.server.links import ARCHIVE_SUFFIXES
 from trainhub.server.multipart import MultipartForm, UploadedFile, read_multipart
 from trainhub.server.records import dataset_record
-from trainhub.server.services import datasets
+from trainhub.server.services import datasets, resources
 from trainhub.server.web import csrf
 from trainhub.server.web.auth import PageLinks, SignedIn
 from trainhub.server.web.render import render
@@ -45,11 +44,10 @@ def datasets_page(
     notice: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     """List the user's datasets with download links, and offer an upload form."""
-    with db.read() as session:
-        page = owned.list_page(
-            session, DatasetRow, user.user_id, limit=PAGE_SIZE, last_doc_id=after, public=False
-        )
-        datasets = [dataset_record(row, links) for row in page.rows]
+    page = resources.list_page(
+        db, DatasetRow, user.user_id, limit=PAGE_SIZE, after=after, public=False
+    )
+    datasets = [dataset_record(row, links) for row in page.rows]
     return render(
         request,
         "datasets.html",

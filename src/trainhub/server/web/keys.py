@@ -5,11 +5,12 @@ from typing import Annotated
 from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from trainhub.server.db import users as queries
-from trainhub.server.deps import Db, SettingsDep
-from trainhub.server.errors import NotFoundError
+from trainhub.server.deps import Db, Keys, SettingsDep
+from trainhub.server.services import users
+from trainhub.server.services.sessions import SessionUser
+from trainhub.server.state import request_hub
 from trainhub.server.web import snippets
-from trainhub.server.web.auth import SessionUser, SignedIn, clear_session_cookie
+from trainhub.server.web.auth import SignedIn, clear_session_cookie
 from trainhub.server.web.csrf import require_csrf
 from trainhub.server.web.render import render
 from trainhub.server.web.routing import create_router, see_other
@@ -26,8 +27,7 @@ def _settings_page(
     new_key: str | None = None,
     notice: str | None = None,
 ) -> Response:
-    with db.read() as session:
-        keys = queries.list_keys(session, user.user_id)
+    keys = users.list_keys(db, user.user_id)
     return render(
         request,
         "settings.html",
@@ -35,7 +35,7 @@ def _settings_page(
         keys=keys,
         new_key=new_key,
         notice=notice,
-        env=snippets.environment(request.app.state.links.public_url),
+        env=snippets.environment(request_hub(request).links.public_url),
     )
 
 
@@ -55,20 +55,14 @@ def create_key(
     name: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """Create an API key and show it this once (the page is not cached)."""
-    with db.write() as session:
-        _, key = queries.create_key(
-            session, user.user_id, name.strip(), max_live=settings.max_keys_per_user
-        )
+    _, key = users.create_key(db, user.user_id, name.strip(), max_live=settings.max_keys_per_user)
     return _settings_page(request, user, db, new_key=key)
 
 
 @router.post("/settings/keys/{key_id}/revoke", dependencies=PROTECTED)
-def revoke_key(request: Request, key_id: str, user: SignedIn, db: Db) -> Response:
+def revoke_key(request: Request, key_id: str, user: SignedIn, db: Db, keys: Keys) -> Response:
     """Revoke one of the user's keys; revoking the session's own key signs the browser out."""
-    with db.write() as session:
-        row = queries.revoke_key(session, user.user_id, key_id)
-        if row is None:
-            raise NotFoundError("API key", key_id)
+    row = users.revoke_key(db, keys, user.user_id, key_id)
     if row.id != user.key_id:
         return see_other("/settings?notice=revoked")
     response = see_other("/login?signed_out=1")

@@ -8,6 +8,7 @@ settings on first use, once per app.
 """
 
 import threading
+import weakref
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
@@ -15,10 +16,12 @@ from fastapi import FastAPI, Request
 from trainhub.server.errors import RateLimitedError
 from trainhub.server.ratelimit import RateLimiter
 from trainhub.server.settings import Settings
+from trainhub.server.state import hub_state
 from trainhub.server.web.streams import StreamSlots, create_slots
 
 STREAM_RETRY_AFTER_S = 30
 _build_lock = threading.Lock()
+_built: "weakref.WeakKeyDictionary[FastAPI, WebLimits]" = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -43,12 +46,12 @@ def create_limits(settings: Settings) -> WebLimits:
 
 def limits_of(app: FastAPI) -> WebLimits:
     """Return the dashboard's limiters of `app`, built on first use."""
-    limits: WebLimits | None = getattr(app.state, "web_limits", None)
+    limits = _built.get(app)
     if limits is None:
         with _build_lock:
-            limits = getattr(app.state, "web_limits", None)
+            limits = _built.get(app)
             if limits is None:
-                limits = app.state.web_limits = create_limits(app.state.settings)
+                limits = _built[app] = create_limits(hub_state(app).settings)
     return limits
 
 

@@ -18,8 +18,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from trainhub.server.services.sessions import SessionUser
 from trainhub.server.web import limits
-from trainhub.server.web.auth import SessionUser, is_session_live
+from trainhub.server.web.auth import is_session_live
 
 POLL_INTERVAL_S = 1.0
 STREAM_LIFETIME_S = 600.0

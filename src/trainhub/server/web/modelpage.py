@@ -5,21 +5,19 @@ from typing import Annotated, Any
 
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
-from trainhub.server.db import owned
-from trainhub.server.db.models import ModelContext, load_context
-from trainhub.server.db.tables import MetricRow, ModelRow, utcnow
+from trainhub.protocol.weights import WeightKind
+from trainhub.server.db.models import ModelContext
+from trainhub.server.db.tables import iso, utcnow
 from trainhub.server.deps import Db
-from trainhub.server.errors import NotFoundError
 from trainhub.server.links import Links
-from trainhub.server.records import is_online, iso, model_record
+from trainhub.server.liveness import is_online
+from trainhub.server.records import model_record
+from trainhub.server.services import dashboard
 from trainhub.server.web import charts, limits, live, snippets
 from trainhub.server.web.auth import PageLinks, SignedIn
 from trainhub.server.web.render import render
 from trainhub.server.web.routing import create_router
-from trainhub.server.web.summaries import summarize
 
 router = create_router()
 NOTICES = {
@@ -32,10 +30,13 @@ Epoch = Annotated[int | None, Query(ge=0, le=10_000_000)]
 
 def weight_rows(context: ModelContext, links: Links) -> list[dict[str, Any]]:
     """Return the checkpoint and final weights of a model, with signed download URLs."""
-    labels = {"best": "final weights (best.pt)", "last": "last checkpoint (last.pt)"}
+    labels = {
+        WeightKind.FINAL: "final weights (best.pt)",
+        WeightKind.CHECKPOINT: "last checkpoint (last.pt)",
+    }
     return [
         {
-            "label": labels[kind],
+            "label": labels[WeightKind(kind)],
             "epoch": weight.epoch,
             "size": weight.size_bytes,
             "sha256": weight.sha256,
@@ -78,27 +79,24 @@ def model_page(
 ) -> Response:
     """Show a model: live charts, liveness, weights, arguments, code to use it, actions."""
     now = utcnow()
-    with db.read() as session:
-        row = owned.load(session, ModelRow, model_id, user.user_id)
-        context = load_context(session, row, user.user_id)
-        record = model_record(context, links)
-        summary = summarize(session, [row], user.user_id, now)[0]
-        latest_epoch, latest = charts.latest_values(session, row.seq)
+    view = dashboard.model_view(db, model_id, user.user_id, now)
+    context = view.context
+    record = model_record(context, links)
     return render(
         request,
         "model.html",
         user,
         model=record,
-        summary=summary,
-        is_owner=row.owner_id == user.user_id,
+        summary=view.summary,
+        is_owner=context.row.owner_id == user.user_id,
         weights=weight_rows(context, links),
         weight_versions=weight_versions(context),
         agents=agent_rows(context, now),
-        latest_epoch=latest_epoch,
-        latest=charts.grouped(list(latest)),
-        latest_values=latest,
+        latest_epoch=view.latest_epoch,
+        latest=charts.grouped(list(view.latest)),
+        latest_values=view.latest,
         notice=NOTICES.get(notice or ""),
-        created=row.created_at,
+        created=context.row.created_at,
         snippets={
             "yolo": snippets.yolo_train(record["url"]),
             "env": snippets.environment(links.public_url),
@@ -119,54 +117,36 @@ def chart_data(
 ) -> JSONResponse:
     """Return the model's metrics as columns, downsampled to about `points` per series."""
     limits.check_chart_rate(request, user.user_id)
-    with db.read() as session:
-        row = owned.load(session, ModelRow, model_id, user.user_id)
-        columns = charts.read_columns(session, row.seq, first, last)
-        version = metrics_state(session, row.seq)
+    columns, version = dashboard.chart_columns(db, model_id, user.user_id, first, last)
     data = charts.payload(columns, points)
     data["version"] = version  # what the `metrics` live event says when nothing changed
     return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
 
-def metrics_state(session: Session, model_seq: int) -> dict[str, Any]:
-    """Return the newest epoch, the number of epochs and the last change of a model's metrics."""
-    newest, count, changed = session.execute(
-        select(func.max(MetricRow.epoch), func.count(), func.max(MetricRow.updated_at)).where(
-            MetricRow.model_seq == model_seq
-        )
-    ).one()
-    changed_text = changed.isoformat() if isinstance(changed, datetime) else changed
-    return {"epoch": newest, "count": count, "changed": str(changed_text)}
-
-
-def model_state(session: Session, model_id: str, user_id: str) -> live.Snapshot:
+def live_state(db: Db, model_id: str, user_id: str) -> live.Snapshot:
     """Return what the model page shows live: summary, liveness and the state of its metrics."""
     now = utcnow()
-    try:
-        row = owned.load(session, ModelRow, model_id, user_id)
-    except NotFoundError:
+    state = dashboard.model_state(db, model_id, user_id, now)
+    if state.context is None or state.summary is None:
         return {("gone", model_id): {"id": model_id}}
-    context = load_context(session, row, user_id)
-    event = summarize(session, [row], user_id, now)[0].event()
+    event = state.summary.event()
     event["agents"] = [
         {**agent, "first_seen": iso(agent["first_seen"]), "last_seen": iso(agent["last_seen"])}
-        for agent in agent_rows(context, now)
+        for agent in agent_rows(state.context, now)
     ]
     return {
         ("model", model_id): event,
-        ("metrics", model_id): metrics_state(session, row.seq),
-        ("weights", model_id): {"versions": weight_versions(context)},
+        ("metrics", model_id): state.metrics,
+        ("weights", model_id): {"versions": weight_versions(state.context)},
     }
 
 
 @router.get("/models/{model_id}/events", response_class=StreamingResponse)
 def model_events(request: Request, model_id: str, user: SignedIn, db: Db) -> Response:
     """Stream the model's changes: status, epoch, heartbeats, agents, new metrics."""
-    with db.read() as session:
-        owned.load(session, ModelRow, model_id, user.user_id)
+    dashboard.check_readable(db, model_id, user.user_id)
 
     def snapshot() -> live.Snapshot:
-        with db.read() as session:
-            return model_state(session, model_id, user.user_id)
+        return live_state(db, model_id, user.user_id)
 
     return live.event_stream(request, user, snapshot)

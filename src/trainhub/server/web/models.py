@@ -6,20 +6,15 @@ from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from trainhub.protocol.ids import ID_PATTERN
+from trainhub.server.db.listing import STATUSES, ModelFilters
 from trainhub.server.db.tables import utcnow
 from trainhub.server.deps import Db
+from trainhub.server.services import dashboard
+from trainhub.server.state import request_hub
 from trainhub.server.web import live, snippets
 from trainhub.server.web.auth import SignedIn
-from trainhub.server.web.listing import (
-    STATUSES,
-    ModelFilters,
-    list_models,
-    user_projects,
-    visible_models,
-)
 from trainhub.server.web.render import render
 from trainhub.server.web.routing import create_router
-from trainhub.server.web.summaries import summarize
 
 router = create_router()
 Filter = Annotated[str | None, Query(max_length=40)]
@@ -42,24 +37,20 @@ def models_page(
 ) -> Response:
     """List the user's models (or public ones), filtered, newest first, one page at a time."""
     filters = ModelFilters.parse(project, status, scope)
-    now = utcnow()
-    with db.read() as session:
-        page = list_models(session, user.user_id, filters, after, now)
-        summaries = summarize(session, page.rows, user.user_id, now)
-        projects = user_projects(session, user.user_id)
+    page = dashboard.model_list(db, user.user_id, filters, after, utcnow())
     return render(
         request,
         "models.html",
         user,
-        summaries=summaries,
+        summaries=page.summaries,
         total=page.total,
-        next_cursor=page.last_record_id,
+        next_cursor=page.next_cursor,
         after=after,
         filters=filters,
         statuses=STATUSES,
-        projects=projects,
+        projects=page.projects,
         notice=NOTICES.get(notice or ""),
-        first_run=snippets.first_run(request.app.state.links.public_url),
+        first_run=snippets.first_run(request_hub(request).links.public_url),
     )
 
 
@@ -78,14 +69,9 @@ def models_events(
     watched = [i for i in ids.split(",") if i][:MAX_WATCHED]
 
     def snapshot() -> live.Snapshot:
-        now = utcnow()
-        with db.read() as session:
-            rows = visible_models(session, user.user_id, watched)
-            newest = list_models(session, user.user_id, filters, None, now, limit=1).rows
-            state: live.Snapshot = {
-                ("row", s.id): s.event() for s in summarize(session, rows, user.user_id, now)
-            }
-        state[("list", "newest")] = {"newest": newest[0].id if newest else ""}
+        summaries, newest = dashboard.model_list_state(db, user.user_id, watched, filters, utcnow())
+        state: live.Snapshot = {("row", s.id): s.event() for s in summaries}
+        state[("list", "newest")] = {"newest": newest or ""}
         return state
 
     return live.event_stream(request, user, snapshot)

@@ -5,23 +5,19 @@ from typing import Annotated
 from fastapi import Depends, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from trainhub.protocol.ids import ID_PATTERN
-from trainhub.server.db import owned, resources
-from trainhub.server.db.tables import ModelRow, ProjectRow, utcnow
+from trainhub.server.db.listing import ModelFilters
+from trainhub.server.db.tables import ProjectRow, utcnow
 from trainhub.server.deps import Db, SettingsDep, StorageDep
 from trainhub.server.errors import ValidationError
 from trainhub.server.multipart import read_multipart
 from trainhub.server.records import project_record
-from trainhub.server.services import projects
+from trainhub.server.services import dashboard, projects, resources
 from trainhub.server.web import csrf
 from trainhub.server.web.auth import PageLinks, SignedIn
-from trainhub.server.web.listing import ModelFilters, list_models
 from trainhub.server.web.render import render
 from trainhub.server.web.routing import create_router, see_other
-from trainhub.server.web.summaries import summarize
 
 router = create_router()
 PAGE_SIZE = 50
@@ -29,29 +25,16 @@ Cursor = Annotated[str | None, Query(pattern=ID_PATTERN)]
 NOTICES = {"created": "The project was created.", "cover": "The cover image was stored."}
 
 
-def model_counts(session: Session, project_ids: list[str]) -> dict[str, int]:
-    """Return how many live models each project holds."""
-    if not project_ids:
-        return {}
-    rows = session.execute(
-        select(ModelRow.project_id, func.count())
-        .where(ModelRow.project_id.in_(project_ids), ModelRow.deleted_at.is_(None))
-        .group_by(ModelRow.project_id)
-    )
-    return {project_id: count for project_id, count in rows if project_id}
-
-
 @router.get("/projects", response_class=HTMLResponse)
 def projects_page(
     request: Request, user: SignedIn, db: Db, links: PageLinks, after: Cursor = None
 ) -> Response:
     """List the user's projects and offer a form to create one."""
-    with db.read() as session:
-        page = owned.list_page(
-            session, ProjectRow, user.user_id, limit=PAGE_SIZE, last_doc_id=after, public=False
-        )
-        projects = [project_record(row, links) for row in page.rows]
-        counts = model_counts(session, [row.id for row in page.rows])
+    page = resources.list_page(
+        db, ProjectRow, user.user_id, limit=PAGE_SIZE, after=after, public=False
+    )
+    projects = [project_record(row, links) for row in page.rows]
+    counts = dashboard.model_counts(db, [row.id for row in page.rows])
     return render(
         request,
         "projects.html",
@@ -74,13 +57,9 @@ def create_project(
     """Create a project."""
     if not name.strip():
         raise ValidationError("a project needs a name; type one")
-    with db.write() as session:
-        row = resources.create(
-            session,
-            ProjectRow,
-            user.user_id,
-            {"meta": {"name": name.strip()}, "public": public == "yes"},
-        )
+    row = resources.create(
+        db, ProjectRow, user.user_id, {"meta": {"name": name.strip()}, "public": public == "yes"}
+    )
     return see_other(f"/projects/{row.id}?notice=created")
 
 
@@ -95,24 +74,20 @@ def project_page(
     notice: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     """Show a project: its cover image and its models."""
-    now = utcnow()
-    with db.read() as session:
-        row = owned.load(session, ProjectRow, project_id, user.user_id)
-        filters = ModelFilters(project_id=row.id)
-        page = list_models(session, user.user_id, filters, after, now)
-        summaries = summarize(session, page.rows, user.user_id, now)
-        project = project_record(row, links)
+    view = dashboard.project_view(db, project_id, user.user_id, after, utcnow())
+    row = view.project
+    project = project_record(row, links)
     return render(
         request,
         "project.html",
         user,
         project=project,
         is_owner=row.owner_id == user.user_id,
-        summaries=summaries,
-        total=page.total,
-        next_cursor=page.last_record_id,
+        summaries=view.summaries,
+        total=view.total,
+        next_cursor=view.next_cursor,
         after=after,
-        filters=filters,
+        filters=ModelFilters(project_id=row.id),
         notice=NOTICES.get(notice or ""),
     )
 

@@ -14,9 +14,9 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from trainhub._version import __version__
-from trainhub.server.db.tables import utcnow
-from trainhub.server.records import iso
-from trainhub.server.web.auth import SessionUser
+from trainhub.server.db.tables import iso, utcnow
+from trainhub.server.services.sessions import SessionUser
+from trainhub.server.state import request_hub
 from trainhub.server.web.csrf import session_token
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -92,7 +92,7 @@ def render(
     **context: Any,
 ) -> HTMLResponse:
     """Render `template` for `user` (None on the sign-in and error pages)."""
-    links = request.app.state.links
+    links = request_hub(request).links
     token = session_token(links.secret, user.session_id) if user is not None else ""
     html = (
         environment()

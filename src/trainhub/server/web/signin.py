@@ -1,8 +1,8 @@
 """Sign in with an API key (`/login`) and sign out (`/logout`).
 
-The key is checked like the API checks it (`deps.lookup_key`); the browser then keeps only a
-random cookie naming a new server-side session (web/auth.py). The sign-in page and form are
-public; signing out ends the session and needs its CSRF token.
+The key is checked like the API checks it (`services.identity.lookup_key`); the browser then
+keeps only a random cookie naming a new server-side session (web/auth.py). The sign-in page and
+form are public; signing out ends the session and needs its CSRF token.
 """
 
 from typing import Annotated
@@ -11,8 +11,10 @@ from fastapi import Depends, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
-from trainhub.server.deps import lookup_key, public
+from trainhub.server.deps import public
 from trainhub.server.errors import RateLimitedError
+from trainhub.server.services.identity import lookup_key
+from trainhub.server.state import request_hub
 from trainhub.server.web import csrf
 from trainhub.server.web.auth import SignedIn, end_session, is_https, session_user, start_session
 from trainhub.server.web.render import render
@@ -60,7 +62,7 @@ def login_page(request: Request, next: Next = None) -> Response:
 
 def _check_rate(request: Request) -> None:
     client = request.client.host if request.client else "unknown"
-    decision = request.app.state.rate_limiter.hit(f"login:{client}", anonymous=True)
+    decision = request_hub(request).rate_limiter.hit(f"login:{client}", anonymous=True)
     if not decision.allowed:
         raise RateLimitedError("too many sign-in attempts; wait a minute", decision.headers())
 
@@ -76,7 +78,7 @@ async def login(
     """Check the pasted API key and sign the browser in as its owner."""
     csrf.check_login_token(request, csrf_token)
     _check_rate(request)
-    principal = await run_in_threadpool(lookup_key, request.app.state.db, api_key.strip())
+    principal = await run_in_threadpool(lookup_key, request_hub(request).db, api_key.strip())
     if principal is None:
         message = "That API key is not valid or was revoked. Paste a current key."
         return await run_in_threadpool(

@@ -1,4 +1,4 @@
-"""The models list of the dashboard: filters by project and status over `owned.list_page`.
+"""Queries of the dashboard's models list: filters by project and status over `owned.list_page`.
 
 Pages come from the same cursor query as `GET /v1/models` (newest first, keyed by the integer
 sequence), so a list stays fast with thousands of models. Online and offline are decided in SQL:
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from trainhub.protocol.ids import is_id
 from trainhub.server.db import owned
 from trainhub.server.db.tables import AgentRow, ModelRow, ProjectRow
-from trainhub.server.records import LIVENESS_INTERVALS
+from trainhub.server.liveness import LIVENESS_INTERVALS
 
 STATUSES = ("new", "online", "offline", "trained", "failed")
 SCOPES = ("mine", "public")

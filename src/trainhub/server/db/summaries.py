@@ -8,15 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, cast, func, select, type_coerce
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from trainhub.server.db import owned
-from trainhub.server.db.tables import AgentRow, DatasetRow, MetricRow, ModelRow, ProjectRow
-from trainhub.server.records import is_online, iso
-
-MAIN_METRIC = "metrics/mAP50-95(B)"
+from trainhub.server.db import metrics, owned
+from trainhub.server.db.tables import AgentRow, DatasetRow, ModelRow, ProjectRow, iso
+from trainhub.server.liveness import is_online
 
 
 @dataclass(frozen=True)
@@ -78,29 +75,6 @@ def status_label(status: str) -> str:
     return LABELS.get(status, status)
 
 
-def _metric_expression(session: Session) -> ColumnElement[float]:
-    """Return SQL for the main metric inside an epoch's JSON text (JSONB on PostgreSQL)."""
-    if session.get_bind().dialect.name == "postgresql":
-        expression: ColumnElement[Any] = cast(MetricRow.values, postgresql.JSONB)
-    else:
-        expression = type_coerce(MetricRow.values, JSON)
-    # JSON indexing is typed Any by SQLAlchemy's stubs; as_float() gives a float column
-    return expression[MAIN_METRIC].as_float()  # type: ignore[no-any-return]
-
-
-def best_metrics(session: Session, seqs: list[int]) -> dict[int, float]:
-    """Return the highest main metric (mAP50-95) seen per model, for models that have one."""
-    if not seqs:
-        return {}
-    best = func.max(_metric_expression(session))
-    rows = session.execute(
-        select(MetricRow.model_seq, best)
-        .where(MetricRow.model_seq.in_(seqs))
-        .group_by(MetricRow.model_seq)
-    )
-    return {seq: float(value) for seq, value in rows if value is not None}
-
-
 def _names(
     session: Session,
     table: type[ProjectRow] | type[DatasetRow],
@@ -133,7 +107,7 @@ def summarize(
     datasets = _names(session, DatasetRow, {r.dataset_id for r in rows if r.dataset_id}, reader_id)
     agents = _agents(session, seqs)
     unmeasured = [r.seq for r in rows if r.best_map is None]
-    best = best_metrics(session, unmeasured)
+    best = metrics.best_main_metric(session, unmeasured)
     summaries = []
     for row in rows:
         status = live_status(row, agents[row.seq], now)

@@ -1,0 +1,107 @@
+"""Core SQL for the hot writes of metrics: many uploads of many models in one transaction.
+
+Used by services/ingest.py, which groups concurrent uploads into one commit. The statements are
+built once, so each execution only binds its parameters (SQLAlchemy reuses their compiled form):
+a batch costs one SELECT of its models, one INSERT of its epochs (executemany, RETURNING the rows
+it added), an UPDATE per epoch that was stored before (a retry or a re-sent epoch; rare) and one
+UPDATE per model.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, case, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from trainhub.protocol.metrics import EpochMetrics
+from trainhub.server.db.metrics import decode_values, encode_values
+from trainhub.server.db.tables import MetricRow, ModelRow
+
+STARTABLE = ("new", "failed")  # a model in these states begins training with its first epoch
+
+_MODELS = select(
+    ModelRow.id,
+    ModelRow.seq,
+    ModelRow.owner_id,
+    ModelRow.public,
+    ModelRow.deleted_at,
+    ModelRow.status,
+).where(ModelRow.id.in_(bindparam("ids", expanding=True)))
+_INSERTS = {
+    name: dialect.insert(MetricRow)
+    .on_conflict_do_nothing()
+    .returning(MetricRow.model_seq, MetricRow.epoch, sort_by_parameter_order=True)
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+}
+_STORED = select(MetricRow.values).where(
+    MetricRow.model_seq == bindparam("seq"), MetricRow.epoch == bindparam("ep")
+)
+_MERGE = (
+    update(MetricRow)
+    .where(MetricRow.model_seq == bindparam("row_seq"), MetricRow.epoch == bindparam("ep"))
+    .values(values=bindparam("merged"), updated_at=bindparam("now"))
+)
+_TRAINING = (
+    update(ModelRow)
+    .where(ModelRow.seq == bindparam("row_seq"))
+    .values(
+        status=case((ModelRow.status.in_(STARTABLE), "training"), else_=ModelRow.status),
+        last_epoch=case(
+            (
+                ModelRow.last_epoch.is_(None) | (ModelRow.last_epoch < bindparam("newest")),
+                bindparam("newest"),
+            ),
+            else_=ModelRow.last_epoch,
+        ),
+        updated_at=bindparam("now"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class ModelAccess:
+    """What a write needs to know of a model: its row number, owner, and visibility."""
+
+    seq: int
+    owner_id: str
+    public: bool
+    deleted: bool
+    status: str
+
+
+def models_by_id(conn: Connection, model_ids: Iterable[str]) -> dict[str, ModelAccess]:
+    """Return the models named by `model_ids` (missing ids are absent)."""
+    rows = conn.execute(_MODELS, {"ids": list(set(model_ids))})
+    return {
+        row.id: ModelAccess(
+            row.seq, row.owner_id, row.public, row.deleted_at is not None, row.status
+        )
+        for row in rows
+    }
+
+
+def upsert_epochs(
+    conn: Connection, epochs: dict[tuple[int, int], EpochMetrics], now: datetime
+) -> None:
+    """Store {(model seq, epoch): values}; an epoch already stored merges, newer values winning."""
+    if not epochs:
+        return
+    rows: list[dict[str, Any]] = [
+        {"model_seq": seq, "epoch": epoch, "values": encode_values(values), "updated_at": now}
+        for (seq, epoch), values in epochs.items()
+    ]
+    added = conn.execute(_INSERTS[conn.dialect.name], rows)
+    stored_before = set(epochs) - {(row.model_seq, row.epoch) for row in added}
+    for seq, epoch in stored_before:
+        text = conn.execute(_STORED, {"seq": seq, "ep": epoch}).scalar_one()
+        merged = encode_values({**decode_values(text), **epochs[(seq, epoch)]})
+        conn.execute(_MERGE, {"row_seq": seq, "ep": epoch, "merged": merged, "now": now})
+
+
+def note_training(conn: Connection, newest_epoch: dict[int, int], now: datetime) -> None:
+    """Mark models that got epochs as training (from new or failed) and raise their last epoch."""
+    params = [{"row_seq": s, "newest": epoch, "now": now} for s, epoch in newest_epoch.items()]
+    if params:
+        conn.execute(_TRAINING, params)

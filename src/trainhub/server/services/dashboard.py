@@ -1,0 +1,166 @@
+"""What the dashboard's pages read: one read transaction per page, live snapshot or chart.
+
+web/ renders what these return; the queries are in db/ (listing, summaries, metrics).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from trainhub.server.db import listing, metrics, owned, resources
+from trainhub.server.db import models as model_queries
+from trainhub.server.db.engine import Database
+from trainhub.server.db.listing import ModelFilters
+from trainhub.server.db.metrics import Columns, Value
+from trainhub.server.db.models import ModelContext
+from trainhub.server.db.summaries import ModelSummary, summarize
+from trainhub.server.db.tables import ModelRow, ProjectRow
+from trainhub.server.errors import NotFoundError
+
+
+@dataclass(frozen=True)
+class ModelList:
+    """A page of the models list: summaries, total, cursor, and the user's projects."""
+
+    summaries: list[ModelSummary]
+    total: int
+    next_cursor: str | None
+    projects: list[tuple[str, str]]
+
+
+def model_list(
+    db: Database, user_id: str, filters: ModelFilters, after: str | None, now: datetime
+) -> ModelList:
+    """Return one page of the models the user may see under `filters`, newest first."""
+    with db.read() as session:
+        page = listing.list_models(session, user_id, filters, after, now)
+        summaries = summarize(session, page.rows, user_id, now)
+        projects = listing.user_projects(session, user_id)
+    return ModelList(summaries, page.total, page.last_record_id, projects)
+
+
+def model_list_state(
+    db: Database, user_id: str, watched: list[str], filters: ModelFilters, now: datetime
+) -> tuple[list[ModelSummary], str | None]:
+    """Return the watched models' summaries and the id of the newest model under `filters`."""
+    with db.read() as session:
+        rows = listing.visible_models(session, user_id, watched)
+        newest = listing.list_models(session, user_id, filters, None, now, limit=1).rows
+        return summarize(session, rows, user_id, now), newest[0].id if newest else None
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """Everything the model page shows of a model."""
+
+    context: ModelContext
+    summary: ModelSummary
+    latest_epoch: int | None
+    latest: dict[str, Value]
+
+
+def model_view(db: Database, model_id: str, user_id: str, now: datetime) -> ModelView:
+    """Return a model as its page shows it to `user_id` (404 when they may not read it)."""
+    with db.read() as session:
+        row = owned.load(session, ModelRow, model_id, user_id)
+        context = model_queries.load_context(session, row, user_id)
+        summary = summarize(session, [row], user_id, now)[0]
+        latest_epoch, latest = metrics.latest_values(session, row.seq)
+    return ModelView(context, summary, latest_epoch, latest)
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """What the model page updates live; `context` is None once the model is gone."""
+
+    context: ModelContext | None
+    summary: ModelSummary | None
+    metrics: dict[str, Any]
+
+
+def model_state(db: Database, model_id: str, user_id: str, now: datetime) -> ModelState:
+    """Return the live state of a model page."""
+    with db.read() as session:
+        try:
+            row = owned.load(session, ModelRow, model_id, user_id)
+        except NotFoundError:
+            return ModelState(None, None, {})
+        context = model_queries.load_context(session, row, user_id)
+        summary = summarize(session, [row], user_id, now)[0]
+        return ModelState(context, summary, metrics.metrics_state(session, row.seq))
+
+
+def check_readable(db: Database, model_id: str, user_id: str) -> None:
+    """Raise 404 unless the user may read the model."""
+    with db.read() as session:
+        owned.load(session, ModelRow, model_id, user_id)
+
+
+def chart_columns(
+    db: Database, model_id: str, user_id: str, first: int | None, last: int | None
+) -> tuple[Columns, dict[str, Any]]:
+    """Return a model's metrics between two epochs as columns, and their state (version)."""
+    with db.read() as session:
+        row = owned.load(session, ModelRow, model_id, user_id)
+        return metrics.read_columns(session, row.seq, first, last), metrics.metrics_state(
+            session, row.seq
+        )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Models side by side: their summaries and their newest metric values."""
+
+    summaries: list[ModelSummary]
+    latest: dict[str, dict[str, Value]]
+
+
+def comparison(db: Database, user_id: str, ids: list[str], now: datetime) -> Comparison:
+    """Return the chosen models the user may read, with their newest values."""
+    with db.read() as session:
+        rows = listing.visible_models(session, user_id, ids)
+        summaries = summarize(session, rows, user_id, now)
+        latest = {row.id: metrics.latest_values(session, row.seq)[1] for row in rows}
+    return Comparison(summaries, latest)
+
+
+def overlay(
+    db: Database, user_id: str, ids: list[str], metric: str
+) -> tuple[Columns, dict[str, str]]:
+    """Return one column per readable model (keyed by id) of `metric`, on the union of epochs."""
+    with db.read() as session:
+        rows = listing.visible_models(session, user_id, ids)
+        per_model = {row.id: metrics.read_columns(session, row.seq) for row in rows}
+    epochs = sorted({e for columns in per_model.values() for e in columns.epochs})
+    merged = Columns(epochs=epochs)
+    for model_id, columns in per_model.items():
+        by_epoch = dict(zip(columns.epochs, columns.series.get(metric, []), strict=False))
+        merged.series[model_id] = [by_epoch.get(e) for e in epochs]
+    return merged, {row.id: row.name for row in rows}
+
+
+@dataclass(frozen=True)
+class ProjectView:
+    """A project page: the project and one page of its models."""
+
+    project: ProjectRow
+    summaries: list[ModelSummary]
+    total: int
+    next_cursor: str | None
+
+
+def project_view(
+    db: Database, project_id: str, user_id: str, after: str | None, now: datetime
+) -> ProjectView:
+    """Return a project the user may read and a page of their models in it."""
+    with db.read() as session:
+        row = owned.load(session, ProjectRow, project_id, user_id)
+        page = listing.list_models(session, user_id, ModelFilters(project_id=row.id), after, now)
+        summaries = summarize(session, page.rows, user_id, now)
+    return ProjectView(row, summaries, page.total, page.last_record_id)
+
+
+def model_counts(db: Database, project_ids: list[str]) -> dict[str, int]:
+    """Return how many live models each project holds."""
+    with db.read() as session:
+        return resources.model_counts(session, project_ids)
