@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import make_settings
 from tests.factories import create_model, ok, upload_weights, weights_file
+from tests.s3 import Bucket
 from trainhub.server.app import create_app
 from trainhub.server.services.gc import collect_garbage, find_garbage
 from trainhub.server.settings import Settings
@@ -127,3 +128,36 @@ def test_no_clean_up_runs_when_the_interval_is_zero(tmp_path: Path, database_url
             assert stored(app) == ["models/x/best-" + "3" * 64]
     finally:
         hub_state(app).db.dispose()
+
+
+def test_what_the_server_did_not_make_is_never_collected(
+    app: FastAPI, storage_kind: str, request: pytest.FixtureRequest
+) -> None:
+    storage = hub_state(app).storage
+    publish_orphan(app, "models/x/best-" + "4" * 64)
+    if storage_kind == "local":
+        root = storage.root  # type: ignore[attr-defined]
+        (root / "notes").mkdir()
+        (root / "notes" / "readme").write_text("the operator's")
+        (root / "README").write_text("the operator's")
+        foreign = [root / "notes" / "readme", root / "README"]
+    else:
+        bucket: Bucket = request.getfixturevalue("s3_bucket")
+        for name in ("hub/logs/2026/app.log", "hub/other/x", "elsewhere/models/y/z"):
+            bucket.client.put_object(Bucket=bucket.name, Key=name, Body=b"not the hub's")
+        started = bucket.client.create_multipart_upload(Bucket=bucket.name, Key="hub/logs/big")
+        foreign = []
+    done = collect_garbage(hub_state(app).db, storage, grace=NOW)
+    assert [item.what for item in done.removed] == [f"blob models/x/best-{'4' * 64} (15 bytes)"]
+    if storage_kind == "local":
+        assert all(path.is_file() for path in foreign)
+    else:
+        assert bucket.object_keys() == [
+            "elsewhere/models/y/z",
+            "hub/logs/2026/app.log",
+            "hub/other/x",
+        ]
+        assert bucket.unfinished_multipart_uploads() == ["hub/logs/big"]
+        bucket.client.abort_multipart_upload(
+            Bucket=bucket.name, Key="hub/logs/big", UploadId=started["UploadId"]
+        )

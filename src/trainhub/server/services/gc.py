@@ -117,15 +117,11 @@ def _orphaned_blobs(db: Database, storage: Storage, before: datetime) -> list[Ga
         Garbage(
             "orphaned blob",
             f"blob {blob.key} ({blob.size_bytes} bytes)",
-            partial(_delete, storage, blob.key),
+            partial(storage.delete, blob.key),
         )
         for blob in blobs
         if blob.key not in referenced and blob.modified_at < before
     ]
-
-
-def _delete(storage: Storage, key: str) -> None:
-    storage.delete(key)
 
 
 def find_garbage(

@@ -34,9 +34,21 @@ def check_key(key: str) -> str:
     return key
 
 
+# the first folder of every key the server makes (the healthz probe is made by check())
+SERVER_FOLDERS = ("models", "datasets", "projects", "healthz")
+
+
 def is_key(key: str) -> bool:
     """Tell whether `key` is a well-formed storage key (something the server could have made)."""
     return bool(_KEY_RE.match(key)) and ".." not in key
+
+
+def is_server_key(key: str) -> bool:
+    """Tell whether `key` is one the server makes: well-formed, in one of SERVER_FOLDERS.
+
+    Listings keep only these, so that the clean-up never touches what else shares a bucket.
+    """
+    return is_key(key) and key.split("/", 1)[0] in SERVER_FOLDERS
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from trainhub.server.storage.base import (
     StorageError,
     StoredBlob,
     check_key,
-    is_key,
+    is_server_key,
 )
 from trainhub.server.storage.spool import (
     CHUNK_BYTES,
@@ -28,9 +28,6 @@ from trainhub.server.storage.spool import (
     sweep_temp_files,
     temp_leftovers,
 )
-
-# folders of the storage root that hold no published blob
-WORK_FOLDERS = ("tmp", "partial")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -144,7 +141,7 @@ class LocalStorage:
         """Return every published blob: the files under the root whose path is a storage key."""
         for path in sorted(self.root.rglob("*")):
             key = path.relative_to(self.root).as_posix()
-            if key.split("/")[0] in WORK_FOLDERS or not is_key(key):
+            if not is_server_key(key):  # tmp/, partial/ and anything not made by the server
                 continue
             try:
                 if path.is_file():

@@ -35,7 +35,7 @@ from trainhub.server.storage.base import (
     StorageError,
     StoredBlob,
     check_key,
-    is_key,
+    is_server_key,
 )
 from trainhub.server.storage.s3upload import ObjectExistsError, PartUploader
 from trainhub.server.storage.spool import (
@@ -304,7 +304,7 @@ class S3Storage:
             for page in pages:
                 for item in page.get("Contents", []):
                     key = str(item["Key"])[len(start) :]
-                    if is_key(key):
+                    if is_server_key(key):  # never what else shares the bucket
                         yield StoredBlob(key, int(item["Size"]), item["LastModified"])
         except self._errors as exc:
             raise self._failure("list", start, exc) from exc
@@ -322,6 +322,8 @@ class S3Storage:
             raise self._failure("list the multipart uploads of", start, exc) from exc
         for item in uploads:
             name, upload_id = str(item["Key"]), str(item["UploadId"])
+            if not is_server_key(name[len(start) :]):  # another program's upload
+                continue
             started: datetime = item["Initiated"]
             what = f"unfinished multipart upload of s3://{self.bucket}/{name}"
             found.append(Leftover(what, started, partial(self._abort, name, upload_id)))
