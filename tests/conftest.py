@@ -2,18 +2,19 @@
 
 Integration tests run on SQLite, and on PostgreSQL too when TRAINHUB_TEST_DATABASE_URL is set
 (`make test` sets it). TRAINHUB_* and AWS_* variables are stripped so a developer's settings never
-leak in. Tests of S3 storage ask for `s3_bucket`: a bucket of their own on one moto server per
-session (tests/s3.py), with AWS_* variables that point boto3 at it.
+leak in. Tests of S3 storage ask for `s3_bucket`: a bucket of their own on one SeaweedFS server
+per session (tests/seaweed.py), with AWS_* variables that point boto3 at it; `storage_kind` runs a
+test on the local folder and on SeaweedFS.
 
 `make test` runs the suite on pytest-xdist workers: each worker is a session of its own (its own
-moto server, its own temp dirs, its own block of ports: tests/servers.py), and tests marked
+SeaweedFS server, its own temp dirs, its own block of ports: tests/servers.py), and tests marked
 `serial` run while no other worker runs a test (`pytest_runtest_protocol` below).
 """
 
 import fcntl
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from sqlalchemy.engine import make_url
 
 from tests.factories import Users, create_users
 from tests.s3 import Bucket, aws_env, create_bucket, start_moto
+from tests.seaweed import SeaweedServer, start_seaweed
 from trainhub.server.app import create_app
 from trainhub.server.settings import Settings
 from trainhub.server.state import hub_state
@@ -47,12 +49,43 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
+    """SeaweedFS (`weed mini`), the S3 server of the storage tests, for the rest of the session."""
+    with start_seaweed(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(seaweed: SeaweedServer) -> str:
+    """The URL of the real S3 server the tests use (SeaweedFS)."""
+    return seaweed.endpoint_url
+
+
 @pytest.fixture
-def s3_bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Bucket:
+def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Bucket:
     """A fresh bucket; AWS_* variables point boto3 (and so S3Storage) at its server."""
-    for name, value in aws_env(moto_endpoint).items():
+    for name, value in aws_env(s3_endpoint).items():
         monkeypatch.setenv(name, value)
-    return create_bucket(moto_endpoint)
+    return create_bucket(s3_endpoint)
+
+
+STORAGE_KINDS = ["local", "seaweedfs"]
+
+
+@pytest.fixture(params=STORAGE_KINDS)
+def storage_kind(request: pytest.FixtureRequest) -> str:
+    """Where a test's blobs go: the local folder or a bucket on SeaweedFS (`s3_bucket`)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def storage_url(request: pytest.FixtureRequest, storage_kind: str) -> str | None:
+    """The storage URL for `storage_kind`: None (the data directory's folder) or a fresh bucket."""
+    if storage_kind == "local":
+        return None
+    bucket: Bucket = request.getfixturevalue("s3_bucket")
+    return f"s3://{bucket.name}/hub"
 
 
 @pytest.fixture(params=DATABASES)
@@ -73,6 +106,40 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.connect() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture
+def make_postgres_database() -> Iterator[Callable[[], str]]:
+    """Make fresh PostgreSQL databases (CREATE DATABASE) for tests of whole databases.
+
+    Needs TRAINHUB_TEST_DATABASE_URL (`make test` sets it), whose user may create databases.
+    Every database made is dropped at the end of the test.
+    """
+    if POSTGRES_URL is None:
+        pytest.skip("set TRAINHUB_TEST_DATABASE_URL to a PostgreSQL server (make test does)")
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"t_{secrets.token_hex(6)}"
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+        made.append(name)
+        return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+    try:
+        yield make
+    finally:
+        with admin.connect() as conn:
+            for name in made:
+                conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_database(make_postgres_database: Callable[[], str]) -> str:
+    """A fresh PostgreSQL database of its own, dropped after the test."""
+    return make_postgres_database()
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:

@@ -21,6 +21,7 @@ import httpx
 from tests.servers import free_port
 
 MOTO_SERVER = [sys.executable, "-m", "moto.server"]
+ACCESS_KEY_ID = "trainhub-test"
 SECRET_ACCESS_KEY = "trainhub-test-secret-" + "x" * 20
 
 
@@ -28,7 +29,7 @@ def aws_env(endpoint_url: str) -> dict[str, str]:
     """Return the AWS_* variables that point boto3 at `endpoint_url`, and at nothing else."""
     return {
         "AWS_ENDPOINT_URL": endpoint_url,
-        "AWS_ACCESS_KEY_ID": "trainhub-test",
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_CONFIG_FILE": os.devnull,  # a developer's ~/.aws must not leak in
@@ -83,7 +84,7 @@ def s3_client(endpoint_url: str) -> Any:
         "s3",
         endpoint_url=endpoint_url,
         region_name="us-east-1",
-        aws_access_key_id="trainhub-test",
+        aws_access_key_id=ACCESS_KEY_ID,
         aws_secret_access_key=SECRET_ACCESS_KEY,
     )
 

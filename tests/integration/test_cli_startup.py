@@ -6,10 +6,12 @@ created or announced before it.
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.s3 import Bucket, aws_env
 from tests.servers import TRAINHUB, free_port
 
 # what a client-only install (`pip install trainhub`) lacks; None in sys.modules stops an import
@@ -134,3 +136,66 @@ def test_an_invalid_setting_is_one_line_naming_it(tmp_path: Path) -> None:
     assert hosts.returncode == 2
     assert 'field "allowed_hosts"' in one_error_line(hosts)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- a replica started against what it cannot use ----------------------------------------------
+
+
+def test_a_database_of_a_newer_schema_stops_every_command_with_one_line(tmp_path: Path) -> None:
+    created = trainhub("db", "upgrade", "--init", "--data-dir", "data", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    with sqlite3.connect(tmp_path / "data" / "trainhub.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0099_from_the_future'")
+    server = trainhub("server", "--port", str(free_port()), "--data-dir", "data", cwd=tmp_path)
+    assert server.returncode == 2 and server.stdout == ""
+    line = one_error_line(server)
+    assert "has schema revision '0099_from_the_future', newer than this trainhub" in line
+    assert "upgrade this one" in line
+    listed = trainhub("users", "list", "--data-dir", "data", cwd=tmp_path)
+    assert listed.returncode == 1
+    assert "newer than this trainhub" in one_error_line(listed)
+    with sqlite3.connect(tmp_path / "data" / "trainhub.db") as conn:  # left as it was
+        (version,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert version == "0099_from_the_future"
+
+
+def s3_server(tmp_path: Path, bucket: Bucket, **env: str) -> subprocess.CompletedProcess[str]:
+    variables = {**aws_env(bucket.endpoint_url), "AWS_MAX_ATTEMPTS": "1", **env}
+    url = f"s3://{bucket.name}/hub"
+    port = str(free_port())
+    args = ("server", "--port", port, "--data-dir", "data", "--storage-url", url)
+    return trainhub(*args, cwd=tmp_path, env=variables)
+
+
+def test_a_wrong_s3_credential_stops_the_server_with_one_line(
+    tmp_path: Path, s3_bucket: Bucket
+) -> None:
+    proc = s3_server(tmp_path, s3_bucket, AWS_SECRET_ACCESS_KEY="not-the-secret-" + "q" * 20)
+    assert proc.returncode == 2 and proc.stdout == ""
+    line = one_error_line(proc)
+    assert f"bucket {s3_bucket.name!r} at {s3_bucket.endpoint_url} refuses this server" in line
+    assert "SignatureDoesNotMatch" in line and "check AWS_ACCESS_KEY_ID" in line
+    assert "not-the-secret" not in proc.stderr
+    unknown = s3_server(tmp_path, s3_bucket, AWS_ACCESS_KEY_ID="nobody")
+    assert unknown.returncode == 2
+    assert "InvalidAccessKeyId" in one_error_line(unknown)
+
+
+def test_a_missing_bucket_stops_the_server_with_one_line(tmp_path: Path, s3_bucket: Bucket) -> None:
+    s3_bucket.client.delete_bucket(Bucket=s3_bucket.name)
+    proc = s3_server(tmp_path, s3_bucket)
+    assert proc.returncode == 2 and proc.stdout == ""
+    line = one_error_line(proc)
+    assert "NoSuchBucket" in line and "create the bucket" in line
+
+
+def test_an_unreachable_redis_stops_the_server_with_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"redis://:hunter2-secret@127.0.0.1:{port}/0"
+    proc = trainhub(
+        "server", "--port", str(free_port()), cwd=tmp_path, env={"TRAINHUB_REDIS_URL": url}
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    line = one_error_line(proc)
+    assert f"Redis at redis://127.0.0.1:{port}/0 does not answer (TRAINHUB_REDIS_URL)" in line
+    assert "hunter2" not in proc.stderr

@@ -18,6 +18,7 @@ FILES = "/files/{token}/{object_id}/{label}/{name}"
 API_AUTH = {optional_user, require_user}
 PUBLIC_ROUTES = {
     "GET /healthz",
+    "GET /metrics",  # checks its token or an admin key (docs/decisions/0016-metrics-access.md)
     f"GET {FILES}",  # the signed token in the path is the credential (docs/protocol/hub-v1.md §10)
     f"HEAD {FILES}",
     "OPTIONS /v1/uploads",  # tus discovery: versions and limits, nothing about anyone

@@ -1,17 +1,20 @@
-"""S3 storage against a real S3-compatible server (moto): spooled, hashed, atomic, clear errors.
+"""S3 storage against a real S3 server (SeaweedFS): spooled, checksummed, atomic, clear errors.
 
 Each test gets a bucket of its own; AWS_* variables point boto3 at the server exactly as an
-operator would point it at MinIO or R2 (tests/s3.py).
+operator would point it at SeaweedFS or R2 (tests/seaweed.py). A fault proxy between boto3 and
+SeaweedFS answers chosen requests with 503 or damages their bytes.
 """
 
 import hashlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.s3 import SECRET_ACCESS_KEY, Bucket
+from tests.seaweed import S3FaultProxy, start_fault_proxy
 from tests.servers import free_port
 from trainhub.server.storage import BlobNotFoundError, StorageError, from_url
 from trainhub.server.storage.s3 import S3Storage
@@ -197,3 +200,92 @@ def test_describe_names_bucket_prefix_and_endpoint_but_no_secret(
     assert SECRET_ACCESS_KEY not in storage.describe()
     elsewhere = from_url(f"s3://{s3_bucket.name}?endpoint_url=http://minio:9000", tmp_path / "s")
     assert elsewhere.describe() == f"s3://{s3_bucket.name}/ (endpoint http://minio:9000)"
+
+
+# --- the bucket failing mid-upload (a fault proxy between boto3 and SeaweedFS) ----------------
+
+
+@pytest.fixture
+def proxy(s3_endpoint: str) -> Iterator[S3FaultProxy]:
+    with start_fault_proxy(s3_endpoint) as running:
+        yield running
+
+
+def behind(proxy: S3FaultProxy, bucket: Bucket, spool: Path) -> S3Storage:
+    return S3Storage(
+        bucket.name,
+        "hub",
+        spool,
+        endpoint_url=proxy.url,
+        multipart_threshold_bytes=5 * MIB,
+        multipart_chunk_bytes=5 * MIB,
+    )
+
+
+def test_a_part_answered_503_is_sent_again_and_the_blob_arrives_whole(
+    proxy: S3FaultProxy, s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    storage = behind(proxy, s3_bucket, tmp_path / "spool")
+    fault = proxy.fail(lambda r: r.is_upload_part() and r.query["partNumber"] == ["2"], times=1)
+    data = os.urandom(12 * MIB)
+    writer = storage.create_writer()
+    writer.write(data)
+    writer.publish("datasets/x/big")
+    assert fault.hits == 1
+    assert sum(r.is_upload_part() and r.query["partNumber"] == ["2"] for r in proxy.seen) == 2
+    parts = [r for r in proxy.seen if r.is_upload_part()]
+    assert len(parts) == 4 and all(r.sha256_header == r.body_sha256 for r in parts)
+    assert s3_bucket.read("hub/datasets/x/big") == data
+    assert s3_bucket.unfinished_multipart_uploads() == []
+
+
+def test_a_bucket_that_keeps_answering_503_fails_cleanly_with_nothing_published(
+    proxy: S3FaultProxy, s3_bucket: Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    storage = behind(proxy, s3_bucket, tmp_path / "spool")
+    proxy.fail(lambda r: r.is_upload_part() and r.query["partNumber"] == ["3"])
+    writer = storage.create_writer()
+    writer.write(os.urandom(11 * MIB))
+    with pytest.raises(
+        StorageError, match=r"cannot upload to s3://.*/hub/datasets/x/big: ServiceUnavailable"
+    ):
+        writer.publish("datasets/x/big")
+    assert s3_bucket.object_keys() == []
+    assert s3_bucket.unfinished_multipart_uploads() == []  # aborted
+    assert spooled(tmp_path / "spool") == []
+    proxy.fail(lambda r: r.is_put_object())
+    small = storage.create_writer()
+    small.write(b"weights")
+    with pytest.raises(StorageError, match="ServiceUnavailable"):
+        small.publish("models/x/last-1")
+    assert s3_bucket.object_keys() == [] and spooled(tmp_path / "spool") == []
+
+
+@pytest.mark.parametrize("size", [1000, 11 * MIB], ids=["put", "parts"])
+def test_bytes_damaged_on_the_way_to_the_bucket_are_refused_by_their_checksum(
+    proxy: S3FaultProxy, s3_bucket: Bucket, tmp_path: Path, size: int
+) -> None:
+    storage = behind(proxy, s3_bucket, tmp_path / "spool")
+    proxy.corrupt(lambda r: r.is_upload_part() or r.is_put_object())
+    writer = storage.create_writer()
+    writer.write(os.urandom(size))
+    with pytest.raises(StorageError, match=r"BadDigest|checksum"):
+        writer.publish("models/x/best-1")
+    assert s3_bucket.object_keys() == [] and s3_bucket.unfinished_multipart_uploads() == []
+
+
+def test_the_completing_request_refuses_to_replace_an_object(
+    proxy: S3FaultProxy, s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    storage = behind(proxy, s3_bucket, tmp_path / "spool")
+    for size in (1000, 11 * MIB):
+        s3_bucket.client.put_object(Bucket=s3_bucket.name, Key="hub/models/x/best-1", Body=b"old")
+        writer = storage.create_writer()
+        writer.write(os.urandom(size))
+        with pytest.raises(StorageError, match="already holds 3 bytes"):
+            writer.publish("models/x/best-1")
+        assert s3_bucket.read("hub/models/x/best-1") == b"old"
+    completing = [r for r in proxy.seen if r.is_put_object() or r.is_complete_multipart()]
+    assert len(completing) == 2
+    assert s3_bucket.unfinished_multipart_uploads() == []

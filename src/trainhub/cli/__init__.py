@@ -10,7 +10,7 @@ import os
 import typer
 
 from trainhub._version import __version__
-from trainhub.cli import admin, client, demo
+from trainhub.cli import admin, client, demo, ops
 
 app = typer.Typer(
     help="trainhub: a self-hosted hub for training runs (Ultralytics HUB v1 compatible).",
@@ -21,6 +21,9 @@ app.add_typer(admin.users_app, name="users")
 app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.db_app, name="db")
 app.command("server")(admin.server)
+app.command("gc")(ops.gc)
+app.command("backup")(ops.backup)
+app.command("restore")(ops.restore)
 client.register(app)
 app.command("demo")(demo.demo)
 

@@ -5,13 +5,16 @@ it as the server does (--data-dir, --database-url, TRAINHUB_* variables, then ./
 say on stderr which one they used, and create a new one only when given --init.
 """
 
+import json
 import logging
+import logging.config
 import os
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from trainhub.cli.hub import fail
 from trainhub.cli.startup import (
     check_data_dir,
     check_port,
@@ -170,6 +173,24 @@ def _first_admin(db: Any) -> str | None:
         return key
 
 
+def _announce(url: str, key: str | None, *, as_json: bool) -> None:
+    """Print how to point the clients here, and a new admin's key (once, never logged)."""
+    if as_json:  # a log collector reads stdout: one JSON object a line there too
+        typer.echo(json.dumps({"message": "point the clients here", "ULTRALYTICS_HUB_API": url}))
+        if key:
+            typer.echo(json.dumps({"message": "created user 'admin' (key shown once)", "key": key}))
+        return
+    typer.echo(
+        f"\nPoint hub-sdk and ultralytics at this hub (set both before starting Python):\n"
+        f"  export ULTRALYTICS_HUB_API={url}\n  export ULTRALYTICS_HUB_WEB={url}\n"
+    )
+    if key:
+        typer.echo(
+            f"First start: created user 'admin'. Its API key (shown only once):\n  {key}\n"
+            f"Log in with: yolo login {key}\n"
+        )
+
+
 def server(
     host: str | None = typer.Option(
         None, "--host", help="Address to listen on (TRAINHUB_HOST; 127.0.0.1)."
@@ -202,6 +223,12 @@ def server(
         "comma-separated (TRAINHUB_FORWARDED_ALLOW_IPS; default: none).",
         show_default=False,
     ),
+    log_format: str | None = typer.Option(
+        None,
+        "--log-format",
+        help="text, or json for one JSON object a line (TRAINHUB_LOG_FORMAT; default text).",
+        show_default=False,
+    ),
 ) -> None:
     """Run the hub server."""
     require_server_stack("server", status=2)
@@ -211,7 +238,7 @@ def server(
     from trainhub.server.app import WORKER_SETTINGS
     from trainhub.server.filemodes import restrict_umask
     from trainhub.server.state import hub_state
-    from trainhub.server.storage import StorageError
+    from trainhub.server.storage import StorageConfigError, StorageError
 
     restrict_umask()  # the database, blobs and temp files are for the server's user only
     settings = load_settings(
@@ -223,11 +250,20 @@ def server(
         public_url=public_url,
         forwarded_allow_ips=forwarded_allow_ips,
         workers=workers,
+        log_format=log_format,
     )
+    log_config = create_log_config(settings.log_format)
+    logging.config.dictConfig(log_config)  # start-up lines in the chosen format too
     # checked before anything is created or announced (the first admin's key is shown once)
     check_data_dir(settings.data_dir, status=2)
     check_port(settings.host, settings.port, status=2)
     app = create_app_or_exit(settings)
+    try:
+        hub_state(app).storage.check()
+    except StorageConfigError as exc:  # wrong credentials or no bucket: waiting will not help
+        fail(str(exc), 2)
+    except StorageError as exc:  # the bucket may come up later; /healthz says 503 until then
+        logger.warning("storage is not usable yet: %s", exc)
     key = _first_admin(hub_state(app).db) if settings.create_admin else None
     url = settings.resolved_public_url()
     logger.info(
@@ -235,24 +271,12 @@ def server(
     )
     logger.info("database: %s", hub_state(app).db.describe())
     logger.info("storage: %s", hub_state(app).storage.describe())
-    try:
-        hub_state(app).storage.check()
-    except StorageError as exc:  # the bucket may come up later; /healthz says 503 until then
-        logger.warning("storage is not usable yet: %s", exc)
-    typer.echo(
-        f"\nPoint hub-sdk and ultralytics at this hub (set both before starting Python):\n"
-        f"  export ULTRALYTICS_HUB_API={url}\n  export ULTRALYTICS_HUB_WEB={url}\n"
-    )
-    if key:
-        typer.echo(
-            f"First start: created user 'admin'. Its API key (shown only once):\n  {key}\n"
-            f"Log in with: yolo login {key}\n"
-        )
+    _announce(url, key, as_json=settings.log_format == "json")
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level.lower(),
-        "log_config": create_log_config(),  # download tokens and keys are redacted
+        "log_config": log_config,  # download tokens and keys are redacted
         "proxy_headers": bool(settings.forwarded_allow_ips),
         "forwarded_allow_ips": settings.forwarded_allow_ips or None,
         "timeout_keep_alive": 30,

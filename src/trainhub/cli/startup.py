@@ -133,6 +133,8 @@ def open_database(
             make_private_dirs(path.parent)  # 0700, like the server's (docs/server.md)
         migrate.upgrade(url)
         db = Database(url)
+    except migrate.SchemaTooNewError as exc:
+        fail(str(exc))
     except (SQLAlchemyError, OSError) as exc:
         fail(f"cannot open the database {described}: {first_line(exc)}")
     if announce:
@@ -152,7 +154,7 @@ def create_app_or_exit(settings: Any) -> Any:
 
     try:
         return create_app(settings)
-    except ValueError as exc:  # a storage URL we cannot use, or boto3 missing for s3://
+    except ValueError as exc:  # an unusable storage URL, boto3 missing, no Redis, a newer schema
         fail(str(exc), 2)
     except SQLAlchemyError as exc:
         described = describe_url(settings.resolved_database_url())

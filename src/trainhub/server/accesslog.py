@@ -4,10 +4,14 @@ uvicorn logs each request line as the client sent it, so signed download tokens
 (`/files/<token>/...`), API keys and secrets in query strings (`?api_key=...`) would land in log
 files that operators share and keep. `create_log_config` routes uvicorn's and trainhub's loggers
 through `RedactingFormatter`, which replaces them with `[redacted]` (docs/security.md §2.17).
+With `log_format` "json" every line is one JSON object instead (`JsonFormatter`), redacted the
+same way, for log collectors.
 """
 
+import json
 import logging
 import re
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -61,8 +65,32 @@ class RedactingAccessFormatter(AccessFormatter):
         return redact(super().format(record))
 
 
-def create_log_config() -> dict[str, Any]:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message (and the request's fields for an
+    access line, the traceback for an error), every string redacted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return `record` as a JSON line."""
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+        }
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple):
+            client, method, path, version, status = (*record.args, None, None, None, None, None)[:5]
+            line.update(client=client, method=method, path=path, http=version, status=status)
+            line["message"] = f"{method} {path} {status}"
+        else:
+            line["message"] = record.getMessage()
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        return redact(json.dumps(line, default=str))
+
+
+def create_log_config(log_format: str = "text") -> dict[str, Any]:
     """Return the logging config for uvicorn.run(log_config=...): every line redacted.
+
+    `log_format` is "text" (a line of words) or "json" (one JSON object a line).
 
     trainhub's own messages (the root logger, at the level `--log-level` set) and uvicorn's
     error log go to stderr, the access log to stdout, as uvicorn does by default. uvicorn sets
@@ -74,7 +102,9 @@ def create_log_config() -> dict[str, Any]:
         "formatters": {
             "default": {"()": RedactingFormatter, "fmt": LOG_FORMAT},
             "access": {"()": RedactingAccessFormatter, "fmt": ACCESS_FORMAT, "use_colors": False},
-        },
+        }
+        if log_format == "text"
+        else {"default": {"()": JsonFormatter}, "access": {"()": JsonFormatter}},
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",

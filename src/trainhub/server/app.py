@@ -18,6 +18,7 @@ from trainhub.server.api import (
     legacy,
     metrics,
     models,
+    monitoring,
     projects,
     uploads,
     users,
@@ -29,13 +30,16 @@ from trainhub.server.db.engine import Database
 from trainhub.server.filemodes import make_private_dir
 from trainhub.server.hosts import HostGuard
 from trainhub.server.links import Links
+from trainhub.server.periodic import periodic_work
 from trainhub.server.ratelimit import RateLimiter
 from trainhub.server.services.heartbeats import HeartbeatBoard
 from trainhub.server.services.identity import KeyCache
 from trainhub.server.services.ingest import MetricsWriter
+from trainhub.server.services.monitoring import active_runs
 from trainhub.server.settings import Settings
 from trainhub.server.state import HubState, hub_state
 from trainhub.server.storage import from_url
+from trainhub.server.telemetry import MetricsMiddleware, Telemetry
 
 logger = logging.getLogger(__name__)
 # routes are matched in this order: the two a trainer calls every epoch or beat come first
@@ -52,14 +56,16 @@ ROUTERS = (
     legacy,
     files,
     health,
+    monitoring,
     web,
 )
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Run the hub; on the way out, write the heartbeats only noted in memory."""
-    yield
+    """Run the hub (and its timed work); on the way out, write the heartbeats noted in memory."""
+    async with periodic_work(app):
+        yield
     try:
         hub_state(app).heartbeats.flush()
     except Exception:  # a database that is gone at shutdown: at most a few seconds are lost
@@ -90,7 +96,11 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
     app.state.hub = HubState(
         settings=settings,
         db=db,
-        storage=from_url(settings.resolved_storage_url(), settings.data_dir / "spool"),
+        storage=from_url(
+            settings.resolved_storage_url(),
+            settings.data_dir / "spool",
+            settings.s3_public_endpoint,
+        ),
         links=Links.from_settings(settings),
         rate_limiter=RateLimiter(
             settings.rate_limit,
@@ -105,13 +115,19 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
             max_agents=settings.max_agents_per_model,
             default_interval_s=settings.heartbeat_interval_s,
         ),
+        telemetry=Telemetry(),
     )
+    if settings.redis_url:
+        hub_state(app).rate_limiter.check()  # ValueError: Redis does not answer
+    hub_state(app).telemetry.count_active_runs(lambda: active_runs(db))
     for module in ROUTERS:
         app.include_router(module.router)
     web.mount_static(app)
     install_api_docs(app)
     errors.install_handlers(app)
     app.add_middleware(HostGuard, allowed_hosts=settings.resolved_allowed_hosts())
+    # outermost: counts every request, those the host guard refuses included
+    app.add_middleware(MetricsMiddleware, telemetry=hub_state(app).telemetry)
     return app
 
 

@@ -8,6 +8,7 @@ Every route declares who may call it: `CurrentUser` (a valid key is required), `
 key (health, signed downloads). tests/integration/test_route_inventory.py enforces it.
 """
 
+import hmac
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -16,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from trainhub.protocol.paths import API_KEY_HEADER
 from trainhub.server.db.engine import Database
-from trainhub.server.errors import NotAuthenticatedError, RateLimitedError
+from trainhub.server.errors import ForbiddenError, NotAuthenticatedError, RateLimitedError
 from trainhub.server.services.heartbeats import HeartbeatBoard
 from trainhub.server.services.identity import KeyCache, Principal, caller_id, lookup_key
 from trainhub.server.settings import Settings
@@ -123,6 +124,23 @@ async def require_user(
             "(or Authorization: Bearer <key>)"
         )
     return principal
+
+
+async def require_metrics_reader(request: Request) -> None:
+    """Allow `Authorization: Bearer <metrics_token>` or an admin's API key; 401 or 403 else."""
+    settings = request_hub(request).settings
+    presented = presented_key(request) or ""
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else ""
+    if token and hmac.compare_digest(presented.encode(), token.encode()):
+        return
+    principal = await find_principal(request, presented) if presented else None
+    if principal is None:
+        raise NotAuthenticatedError(
+            "GET /metrics needs the metrics token (Authorization: Bearer <metrics_token>) or "
+            "an admin's API key"
+        )
+    if not principal.is_admin:
+        raise ForbiddenError("only an admin's API key (or the metrics token) reads /metrics")
 
 
 Db = Annotated[Database, Depends(get_db)]

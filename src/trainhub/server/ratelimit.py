@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
@@ -92,7 +93,19 @@ class RedisWindows:
     """Fixed-window counters in Redis, shared by every replica (the `limits` library)."""
 
     def __init__(self, url: str) -> None:
-        self._limiter = FixedWindowRateLimiter(storage_from_string(url))
+        self._storage = storage_from_string(url)
+        self._limiter = FixedWindowRateLimiter(self._storage)
+        self._url = url
+
+    def check(self) -> None:
+        """Raise ValueError, naming the place (no password), when Redis does not answer."""
+        if not self._storage.check():
+            parts = urlsplit(self._url)
+            shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+            raise ValueError(
+                f"Redis at {shown} does not answer (TRAINHUB_REDIS_URL); start it, or unset "
+                "redis_url to keep the counters in this process"
+            )
 
     def hit(self, identity: str, index: int, item: RateLimitItem) -> RateDecision:
         allowed = self._limiter.hit(item, identity)
@@ -121,6 +134,11 @@ class RateLimiter:
             self._windows = FileWindows(shared_file)
         else:
             self._windows = MemoryWindows()
+
+    def check(self) -> None:
+        """Raise ValueError when the shared counters' Redis does not answer (memory: never)."""
+        if isinstance(self._windows, RedisWindows):
+            self._windows.check()
 
     def hit(self, identity: str, *, anonymous: bool) -> RateDecision:
         """Count one request for `identity` against every limit; report the tightest."""

@@ -3,6 +3,7 @@
 import json
 import secrets
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from limits import parse_many
@@ -25,6 +26,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("trainhub-data")
     database_url: str | None = None
     storage_url: str | None = None
+    s3_presigned_downloads: bool = False
+    s3_public_endpoint: str | None = None
     public_url: str | None = None
     secret_key: SecretStr | None = None
     redis_url: str | None = None
@@ -48,9 +51,13 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = 300.0
     max_keys_per_user: int = 20
     max_agents_per_model: int = 16
+    gc_interval_s: float = Field(default=3600.0, ge=0)
+    gc_grace_s: float = Field(default=3600.0, ge=0)
     create_admin: bool = True
+    metrics_token: SecretStr | None = None
     log_level: str = "INFO"
     workers: int = 1
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("web_rate_limit", "web_chart_rate_limit")
     @classmethod

@@ -17,6 +17,7 @@ from trainhub.server.services.identity import KeyCache
 from trainhub.server.services.ingest import MetricsWriter
 from trainhub.server.settings import Settings
 from trainhub.server.storage import Storage
+from trainhub.server.telemetry import Telemetry
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class HubState:
     keys: KeyCache  # recent key lookups, trusted for a second
     metrics: MetricsWriter  # metrics uploads, written in batches
     heartbeats: HeartbeatBoard  # trainers' beats, kept in memory and written when they matter
+    telemetry: Telemetry  # the Prometheus metrics of /metrics
 
 
 def hub_state(app: ASGIApp) -> HubState:

@@ -3,17 +3,19 @@
 Answers with Content-Length, a strong ETag (the sha256), single byte ranges, and 304 for a
 matching If-None-Match. Any bad, expired or stale link is a plain 404 that names no object, and
 so is a link whose reader may no longer read the object (it turned private, or was deleted).
+With `s3_presigned_downloads`, a GET that passed those checks is redirected (307) to a presigned
+URL of the bucket (services/files.py).
 """
 
 import re
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
-from trainhub.server.deps import Db, StorageDep, public
+from trainhub.server.deps import Db, SettingsDep, StorageDep, public
 from trainhub.server.errors import HubError, NotFoundError
-from trainhub.server.services.files import resolve_link
+from trainhub.server.services.files import presigned_location, resolve_link
 from trainhub.server.state import request_hub
 from trainhub.server.storage import BlobNotFoundError
 
@@ -62,6 +64,7 @@ class RangeNotSatisfiableError(HubError):
         200: {"content": {t: {} for t in DOWNLOAD_TYPES}},
         206: {},
         304: {},
+        307: {"description": "with s3_presigned_downloads: read the file from the bucket"},
         404: {},
         416: {},
     },
@@ -75,6 +78,7 @@ def download(
     request: Request,
     db: Db,
     storage: StorageDep,
+    settings: SettingsDep,
     range_header: Annotated[str | None, Header(alias="range")] = None,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
@@ -94,6 +98,10 @@ def download(
         size = storage.size(blob.key)
     except BlobNotFoundError as exc:  # recorded but gone from storage: a 404, not a 500
         raise NotFoundError("file", name) from exc
+    if request.method == "GET" and settings.s3_presigned_downloads:
+        location = presigned_location(storage, blob)
+        if location is not None:
+            return RedirectResponse(location, 307, headers={"Cache-Control": "no-store"})
     span = _byte_range(range_header, size)
     start, end = span or (0, size - 1)
     headers["Content-Length"] = str(end - start + 1 if size else 0)

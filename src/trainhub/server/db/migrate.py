@@ -4,9 +4,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
 
+from trainhub._version import __version__
+from trainhub.server.db.engine import describe_url
 from trainhub.server.filemodes import PRIVATE_FILE_MODE, create_private_file
 
 MIGRATIONS = Path(__file__).parent.parent / "migrations"
@@ -20,10 +24,52 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+class SchemaTooNewError(ValueError):
+    """The database was migrated by a newer trainhub than this one."""
+
+
 def upgrade(url: str) -> None:
-    """Bring the database at `url` to the newest schema (a new SQLite file is made 0600)."""
+    """Bring the database at `url` to the newest schema (a new SQLite file is made 0600).
+
+    A database whose schema is newer than this code knows raises SchemaTooNewError: running
+    on it could corrupt it, and downgrading it would lose what the newer version stored.
+    """
     restrict_sqlite_files(url)
-    command.upgrade(alembic_config(url), "head")
+    config = alembic_config(url)
+    check_not_newer(url, ScriptDirectory.from_config(config))
+    command.upgrade(config, "head")
+
+
+def known_revisions() -> set[str]:
+    """Return every schema revision this code can migrate from or to."""
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return {script.revision for script in scripts.walk_revisions()}
+
+
+def current_revision(url: str) -> str | None:
+    """Return the schema revision of the database at `url` (None: not created yet)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def check_not_newer(url: str, scripts: ScriptDirectory) -> None:
+    """Raise SchemaTooNewError when the database's revision is not one of `scripts`."""
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        return  # a new SQLite file: nothing to compare (and connecting would create it)
+    revision = current_revision(url)
+    known = {script.revision for script in scripts.walk_revisions()}
+    if revision is not None and revision not in known:
+        raise SchemaTooNewError(
+            f"the database {describe_url(url)} has schema revision {revision!r}, newer than "
+            f"this trainhub {__version__} knows (up to {scripts.get_current_head()!r}); "
+            "run the trainhub version that migrated it (upgrade this one), or restore a backup "
+            "made with this version"
+        )
 
 
 def sqlite_path(url: str) -> Path | None:

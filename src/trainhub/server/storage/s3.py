@@ -1,4 +1,4 @@
-"""Blobs in an S3-compatible bucket (AWS S3, MinIO, Cloudflare R2, Ceph, ...).
+"""Blobs in an S3-compatible bucket (AWS S3, SeaweedFS, Cloudflare R2, Ceph, MinIO, ...).
 
 `s3://BUCKET/PREFIX[?endpoint_url=URL]` keeps each blob as the object `PREFIX/KEY`. Endpoint,
 credentials and region come from the standard AWS environment and config files, as for any
@@ -6,29 +6,47 @@ boto3 program (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_R
 AWS_PROFILE, ...); `endpoint_url` in the storage URL wins over AWS_ENDPOINT_URL.
 
 An upload is written and hashed into a temp file in `<data_dir>/spool/tmp`, and publishing sends
-that file with boto3's managed transfer (multipart above MULTIPART_THRESHOLD_BYTES, each part
-read from disk as it is sent), then removes it. S3 shows an object only once its upload is
-complete, so publication is atomic. Resumable (tus) uploads collect in `<data_dir>/spool/partial`
-of the replica that received them. boto3 is an extra (`trainhub[server,s3]`): it is imported
-here, when a bucket is opened, never by the rest of the server.
+that file (s3upload.py): one PutObject below MULTIPART_THRESHOLD_BYTES, else a multipart upload
+whose parts are read from disk as they are sent. Every request carries the SHA-256 of its bytes,
+so the bucket refuses bytes damaged on the way, and the completing request carries
+`If-None-Match: *`, so a published object is never replaced (keys name the content's hash: the
+object already there is the same blob). S3 shows an object only once its upload is complete, so
+publication is atomic; a failed multipart upload is aborted, and one a killed server left behind
+is aborted by the clean-up (services/gc.py). Resumable (tus) uploads collect in
+`<data_dir>/spool/partial` of the replica that received them. boto3 is an extra
+(`trainhub[server,s3]`): it is imported here, when a bucket is opened, never by the rest of the
+server.
 """
 
 import re
 import secrets
 from collections.abc import Callable, Iterator
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from trainhub.server.filemodes import make_private_dirs
-from trainhub.server.storage.base import BlobNotFoundError, StorageError, check_key
+from trainhub.server.storage.base import (
+    BlobNotFoundError,
+    Leftover,
+    StorageConfigError,
+    StorageError,
+    StoredBlob,
+    check_key,
+    is_server_key,
+)
+from trainhub.server.storage.s3upload import ObjectExistsError, PartUploader
 from trainhub.server.storage.spool import (
     CHUNK_BYTES,
     SpoolWriter,
     check_writable,
     partial_file,
+    partial_files_in,
     sweep_partial_files,
     sweep_temp_files,
+    temp_leftovers,
 )
 
 MULTIPART_THRESHOLD_BYTES = 16 * 1024**2
@@ -41,6 +59,17 @@ INSTALL_HINT = 'S3 storage needs boto3: pip install "trainhub[server,s3]"'
 _BUCKET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
+_CREDENTIALS_HINT = "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
+# answers that will not change by waiting: the configuration is wrong
+_CONFIG_HINTS = {
+    "NoSuchBucket": "create the bucket, or name an existing one in the storage URL",
+    "InvalidAccessKeyId": _CREDENTIALS_HINT,
+    "SignatureDoesNotMatch": _CREDENTIALS_HINT,
+    "InvalidToken": _CREDENTIALS_HINT,
+    "ExpiredToken": _CREDENTIALS_HINT,
+    "AccessDenied": "give these credentials s3:PutObject and s3:DeleteObject on the prefix",
+}
+_CREDENTIAL_ERRORS = {"NoCredentialsError", "PartialCredentialsError"}
 
 
 def parse_url(url: str) -> tuple[str, str, str | None]:
@@ -100,7 +129,10 @@ class S3BlobWriter(SpoolWriter):
     """A spooled upload, sent to the bucket when published; the spool file goes either way."""
 
     def __init__(
-        self, folder: Path, upload: Callable[[Path, str], None], existing: Path | None = None
+        self,
+        folder: Path,
+        upload: Callable[[Path, str, bytes], None],
+        existing: Path | None = None,
     ) -> None:
         super().__init__(folder, existing)
         self._upload = upload
@@ -109,7 +141,7 @@ class S3BlobWriter(SpoolWriter):
         """Upload the blob as `key`; the object appears only when complete."""
         try:
             self._file.close()
-            self._upload(self._path, key)
+            self._upload(self._path, key, self.digest())
         except OSError as exc:
             raise StorageError(f"cannot publish to storage: {exc.strerror or exc}") from exc
         finally:
@@ -126,42 +158,63 @@ class S3Storage:
         spool_dir: Path,
         *,
         endpoint_url: str | None = None,
+        public_endpoint_url: str | None = None,
         multipart_threshold_bytes: int = MULTIPART_THRESHOLD_BYTES,
         multipart_chunk_bytes: int = MULTIPART_CHUNK_BYTES,
+        sweep: bool = True,
     ) -> None:
         try:
             import boto3
-            from boto3.s3.transfer import TransferConfig
             from botocore.config import Config
         except ImportError as exc:
             raise ValueError(INSTALL_HINT) from exc
         self.bucket, self.prefix = bucket, prefix.strip("/")
         self._errors = _client_errors()
+        config = Config(connect_timeout=10, read_timeout=60, max_pool_connections=32)
         try:
-            self._client: Any = boto3.session.Session().client(
+            session = boto3.session.Session()
+            self._client: Any = session.client("s3", endpoint_url=endpoint_url, config=config)
+            # signs download URLs for the endpoint clients reach; it never sends a request
+            self._signer: Any = session.client(
                 "s3",
-                endpoint_url=endpoint_url,
-                config=Config(connect_timeout=10, read_timeout=60, max_pool_connections=32),
+                endpoint_url=public_endpoint_url or endpoint_url,
+                config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
             )
         except self._errors as exc:
             raise ValueError(f"cannot set up the S3 client: {_reason(exc)}") from exc
-        self._transfer = TransferConfig(
-            multipart_threshold=multipart_threshold_bytes,
-            multipart_chunksize=multipart_chunk_bytes,
-            max_concurrency=MAX_CONCURRENCY,
+        self._parts = PartUploader(
+            self._client, bucket, multipart_threshold_bytes, multipart_chunk_bytes, MAX_CONCURRENCY
         )
         self._temp_dir, self._partial_dir = spool_dir / "tmp", spool_dir / "partial"
         for folder in (self._temp_dir, self._partial_dir):
             make_private_dirs(folder)
-        sweep_temp_files(self._temp_dir)
-        sweep_partial_files(self._partial_dir, STALE_PARTIAL_S)
+        if sweep:  # a server starting; not `trainhub gc` beside a running one
+            sweep_temp_files(self._temp_dir)
+            sweep_partial_files(self._partial_dir, STALE_PARTIAL_S)
         self._probe = f"healthz/probe-{secrets.token_hex(8)}"
 
     @classmethod
-    def from_url(cls, url: str, spool_dir: Path) -> "S3Storage":
-        """Return the storage `s3://BUCKET/PREFIX[?endpoint_url=URL]` names."""
+    def from_url(
+        cls,
+        url: str,
+        spool_dir: Path,
+        public_endpoint_url: str | None = None,
+        *,
+        sweep: bool = True,
+    ) -> "S3Storage":
+        """Return the storage `s3://BUCKET/PREFIX[?endpoint_url=URL]` names.
+
+        `public_endpoint_url` is the S3 endpoint clients reach, for presigned download URLs.
+        """
         bucket, prefix, endpoint_url = parse_url(url)
-        return cls(bucket, prefix, spool_dir, endpoint_url=endpoint_url)
+        return cls(
+            bucket,
+            prefix,
+            spool_dir,
+            endpoint_url=endpoint_url,
+            public_endpoint_url=public_endpoint_url,
+            sweep=sweep,
+        )
 
     def object_key(self, key: str) -> str:
         """Return the name in the bucket of the blob `key` (checked, under the prefix)."""
@@ -172,12 +225,26 @@ class S3Storage:
         kind = BlobNotFoundError if _error_code(exc) in _MISSING_CODES else StorageError
         return kind(f"cannot {action} s3://{self.bucket}/{name}: {_reason(exc)}")
 
-    def _upload(self, path: Path, key: str) -> None:
+    def _upload(self, path: Path, key: str, sha256: bytes) -> None:
         name = self.object_key(key)
         try:
-            self._client.upload_file(str(path), self.bucket, name, Config=self._transfer)
+            self._parts.upload(path, name, sha256)
+        except ObjectExistsError:
+            self._check_same(name, path.stat().st_size)
         except self._errors as exc:
             raise self._failure("upload to", name, exc) from exc
+
+    def _check_same(self, name: str, size: int) -> None:
+        """Accept an object that was there already: its key names the content's hash."""
+        try:
+            found = int(self._client.head_object(Bucket=self.bucket, Key=name)["ContentLength"])
+        except self._errors as exc:
+            raise self._failure("find", name, exc) from exc
+        if found != size:
+            raise StorageError(
+                f"s3://{self.bucket}/{name} already holds {found} bytes, not the {size} "
+                "uploaded; it was not replaced (remove that object if it is damaged)"
+            )
 
     def create_writer(self) -> S3BlobWriter:
         """Start a new blob (a temp file in the spool folder)."""
@@ -227,6 +294,71 @@ class S3Storage:
             if _error_code(exc) not in _MISSING_CODES:
                 raise self._failure("delete", name, exc) from exc
 
+    def iter_blobs(self) -> Iterator[StoredBlob]:
+        """Return every object under the prefix whose name is a storage key."""
+        start = f"{self.prefix}/" if self.prefix else ""
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=start
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    key = str(item["Key"])[len(start) :]
+                    if is_server_key(key):  # never what else shares the bucket
+                        yield StoredBlob(key, int(item["Size"]), item["LastModified"])
+        except self._errors as exc:
+            raise self._failure("list", start, exc) from exc
+
+    def leftovers(self) -> list[Leftover]:
+        """Return the spool's temp files and the unfinished multipart uploads under the prefix."""
+        found = temp_leftovers(self._temp_dir)
+        start = f"{self.prefix}/" if self.prefix else ""
+        try:
+            pages = self._client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=start
+            )
+            uploads = [item for page in pages for item in page.get("Uploads", [])]
+        except self._errors as exc:
+            raise self._failure("list the multipart uploads of", start, exc) from exc
+        for item in uploads:
+            name, upload_id = str(item["Key"]), str(item["UploadId"])
+            if not is_server_key(name[len(start) :]):  # another program's upload
+                continue
+            started: datetime = item["Initiated"]
+            what = f"unfinished multipart upload of s3://{self.bucket}/{name}"
+            found.append(Leftover(what, started, partial(self._abort, name, upload_id)))
+        return found
+
+    def _abort(self, name: str, upload_id: str) -> None:
+        try:
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload_id)
+        except self._errors as exc:
+            if _error_code(exc) not in ("NoSuchUpload", "404"):
+                raise self._failure("abort the multipart upload of", name, exc) from exc
+
+    def partial_files(self) -> list[Path]:
+        """Return the files of resumable uploads in this replica's spool."""
+        return partial_files_in(self._partial_dir)
+
+    def presign_download(
+        self, key: str, *, filename: str, media_type: str, expires_s: int
+    ) -> str | None:
+        """Return a presigned GET of `key` for the public endpoint, valid for `expires_s`."""
+        params = {
+            "Bucket": self.bucket,
+            "Key": self.object_key(key),
+            "ResponseContentDisposition": f'attachment; filename="{filename}"',
+            "ResponseContentType": media_type,
+        }
+        try:
+            return str(
+                self._signer.generate_presigned_url(
+                    "get_object", Params=params, ExpiresIn=expires_s
+                )
+            )
+        except self._errors as exc:
+            raise self._failure("sign a download of", str(params["Key"]), exc) from exc
+
     def check(self) -> None:
         """Raise StorageError unless the spool folder and the bucket take a small blob."""
         check_writable(self.create_writer, f"spool folder {self._temp_dir}")
@@ -235,6 +367,12 @@ class S3Storage:
             self._client.put_object(Bucket=self.bucket, Key=name, Body=b"ok")
             self._client.delete_object(Bucket=self.bucket, Key=name)
         except self._errors as exc:
+            hint = _CONFIG_HINTS.get(_error_code(exc))
+            if hint is not None or type(exc).__name__ in _CREDENTIAL_ERRORS:
+                raise StorageConfigError(
+                    f"bucket {self.bucket!r} at {self.endpoint()} refuses this server: "
+                    f"{_reason(exc)}{f'; {hint}' if hint else ''}"
+                ) from exc
             raise StorageError(
                 f"bucket {self.bucket!r} at {self.endpoint()} is not reachable or not "
                 f"writable: {_reason(exc)}"

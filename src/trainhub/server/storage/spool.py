@@ -12,10 +12,12 @@ import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from trainhub.server.filemodes import make_private_dirs
-from trainhub.server.storage.base import StorageError, check_key
+from trainhub.server.storage.base import Leftover, StorageError, check_key, is_key
 
 CHUNK_BYTES = 1024 * 1024
 SYNC_EVERY_BYTES = 64 * 1024 * 1024
@@ -70,6 +72,10 @@ class SpoolWriter(ABC):
         """Return the sha256 of what was written so far."""
         return self._hash.hexdigest()
 
+    def digest(self) -> bytes:
+        """Return the sha256 of what was written so far, as bytes."""
+        return self._hash.digest()
+
     @abstractmethod
     def publish(self, key: str) -> None:
         """Make the blob visible under `key`, completely or not at all."""
@@ -108,3 +114,27 @@ def partial_file(folder: Path, upload_id: str) -> Path:
     """Return the file in `folder` that collects the resumable upload `upload_id`."""
     make_private_dirs(folder)
     return folder / check_key(f"partial/{upload_id}").split("/")[1]
+
+
+def modified_at(path: Path) -> datetime:
+    """Return when `path` was last written, in UTC."""
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+
+
+def temp_leftovers(folder: Path) -> list[Leftover]:
+    """Return the upload temp files in `folder` (of uploads in flight, or of a killed process)."""
+    found = []
+    for path in sorted(folder.glob(f"{TEMP_PREFIX}*")) if folder.is_dir() else []:
+        try:
+            started = modified_at(path)
+        except FileNotFoundError:  # finished meanwhile
+            continue
+        found.append(Leftover(f"temp file {path}", started, partial(path.unlink, missing_ok=True)))
+    return found
+
+
+def partial_files_in(folder: Path) -> list[Path]:
+    """Return the resumable-upload files in `folder` (named by their upload id)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_key(f"partial/{p.name}"))

@@ -1,9 +1,10 @@
-"""The API on S3 storage: the flows of test_weights, test_resumable_uploads and test_datasets.
+"""The API on both storage backends: the local folder and a bucket on SeaweedFS.
 
-The app here keeps its blobs in a bucket on a real S3-compatible server (moto, tests/s3.py) and
-spools uploads in `<data_dir>/spool`. A focused set of flows instead of the whole suite twice:
-weights and signed downloads with ranges, tus in parts, a dataset archive inspected before it is
-published, deletes, /healthz, storage failures, and two replicas sharing database and bucket.
+The flows of test_weights, test_resumable_uploads and test_datasets run on each backend (the app
+spools S3 uploads in `<data_dir>/spool`): weights and signed downloads with ranges, tus in parts,
+a dataset archive inspected before it is published, deletes and /healthz. Then what only a
+bucket has: presigned downloads, a bucket that fails, and two replicas sharing database and
+bucket.
 """
 
 import base64
@@ -12,6 +13,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -29,24 +31,32 @@ from tests.factories import (
     weights_file,
 )
 from tests.s3 import Bucket
+from tests.seaweed import S3FaultProxy, start_fault_proxy
 from tests.servers import free_port
 from trainhub.server.app import create_app
 from trainhub.server.settings import Settings
 from trainhub.server.state import hub_state
 
+ONLY_S3 = pytest.mark.parametrize("storage_kind", ["seaweedfs"], indirect=True)
 TUS = {"Tus-Resumable": "1.0.0"}
-PREFIX = "hub"
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, s3_bucket: Bucket) -> Settings:
-    return make_settings(tmp_path, database_url, storage_url=f"s3://{s3_bucket.name}/{PREFIX}")
+def settings(tmp_path: Path, database_url: str, storage_url: str | None) -> Settings:
+    return make_settings(tmp_path, database_url, storage_url=storage_url)
 
 
-def spooled(settings: Settings) -> list[str]:
-    """Return every file in the app's spool folder, relative to it."""
-    spool = settings.data_dir / "spool"
-    return sorted(str(p.relative_to(spool)) for p in spool.rglob("*") if p.is_file())
+def stored(app: FastAPI) -> list[str]:
+    """Return the keys of every published blob, sorted."""
+    return sorted(blob.key for blob in hub_state(app).storage.iter_blobs())
+
+
+def in_flight(app: FastAPI) -> list[str]:
+    """Return what uploads left behind: temp files, unfinished multipart uploads, tus files."""
+    storage = hub_state(app).storage
+    return [leftover.what for leftover in storage.leftovers()] + [
+        f"partial/{path.name}" for path in storage.partial_files()
+    ]
 
 
 def read_model(client: TestClient, model_id: str) -> dict:
@@ -74,20 +84,20 @@ def tus_patch(client: TestClient, location: str, offset: int, chunk: bytes):
     return client.patch(location, content=chunk, headers=headers)
 
 
-def test_weights_go_to_the_bucket_and_download_whole_and_in_ranges(
-    alice, anon, settings: Settings, s3_bucket: Bucket, tmp_path: Path
+def test_weights_are_stored_and_download_whole_and_in_ranges(
+    alice, anon, app: FastAPI, settings: Settings, storage_kind: str, tmp_path: Path
 ) -> None:
     model_id = create_model(alice)
     last, last_sha = weights_file(tmp_path / "last.pt", size=5000)
     best, best_sha = weights_file(tmp_path / "best.pt", size=300_000)
     ok(upload_weights(alice, model_id, last, epoch=2))
     ok(upload_weights(alice, model_id, best, final=True, epoch=2))
-    assert s3_bucket.object_keys() == [
-        f"{PREFIX}/models/{model_id}/best-{best_sha}",
-        f"{PREFIX}/models/{model_id}/last-{last_sha}",
+    assert stored(app) == [
+        f"models/{model_id}/best-{best_sha}",
+        f"models/{model_id}/last-{last_sha}",
     ]
-    assert spooled(settings) == []
-    assert not (settings.data_dir / "blobs").exists()
+    assert in_flight(app) == []
+    assert (settings.data_dir / "blobs").exists() is (storage_kind == "local")
 
     record = read_model(alice, model_id)
     whole = anon.get(record["weights"])
@@ -104,8 +114,8 @@ def test_weights_go_to_the_bucket_and_download_whole_and_in_ranges(
     assert head.status_code == 200 and head.headers["content-length"] == "5000"
 
 
-def test_a_resumable_upload_collects_in_the_spool_then_goes_to_the_bucket(
-    alice, anon, settings: Settings, s3_bucket: Bucket
+def test_a_resumable_upload_collects_in_a_partial_file_then_is_published(
+    alice, anon, app: FastAPI
 ) -> None:
     model_id = create_model(alice)
     data = os.urandom(300_000)
@@ -114,27 +124,25 @@ def test_a_resumable_upload_collects_in_the_spool_then_goes_to_the_bucket(
     upload_id = location.rsplit("/", 1)[1]
     for offset in (0, 100_000, 200_000):
         assert alice.head(location, headers=TUS).headers["upload-offset"] == str(offset)
-        assert spooled(settings) == [f"partial/{upload_id}"]
-        assert (settings.data_dir / "spool" / "partial" / upload_id).stat().st_size == offset
-        assert s3_bucket.object_keys() == []
+        assert in_flight(app) == [f"partial/{upload_id}"]
+        assert hub_state(app).storage.partial_path(upload_id).stat().st_size == offset
+        assert stored(app) == []
         answer = tus_patch(alice, location, offset, data[offset : offset + 100_000])
         assert answer.status_code == 204, answer.text
-    assert s3_bucket.object_keys() == [f"{PREFIX}/models/{model_id}/best-{sha256}"]
-    assert spooled(settings) == []
+    assert stored(app) == [f"models/{model_id}/best-{sha256}"]
+    assert in_flight(app) == []
     download = anon.get(read_model(alice, model_id)["weights"])
     assert hashlib.sha256(download.content).hexdigest() == sha256
 
 
-def test_a_dataset_archive_is_inspected_in_the_spool_then_published(
-    alice, anon, settings: Settings, s3_bucket: Bucket
-) -> None:
+def test_a_dataset_archive_is_inspected_before_it_is_published(alice, anon, app: FastAPI) -> None:
     body = {"meta": {"name": "shapes"}, "filename": "shapes.zip"}
     dataset_id = ok(alice.post("/v1/datasets", json=body))["id"]
     refused = alice.post(
         f"/v1/datasets/{dataset_id}/upload", files={"shapes.zip": ("shapes.zip", b"not a zip")}
     )
     error(refused, 422)
-    assert s3_bucket.object_keys() == [] and spooled(settings) == []
+    assert stored(app) == [] and in_flight(app) == []
 
     data = dataset_zip("shapes")
     answer = alice.post(
@@ -142,34 +150,34 @@ def test_a_dataset_archive_is_inspected_in_the_spool_then_published(
     )
     record = ok(answer)
     assert record["layout"] == "detect" and record["size_bytes"] == len(data)
-    assert s3_bucket.object_keys() == [f"{PREFIX}/datasets/{dataset_id}/{record['sha256']}"]
-    assert spooled(settings) == []
+    assert stored(app) == [f"datasets/{dataset_id}/{record['sha256']}"]
+    assert in_flight(app) == []
     download = anon.get(local_path(record["url"]))
     assert download.status_code == 200 and download.content == data
 
 
-def test_deleting_a_model_removes_its_objects_from_the_bucket(
-    alice, s3_bucket: Bucket, tmp_path: Path
-) -> None:
+def test_deleting_a_model_removes_its_blobs(alice, app: FastAPI, tmp_path: Path) -> None:
     model_id = create_model(alice)
     kept_id = create_model(alice)
     for target in (model_id, kept_id):
         ok(upload_weights(alice, target, weights_file(tmp_path / "w.pt")[0], epoch=1))
         ok(upload_weights(alice, target, weights_file(tmp_path / "w.pt")[0], final=True))
-    assert len(s3_bucket.object_keys()) == 4
+    assert len(stored(app)) == 4
     assert ok(alice.delete(f"/v1/models/{model_id}?hard=True"))["hard"] is True
-    remaining = s3_bucket.object_keys()
+    remaining = stored(app)
     assert len(remaining) == 2 and all(f"/{kept_id}/" in key for key in remaining)
 
 
-def test_a_new_checkpoint_replaces_the_old_object(alice, s3_bucket: Bucket, tmp_path) -> None:
+def test_a_new_checkpoint_replaces_the_old_blob(alice, app: FastAPI, tmp_path: Path) -> None:
     model_id = create_model(alice)
     ok(upload_weights(alice, model_id, weights_file(tmp_path / "a.pt")[0], epoch=1))
     path, sha256 = weights_file(tmp_path / "b.pt")
     ok(upload_weights(alice, model_id, path, epoch=2))
-    assert s3_bucket.object_keys() == [f"{PREFIX}/models/{model_id}/last-{sha256}"]
+    ok(upload_weights(alice, model_id, path, epoch=2))  # sent again: the same blob, kept
+    assert stored(app) == [f"models/{model_id}/last-{sha256}"]
 
 
+@ONLY_S3
 def test_health_reports_the_bucket_and_names_no_bucket_when_it_fails(
     anon, s3_bucket: Bucket
 ) -> None:
@@ -181,13 +189,13 @@ def test_health_reports_the_bucket_and_names_no_bucket_when_it_fails(
     assert s3_bucket.name not in response.text
 
 
-def test_an_object_gone_from_the_bucket_answers_404_not_500(
-    alice, anon, s3_bucket: Bucket, tmp_path: Path
+def test_a_blob_gone_from_storage_answers_404_not_500(
+    alice, anon, app: FastAPI, tmp_path: Path
 ) -> None:
     model_id = create_model(alice)
     ok(upload_weights(alice, model_id, weights_file(tmp_path / "w.pt")[0], final=True))
-    (key,) = s3_bucket.object_keys()
-    s3_bucket.client.delete_object(Bucket=s3_bucket.name, Key=key)
+    (key,) = stored(app)
+    hub_state(app).storage.delete(key)
     url = read_model(alice, model_id)["weights"]
     assert "not found" in error(anon.get(url), 404)
     assert anon.head(url).status_code == 404
@@ -213,7 +221,8 @@ def test_an_unreachable_bucket_answers_503_and_leaves_no_spool_file(
             assert "storage" in error(client.get("/healthz"), 503)
     finally:
         hub_state(application).db.dispose()
-    assert spooled(settings) == []
+    spool = settings.data_dir / "spool"
+    assert [p for p in spool.rglob("*") if p.is_file()] == []
 
 
 @pytest.fixture
@@ -233,6 +242,7 @@ def replica(
     hub_state(application).db.dispose()
 
 
+@ONLY_S3
 def test_a_second_replica_serves_what_the_first_stored(
     alice, replica: FastAPI, users: Users, tmp_path: Path
 ) -> None:
@@ -247,6 +257,7 @@ def test_a_second_replica_serves_what_the_first_stored(
     error(alice.get(f"/v1/models/{model_id}"), 404)
 
 
+@ONLY_S3
 def test_a_resumable_upload_resumes_only_on_the_replica_that_holds_its_bytes(
     alice, replica: FastAPI, users: Users, s3_bucket: Bucket
 ) -> None:
@@ -261,5 +272,83 @@ def test_a_resumable_upload_resumes_only_on_the_replica_that_holds_its_bytes(
     assert alice.head(location, headers=TUS).headers["upload-offset"] == "100000"
     assert tus_patch(alice, location, 100_000, data[100_000:]).status_code == 204
     assert s3_bucket.object_keys() == [
-        f"{PREFIX}/models/{model_id}/best-{hashlib.sha256(data).hexdigest()}"
+        f"hub/models/{model_id}/best-{hashlib.sha256(data).hexdigest()}"
     ]
+
+
+def test_presigned_downloads_redirect_a_checked_link_to_the_bucket(
+    tmp_path: Path, database_url: str, s3_bucket: Bucket
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        storage_url=f"s3://{s3_bucket.name}/hub",
+        s3_presigned_downloads=True,
+        s3_public_endpoint=s3_bucket.endpoint_url,
+    )
+    application = create_app(settings)
+    try:
+        people = create_users(hub_state(application).db)
+        with (
+            TestClient(application, headers={"x-api-key": people.alice.key}) as alice,
+            TestClient(application) as anon,
+        ):
+            model_id = create_model(alice)
+            path, sha256 = weights_file(tmp_path / "best.pt", size=50_000)
+            ok(upload_weights(alice, model_id, path, final=True))
+            link = read_model(alice, model_id)["weights"]
+            answer = anon.get(link, follow_redirects=False)
+            assert answer.status_code == 307, answer.text
+            location = answer.headers["location"]
+            assert location.startswith(f"{s3_bucket.endpoint_url}/{s3_bucket.name}/hub/models/")
+            fetched = httpx.get(location)
+            assert fetched.status_code == 200 and fetched.content == path.read_bytes()
+            ranged = httpx.get(location, headers={"range": "bytes=10-19"})
+            assert ranged.status_code == 206 and ranged.content == path.read_bytes()[10:20]
+            assert anon.head(link).status_code == 200  # HEAD is answered by the server
+            cached = anon.get(link, headers={"if-none-match": f'"{sha256}"'})
+            assert cached.status_code == 304
+            # the link is still checked on every request: a deleted model redirects no more
+            ok(alice.delete(f"/v1/models/{model_id}?hard=True"))
+            error(anon.get(link, follow_redirects=False), 404)
+    finally:
+        hub_state(application).db.dispose()
+
+
+def test_a_bucket_failing_mid_upload_retries_the_part_or_answers_a_clean_503(
+    tmp_path: Path, database_url: str, s3_bucket: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    with start_fault_proxy(s3_bucket.endpoint_url) as proxy:
+        settings = make_settings(
+            tmp_path,
+            database_url,
+            storage_url=f"s3://{s3_bucket.name}/hub?endpoint_url={proxy.url}",
+            max_upload_bytes=64 * 1024**2,
+        )
+        application = create_app(settings)
+        try:
+            people = create_users(hub_state(application).db)
+            with TestClient(application, headers={"x-api-key": people.alice.key}) as alice:
+                model_id = create_model(alice)
+                big, sha256 = weights_file(tmp_path / "big.pt", size=17 * 1024**2)
+                once = proxy.fail(lambda r: r.is_upload_part(), times=1)
+                ok(upload_weights(alice, model_id, big, final=True))
+                assert once.hits == 1
+                assert stored(application) == [f"models/{model_id}/best-{sha256}"]
+                assert s3_bucket.read(f"hub/models/{model_id}/best-{sha256}") == big.read_bytes()
+
+                always = _fail_every_part(proxy)
+                other, _ = weights_file(tmp_path / "other.pt", size=17 * 1024**2)
+                answer = upload_weights(alice, model_id, other, epoch=3)
+                assert "storage is unavailable" in error(answer, 503)
+                assert always.hits >= 2
+                assert read_model(alice, model_id)["has_last_weights"] is False
+                assert stored(application) == [f"models/{model_id}/best-{sha256}"]
+                assert in_flight(application) == []  # the multipart upload was aborted
+        finally:
+            hub_state(application).db.dispose()
+
+
+def _fail_every_part(proxy: S3FaultProxy):
+    return proxy.fail(lambda r: r.is_upload_part())
