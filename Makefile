@@ -6,12 +6,13 @@ DATA_DIR ?= trainhub-data
 PYTEST_ARGS ?=
 export TRAINHUB_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: serve test lint check bench compat-venv ml-venvs chromium demo clean
+.PHONY: serve test lint check bench compat-venv ml-venvs export-venv chromium demo clean
 
+# the export extra too: `trainhub server` then starts a worker, and exports work out of the box
 $(VENV)/.server: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
-	$(PY) -m pip install -q -e '.[server]'
+	$(PY) -m pip install -q -e '.[export]'
 	touch $@
 
 $(VENV)/.dev: pyproject.toml
@@ -38,6 +39,9 @@ compat-venv:
 ml-venvs: compat-venv
 	scripts/ml-venvs.sh
 
+export-venv: compat-venv
+	scripts/export-venv.sh
+
 chromium:
 	scripts/install-chromium.sh
 
@@ -46,7 +50,7 @@ check: $(VENV)/.dev
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/mypy
 
-test: $(VENV)/.dev compat-venv ml-venvs chromium check
+test: $(VENV)/.dev compat-venv ml-venvs export-venv chromium check
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev

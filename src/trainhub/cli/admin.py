@@ -11,11 +11,14 @@ from typing import Any
 
 import typer
 
+from trainhub.cli.hub import fail
 from trainhub.cli.startup import (
+    EXPORT_EXTRA,
     check_data_dir,
     check_port,
     create_app_or_exit,
     load_settings,
+    missing_export_modules,
     open_database,
     require_server_stack,
 )
@@ -169,6 +172,36 @@ def _first_admin(db: Any) -> str | None:
         return key
 
 
+def _check_embedded_worker(settings: Any) -> None:
+    """Exit when `embedded_worker` is "on" but this Python lacks the export extra."""
+    missing = missing_export_modules()
+    if settings.embedded_worker == "on" and missing:
+        fail(
+            f"embedded_worker is on, but the export extra is not installed (no module "
+            f"{missing[0]!r}); install it with: {EXPORT_EXTRA}, or set "
+            "TRAINHUB_EMBEDDED_WORKER=off and run `trainhub worker` elsewhere",
+            2,
+        )
+
+
+def _start_embedded_worker(settings: Any) -> Any:
+    """Start the server's own worker when `embedded_worker` says so (docs/server.md, Workers)."""
+    if settings.embedded_worker == "off":
+        return None
+    if missing_export_modules():
+        logger.info(
+            "no embedded worker: exports and predictions need the export extra (%s) here, or "
+            "`trainhub worker` running elsewhere",
+            EXPORT_EXTRA,
+        )
+        return None
+    from trainhub.cli.embedded import EmbeddedWorker
+
+    worker = EmbeddedWorker(settings, logging.getLevelName(logging.root.level))
+    worker.start()
+    return worker
+
+
 def server(
     host: str | None = typer.Option(
         None, "--host", help="Address to listen on (TRAINHUB_HOST; 127.0.0.1)."
@@ -197,9 +230,6 @@ def server(
 ) -> None:
     """Run the hub server."""
     require_server_stack("server", status=2)
-    import uvicorn
-
-    from trainhub.server.accesslog import create_log_config
     from trainhub.server.filemodes import restrict_umask
     from trainhub.server.storage import StorageError
 
@@ -216,6 +246,7 @@ def server(
     # checked before anything is created or announced (the first admin's key is shown once)
     check_data_dir(settings.data_dir, status=2)
     check_port(settings.host, settings.port, status=2)
+    _check_embedded_worker(settings)
     app = create_app_or_exit(settings)
     key = _first_admin(app.state.db) if settings.create_admin else None
     url = settings.resolved_public_url()
@@ -237,6 +268,19 @@ def server(
             f"First start: created user 'admin'. Its API key (shown only once):\n  {key}\n"
             f"Log in with: yolo login {key}\n"
         )
+    worker = _start_embedded_worker(settings)
+    try:
+        _serve(app, settings)
+    finally:
+        if worker is not None:
+            worker.stop()
+
+
+def _serve(app: Any, settings: Any) -> None:
+    import uvicorn
+
+    from trainhub.server.accesslog import create_log_config
+
     uvicorn.run(
         app,
         host=settings.host,

@@ -1,4 +1,7 @@
-"""create_app(settings) -> FastAPI: the HUB v1 API and signed downloads on one origin."""
+"""create_app(settings) -> FastAPI: the HUB v1 API and signed downloads on one origin.
+
+The app puts export and prediction jobs on the queue; `trainhub worker` processes run them.
+"""
 
 import logging
 
@@ -9,12 +12,14 @@ from trainhub.server import errors, web
 from trainhub.server.api import (
     auth,
     datasets,
+    exports,
     files,
     health,
     heartbeat,
     legacy,
     metrics,
     models,
+    predictions,
     projects,
     uploads,
     users,
@@ -25,6 +30,7 @@ from trainhub.server.db import migrate
 from trainhub.server.db.engine import Database
 from trainhub.server.filemodes import make_private_dir
 from trainhub.server.hosts import HostGuard
+from trainhub.server.jobs.queue import create_queue
 from trainhub.server.links import Links
 from trainhub.server.ratelimit import RateLimiter
 from trainhub.server.settings import Settings
@@ -42,6 +48,8 @@ ROUTERS = (
     projects,
     users,
     legacy,
+    exports,
+    predictions,
     files,
     health,
     web,
@@ -65,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = Database(database_url)
     app.state.storage = from_url(settings.resolved_storage_url(), settings.data_dir / "spool")
     app.state.links = Links.from_settings(settings)
+    app.state.queue = create_queue(settings)
     app.state.rate_limiter = RateLimiter(
         settings.rate_limit, settings.anonymous_rate_limit, settings.redis_url or "memory://"
     )

@@ -78,6 +78,12 @@ class RequestTimeoutError(HubError):
     status = 408
 
 
+class ServiceUnavailableError(HubError):
+    """Worth retrying later: no worker is running, or one did not answer in time (Retry-After)."""
+
+    status = 503
+
+
 def error_response(
     status: int, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:

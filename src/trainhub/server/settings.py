@@ -2,6 +2,7 @@
 
 import secrets
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from limits import parse_many
@@ -48,6 +49,18 @@ class Settings(BaseSettings):
     max_keys_per_user: int = 20
     max_agents_per_model: int = 16
     create_admin: bool = True
+    # exports and hosted inference: the job queue and its workers (docs/server.md, "Workers")
+    embedded_worker: Literal["auto", "on", "off"] = "auto"
+    queue_name: str = Field(default="trainhub", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    worker_threads: int = Field(default=2, ge=1, le=64)
+    worker_poll_s: float = Field(default=0.1, gt=0, le=10)
+    worker_model_cache_size: int = Field(default=4, ge=1, le=256)
+    job_lease_s: float = Field(default=60.0, ge=2)
+    job_max_attempts: int = Field(default=2, ge=1, le=10)
+    export_timeout_s: float = Field(default=1800.0, gt=0)
+    max_queued_exports_per_user: int = Field(default=4, ge=1)
+    predict_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    max_predict_pixels: int = Field(default=40_000_000, ge=1)
     log_level: str = "INFO"
 
     @field_validator("web_rate_limit", "web_chart_rate_limit")
@@ -81,6 +94,10 @@ class Settings(BaseSettings):
         if public:
             hosts.add(f"[{public}]" if ":" in public else public)
         return sorted(hosts)
+
+    def resolved_queue_file(self) -> Path:
+        """Return the SQLite file of the job queue used when no redis_url is set."""
+        return (self.data_dir / "queue.sqlite3").resolve()
 
     def resolved_secret(self) -> bytes:
         """Return the signing secret: the configured one, or one kept in the data directory."""
