@@ -237,6 +237,7 @@ def test_polling_an_export_never_requested_answers_404(alice, tmp_path) -> None:
     error(poll(alice, model_id, "nonsense"), 422)
     error(alice.get("/v1/exports/" + "A" * 20), 404)
     error(alice.get("/v1/exports/" + "A" * 200), 404)
+    error(alice.get("/v1/exports/%00" + "A" * 19), 404)  # PostgreSQL text cannot hold NUL
 
 
 def test_other_users_cannot_export_or_see_alices_private_exports(

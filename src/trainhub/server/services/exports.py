@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from trainhub.protocol.exports import ExportFormat, ExportStatus, find_format, format_names
+from trainhub.protocol.ids import is_id
 from trainhub.protocol.weights import WeightKind
 from trainhub.server.db import exports as queries
 from trainhub.server.db import owned, workers
@@ -159,7 +160,7 @@ def read_export(
 ) -> ExportView:
     """Return one export job by id, if the reader may read its model (404 otherwise)."""
     with db.read() as session:
-        row = session.get(ExportRow, export_id) if len(export_id) <= 20 else None
+        row = session.get(ExportRow, export_id) if is_id(export_id) else None
         model = session.get(ModelRow, row.model_seq) if row is not None else None
         if row is None or model is None:
             raise NotFoundError("export", export_id)
