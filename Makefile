@@ -11,10 +11,11 @@ export TRAINHUB_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:543
 
 .PHONY: serve test lint check bench venvs chromium demo clean
 
+# the export extra too: `trainhub server` then starts a worker, and exports work out of the box
 $(VENV)/.server: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
-	$(PY) -m pip install -q -e '.[server]'
+	$(PY) -m pip install -q -e '.[export]'
 	touch $@
 
 # .venv as a layer on the torch base venv (scripts/venvs.sh; DEVELOPERS.md, "The venvs").

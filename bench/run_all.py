@@ -13,6 +13,7 @@ import time
 
 import client_overhead
 import client_upload
+import export_predict
 import first_paint
 import hotpaths
 import metrics_ingest
@@ -47,6 +48,7 @@ def main() -> None:
     figures += client_overhead.run(500 if args.quick else 2000)
     figures += client_upload.run(128 if args.quick else 1024)
     figures += first_paint.run(runs=3 if args.quick else 5)
+    figures += export_predict.run(repeat=10 if args.quick else 50)  # needs .venv-export
     heading(f"summary ({time.perf_counter() - start:.0f} s)")
     print_figures(figures)
 

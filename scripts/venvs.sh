@@ -12,6 +12,8 @@
 #   .venv          + trainhub[dev]: the server, the test tools, torch for `trainhub demo`
 #   .venv-compat   + ultralytics 8.3.253, hub-sdk 0.0.25, lightning, transformers, accelerate
 #   .venv-ml84     + ultralytics 8.4.190 (no HUB support) and aiohttp (for data=ul:// datasets)
+#   .venv-export   + trainhub[export]: the worker of exports and predictions (ultralytics 8.3,
+#                  onnx, onnxslim, onnxruntime, huey)
 #
 # A layer sees the base through a .pth file, after its own site-packages, and holds trainhub
 # (editable, from this checkout). Every install into a layer is constrained to the versions in
@@ -21,7 +23,8 @@
 #
 # Idempotent: each venv has a stamp file naming what it holds; when it matches, nothing is done.
 # A venv that is not a layer yet (say, a framework venv with its own torch) is rebuilt as one.
-# Needs no stdin (CI=true is fine). Locations: TORCH_VENV, DEV_VENV, COMPAT_VENV, ML84_VENV.
+# Needs no stdin (CI=true is fine). Locations: TORCH_VENV, DEV_VENV, COMPAT_VENV, ML84_VENV,
+# EXPORT_VENV.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,12 +32,14 @@ BASE="${TORCH_VENV:-$ROOT/.venv-torch}"
 DEV="${DEV_VENV:-$ROOT/.venv}"
 COMPAT="${COMPAT_VENV:-$ROOT/.venv-compat}"
 ML84="${ML84_VENV:-$ROOT/.venv-ml84}"
+EXPORT="${EXPORT_VENV:-$ROOT/.venv-export}"
 BASE_PYTHON="${BASE_PYTHON:-python3}"
 
 BASE_PINS=(torch==2.14.1 torchvision==0.29.1)
 COMPAT_PINS=(ultralytics==8.3.253 hub-sdk==0.0.25 lightning==2.6.6 transformers==5.23.0
     accelerate==1.15.0) # transformers.Trainer needs accelerate with torch
 ML84_PINS=(ultralytics==8.4.190 aiohttp==3.14.5)
+EXPORT_PINS=(ultralytics==8.3.253 onnx==1.23.2 onnxslim==0.1.98 onnxruntime==1.32.0)
 
 export PIP_NO_INPUT=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 exec 9<"${BASH_SOURCE[0]}" # one build at a time (pytest workers may call this together)
@@ -149,3 +154,4 @@ if [[ "${1:-}" == "dev" ]]; then
 fi
 layer "$COMPAT" "cv2 hub_sdk ultralytics lightning transformers accelerate" "$ROOT" "${COMPAT_PINS[@]}"
 layer "$ML84" "cv2 ultralytics aiohttp" "$ROOT" "${ML84_PINS[@]}"
+layer "$EXPORT" "cv2 ultralytics onnxruntime huey" "$ROOT[export]" "${EXPORT_PINS[@]}"

@@ -95,6 +95,7 @@ def spawn_server(
     url = f"http://127.0.0.1:{port}"
     log_path = data_dir.parent / f"server-{port}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINHUB_")}
+    env["TRAINHUB_EMBEDDED_WORKER"] = "off"  # a test that wants workers starts them
     env.update(extra_env or {})
     with log_path.open("ab") as log:
         proc = subprocess.Popen(

@@ -46,6 +46,7 @@ class World:
     project_id: str
     key_id: str
     upload_id: str
+    export_id: str
     revoked_key: str
     dataset_url: str
     bob_cookie: str
@@ -63,6 +64,7 @@ class World:
             self.project_id,
             self.key_id,
             self.upload_id,
+            self.export_id,
             self.users.alice.id,
         }
 
@@ -133,6 +135,7 @@ def build_world(app: FastAPI, alice: TestClient, users: Users, tmp_path: Path) -
         headers={**TUS, "Upload-Length": str(UPLOAD_LENGTH), "Upload-Metadata": metadata},
     )
     assert created.status_code == 201, created.text
+    export = ok(alice.post(f"/v1/models/{model_id}/export", json={"format": "onnx"}))
     cookie, token = sign_in(app, users.bob.key)
     alice_cookie, alice_token = sign_in(app, users.alice.key)
     return World(
@@ -142,6 +145,7 @@ def build_world(app: FastAPI, alice: TestClient, users: Users, tmp_path: Path) -
         project_id=project_id,
         key_id=key_id_of(app, users.alice.key),
         upload_id=created.headers["location"].rsplit("/", 1)[1],
+        export_id=export["id"],
         revoked_key=revoked["key"],
         dataset_url=dataset["url"].removeprefix("http://testserver"),
         bob_cookie=cookie,
@@ -163,6 +167,7 @@ def path_value(name: str, path: str, world: World) -> str:
         "user_id": world.users.alice.id,
         "key_id": world.key_id,
         "upload_id": world.upload_id,
+        "export_id": world.export_id,
         "token": FORGED_TOKEN,
         "label": forged[4],
         "name": forged[5],

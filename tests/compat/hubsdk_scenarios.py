@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import struct
 import sys
 import time
@@ -480,12 +481,39 @@ def scenario_authz(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def wait_for_export_like_the_sdk_suite(model_id: str, fmt: str, key: str, timeout: float) -> dict:
+    """Poll `POST /get-export` as hub-sdk's own test suite does, until "Export ready!".
+
+    Its `is_model_exported` posts `{"modelId", "format"}` as JSON text with the x-api-key header
+    and Content-Type set by hand, and looks only at `message` (docs/protocol/hub-v1.md §5.13).
+    """
+    import requests  # hub-sdk's own dependency
+
+    host = os.environ["ULTRALYTICS_HUB_API"]
+    headers = {"x-api-key": key, "Content-Type": "application/json"}
+    payload = json.dumps({"modelId": model_id, "format": fmt})
+    deadline, polls, data = time.monotonic() + timeout, 0, {}
+    while time.monotonic() < deadline:
+        data = requests.post(url=f"{host}/get-export", headers=headers, data=payload).json()
+        polls += 1
+        if data.get("message") == "Export ready!" or data.get("success") is False:
+            break
+        time.sleep(0.5)
+    return {"polls": polls, "last": data}
+
+
 def scenario_export_predict(p: dict[str, Any]) -> dict[str, Any]:
     hub = client(p["key"])
-    model = new_model(hub, "export")
+    model = hub.model(p["model_id"])
     exported = model.export("onnx")
-    predicted = model.predict(p["image"], {"size": 640, "confidence": 0.25, "iou": 0.45})
-    return {"id": model.id, "export": status(exported), "predict": status(predicted)}
+    ready = wait_for_export_like_the_sdk_suite(p["model_id"], "onnx", p["key"], p["timeout"])
+    predicted = model.predict(p["image"], {"size": 64, "confidence": 0.25, "iou": 0.45})
+    return {
+        "export": status(exported),
+        "ready": ready,
+        "predict": status(predicted),
+        "prediction": predicted.json() if predicted is not None else None,
+    }
 
 
 SCENARIOS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {

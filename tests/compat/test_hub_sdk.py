@@ -596,25 +596,4 @@ def test_refusals_between_users_are_json_errors(hub: RunningServer) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# 11. export and hosted inference are not implemented
-
-
-def test_export_and_predict_are_refused_with_501_json(
-    hub: RunningServer, scenario: Runner, tmp_path: Path
-) -> None:
-    image = write_png(tmp_path / "image.png")
-    run = scenario("export_predict", key=hub.keys["alice"], image=str(image))
-    r = run.result
-    assert is_id(r["id"]), run.why()
-    assert r["export"] is None, run.why()
-    assert r["predict"] is None, run.why()
-    with api(hub, hub.keys["alice"]) as http:
-        exported = http.post(f"/v1/models/{r['id']}/export", json={"format": "onnx"})
-        predicted = http.post(
-            f"/v1/predict/{r['id']}",
-            data={"size": "640"},
-            files={"image": ("image", image.read_bytes())},
-        )
-    for answer in (exported, predicted):
-        assert answer.status_code == 501, run.why(explain(hub, answer))
-        error_json(answer)
+# 11. export and hosted inference need a worker: tests/exports/test_clients.py

@@ -342,6 +342,23 @@ def scenario_predict(args: argparse.Namespace) -> None:
     )
 
 
+def scenario_export(args: argparse.Namespace) -> None:
+    """`hub.export_model` then `hub.get_export` until ready or failed (flow 13.7)."""
+    prepare_settings()
+    from ultralytics import hub
+
+    logged_in = hub.login(args.login)
+    hub.export_model(args.model_id, args.format)  # asserts exactly 200
+    deadline, polls, answer = time.monotonic() + args.timeout, 0, {}
+    while time.monotonic() < deadline:
+        answer = hub.get_export(args.model_id, args.format)  # asserts exactly 200
+        polls += 1
+        if answer.get("message") == "Export ready!" or answer.get("success") is False:
+            break
+        time.sleep(0.5)
+    emit({"logged_in": logged_in, "polls": polls, "answer": answer})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="scenario", required=True)
@@ -362,6 +379,11 @@ def main() -> None:
     predict.add_argument("--url", required=True)
     predict.add_argument("--api-key")
     predict.add_argument("--image", required=True)
+    export = sub.add_parser("export")
+    export.add_argument("--model-id", required=True)
+    export.add_argument("--format", required=True)
+    export.add_argument("--login", required=True)
+    export.add_argument("--timeout", type=float, default=180)
     args = parser.parse_args()
     guard_network()
     {
@@ -369,6 +391,7 @@ def main() -> None:
         "train-local": scenario_train_local,
         "train-url": scenario_train_url,
         "predict": scenario_predict,
+        "export": scenario_export,
     }[args.scenario](args)
 
 

@@ -181,7 +181,9 @@ def test_a_new_checkpoint_replaces_the_old_blob(alice, app: FastAPI, tmp_path: P
 def test_health_reports_the_bucket_and_names_no_bucket_when_it_fails(
     anon, s3_bucket: Bucket
 ) -> None:
-    assert ok(anon.get("/healthz")) == {"database": "ok", "storage": "ok"}
+    healthy = ok(anon.get("/healthz"))
+    assert healthy["database"] == healthy["storage"] == "ok"
+    assert healthy["queue"] == {"status": "ok", "depth": 0, "workers": 0}
     assert s3_bucket.object_keys() == []  # the probe object is removed again
     s3_bucket.client.delete_bucket(Bucket=s3_bucket.name)
     response = anon.get("/healthz")

@@ -1,4 +1,4 @@
-"""Heartbeats (agentId handshake), /model-reset, and the export/predict family (501).
+"""Heartbeats (agentId handshake), /model-reset, and who may call the export/predict family.
 
 docs/protocol/hub-v1.md §5.11-§5.15, §5.22, §7.4 and §16.5-§16.6.
 """
@@ -355,28 +355,6 @@ def test_reset_bodies_that_are_not_a_json_object_are_refused(alice, subtests) ->
 # ---------------------------------------------------------------- export, predict, clear_exports
 
 
-def test_export_answers_501_with_a_helpful_message(alice) -> None:
-    model_id = create_model(alice)
-    message = error(alice.post(f"/v1/models/{model_id}/export", json={"format": "onnx"}), 501)
-    assert "export" in message and "YOLO(" in message
-
-
-def test_get_export_answers_501_with_a_helpful_message(alice) -> None:
-    model_id = create_model(alice)
-    body = {"modelId": model_id, "format": "onnx"}
-    assert "export" in error(alice.post("/get-export", json=body), 501)
-    error(alice.post("/get-export", json={"apiKey": "k", **body}), 501)
-
-
-def test_predict_answers_501_with_a_helpful_message(alice, anon) -> None:
-    model_id = create_model(alice, public=True)
-    files = {"image": ("image", b"\x89PNG\r\n")}
-    data = {"size": "640", "confidence": "0.25"}
-    message = error(alice.post(f"/v1/predict/{model_id}", files=files, data=data), 501)
-    assert "inference" in message and "predict" in message
-    error(anon.post(f"/v1/predict/{model_id}", files=files), 501)
-
-
 def test_clear_exports_answers_200(alice) -> None:
     model_id = create_model(alice)
     response = alice.post(f"/qa/model/{model_id}/clear_exports")
@@ -391,9 +369,10 @@ def test_the_export_family_needs_a_key(alice, anon) -> None:
     error(anon.post(f"/qa/model/{model_id}/clear_exports"), 401)
 
 
-def test_anonymous_predict_on_a_private_model_answers_404(alice, anon) -> None:
-    model_id = create_model(alice)
-    error(anon.post(f"/v1/predict/{model_id}", files={"image": ("image", b"x")}), 404)
+def test_anonymous_predict_answers_401(alice, anon) -> None:
+    for public in (False, True):
+        model_id = create_model(alice, public=public)
+        error(anon.post(f"/v1/predict/{model_id}", files={"image": ("image", b"x")}), 401)
 
 
 # ---------------------------------------------------------------- who may do what

@@ -35,7 +35,8 @@ ANONYMOUS_ROUTES = {
     "GET /v1/datasets/{object_id}",
     "GET /v1/projects",
     "GET /v1/projects/{object_id}",
-    "POST /v1/predict/{model_id}",
+    "GET /v1/models/{model_id}/exports",
+    "GET /v1/exports/{export_id}",
 }
 # The OpenAPI document, the API reference pages and the static files (not APIRoutes).
 OTHER_ROUTES = {"/openapi.json", "/docs", "/redoc", "/static"}

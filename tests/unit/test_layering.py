@@ -12,7 +12,7 @@ SRC = Path(__file__).parents[2] / "src"
 BANNED = {
     "client": {"trainhub.server", "fastapi", "sqlalchemy", "boto3", "starlette"},
     "protocol": {"trainhub.client", "trainhub.server", "httpx", "fastapi", "sqlalchemy"},
-    "server": {"trainhub.client", "trainhub.integrations"},
+    "server": {"trainhub.client", "trainhub.integrations", "trainhub.worker"},
     "integrations": {"trainhub.server", "fastapi", "sqlalchemy"},
     # the adapters sit on services/: they never import each other, nor SQLAlchemy
     "server/api": {"trainhub.server.web", "sqlalchemy"},
@@ -70,6 +70,42 @@ def test_server_never_unpickles() -> None:
     for path in (SRC / "trainhub" / "server").rglob("*.py"):
         text = path.read_text()
         assert not re.search(r"\bimport pickle\b|\bpickle\.|torch\.load|import torch", text), path
+
+
+# what only a worker process may load (docs/decisions/0017-job-queue.md)
+WORKER_SIDE = ("torch", "ultralytics", "onnxruntime", "onnx", "cv2", "numpy", "trainhub.worker")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "from trainhub.server.app import create_app",
+        "import trainhub.cli.admin, trainhub.cli.embedded, trainhub.cli.worker",
+    ],
+)
+def test_the_server_process_loads_no_worker_module(statement: str) -> None:
+    loaded = loaded_modules(statement)
+    leaked = sorted(m for m in loaded if m.split(".")[0] in WORKER_SIDE or m in WORKER_SIDE)
+    leaked += sorted(m for m in loaded if m.startswith("trainhub.worker"))
+    assert not leaked, f"{statement!r} loaded {leaked}"
+
+
+def test_the_server_process_unpickles_nothing_from_the_queue() -> None:
+    """The server reads job results from the queue: they must never go through pickle.loads."""
+    code = (
+        "import pickle\n"
+        "def refuse(*a, **k): raise SystemExit('pickle.loads called')\n"
+        "pickle.loads = refuse\n"
+        "import tempfile\n"
+        "from trainhub.server.settings import Settings\n"
+        "from trainhub.server.jobs.queue import create_queue\n"
+        "q = create_queue(Settings(data_dir=tempfile.mkdtemp()))\n"
+        "q.huey.put_result('t', {'ok': True})\n"
+        "assert q.has_result('t') and q.take_result('t') == {'ok': True}\n"
+        "q.enqueue_export('e'); assert q.pending_exports() == {'e'}\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 def loaded_modules(statement: str) -> set[str]:

@@ -1,4 +1,4 @@
-"""The `trainhub` command: `trainhub <noun> <verb>`, plus `server`.
+"""The `trainhub` command: `trainhub <noun> <verb>`, plus `server` and `worker`.
 
 Server commands import the server stack lazily, inside the command, so the client install
 (`pip install trainhub`) runs `trainhub --help` without FastAPI or SQLAlchemy.
@@ -10,7 +10,7 @@ import os
 import typer
 
 from trainhub._version import __version__
-from trainhub.cli import admin, client, demo, ops
+from trainhub.cli import admin, client, demo, ops, worker
 
 app = typer.Typer(
     help="trainhub: a self-hosted hub for training runs (Ultralytics HUB v1 compatible).",
@@ -24,6 +24,7 @@ app.command("server")(admin.server)
 app.command("gc")(ops.gc)
 app.command("backup")(ops.backup)
 app.command("restore")(ops.restore)
+app.command("worker")(worker.worker)
 client.register(app)
 app.command("demo")(demo.demo)
 

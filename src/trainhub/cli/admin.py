@@ -16,10 +16,12 @@ import typer
 
 from trainhub.cli.hub import fail
 from trainhub.cli.startup import (
+    EXPORT_EXTRA,
     check_data_dir,
     check_port,
     create_app_or_exit,
     load_settings,
+    missing_export_modules,
     open_database,
     require_server_stack,
 )
@@ -191,6 +193,36 @@ def _announce(url: str, key: str | None, *, as_json: bool) -> None:
         )
 
 
+def _check_embedded_worker(settings: Any) -> None:
+    """Exit when `embedded_worker` is "on" but this Python lacks the export extra."""
+    missing = missing_export_modules()
+    if settings.embedded_worker == "on" and missing:
+        fail(
+            f"embedded_worker is on, but the export extra is not installed (no module "
+            f"{missing[0]!r}); install it with: {EXPORT_EXTRA}, or set "
+            "TRAINHUB_EMBEDDED_WORKER=off and run `trainhub worker` elsewhere",
+            2,
+        )
+
+
+def _start_embedded_worker(settings: Any) -> Any:
+    """Start the server's own worker when `embedded_worker` says so (docs/server.md, Workers)."""
+    if settings.embedded_worker == "off":
+        return None
+    if missing_export_modules():
+        logger.info(
+            "no embedded worker: exports and predictions need the export extra (%s) here, or "
+            "`trainhub worker` running elsewhere",
+            EXPORT_EXTRA,
+        )
+        return None
+    from trainhub.cli.embedded import EmbeddedWorker
+
+    worker = EmbeddedWorker(settings, logging.getLevelName(logging.root.level))
+    worker.start()
+    return worker
+
+
 def server(
     host: str | None = typer.Option(
         None, "--host", help="Address to listen on (TRAINHUB_HOST; 127.0.0.1)."
@@ -232,10 +264,8 @@ def server(
 ) -> None:
     """Run the hub server."""
     require_server_stack("server", status=2)
-    import uvicorn
 
     from trainhub.server.accesslog import create_log_config
-    from trainhub.server.app import WORKER_SETTINGS
     from trainhub.server.filemodes import restrict_umask
     from trainhub.server.state import hub_state
     from trainhub.server.storage import StorageConfigError, StorageError
@@ -257,6 +287,7 @@ def server(
     # checked before anything is created or announced (the first admin's key is shown once)
     check_data_dir(settings.data_dir, status=2)
     check_port(settings.host, settings.port, status=2)
+    _check_embedded_worker(settings)
     app = create_app_or_exit(settings)
     try:
         hub_state(app).storage.check()
@@ -272,6 +303,21 @@ def server(
     logger.info("database: %s", hub_state(app).db.describe())
     logger.info("storage: %s", hub_state(app).storage.describe())
     _announce(url, key, as_json=settings.log_format == "json")
+    worker = _start_embedded_worker(settings)
+    try:
+        _serve(app, settings, log_config)
+    finally:
+        if worker is not None:
+            worker.stop()
+
+
+def _serve(app: Any, settings: Any, log_config: dict[str, Any]) -> None:
+    """Run uvicorn: in this process, or in `settings.workers` processes of its own."""
+    import uvicorn
+
+    from trainhub.server.app import WORKER_SETTINGS
+    from trainhub.server.state import hub_state
+
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,

@@ -20,6 +20,17 @@ from trainhub.cli.hub import fail
 # what `pip install "trainhub[server]"` adds that every operator command imports
 SERVER_MODULES = ("fastapi", "uvicorn", "sqlalchemy", "alembic", "pydantic_settings")
 SERVER_EXTRA = 'pip install "trainhub[server]"'
+# what `pip install "trainhub[export]"` adds for `trainhub worker` (found, never imported here)
+EXPORT_MODULES = ("torch", "ultralytics", "onnx", "onnxruntime", "numpy", "PIL", "cv2")
+EXPORT_EXTRA = 'pip install "trainhub[export]"'
+
+
+def missing_export_modules() -> list[str]:
+    """Return the modules of the export extra this Python cannot find (none: it is installed).
+
+    Only looked up, not imported, so the server process never loads torch.
+    """
+    return [name for name in EXPORT_MODULES if importlib.util.find_spec(name) is None]
 
 
 def require_server_stack(command: str, status: int = 1) -> None:

@@ -1,4 +1,7 @@
-"""create_app(settings) -> FastAPI: the HUB v1 API and signed downloads on one origin."""
+"""create_app(settings) -> FastAPI: the HUB v1 API and signed downloads on one origin.
+
+The app puts export and prediction jobs on the queue; `trainhub worker` processes run them.
+"""
 
 import logging
 import os
@@ -12,6 +15,7 @@ from trainhub.server import errors, web
 from trainhub.server.api import (
     auth,
     datasets,
+    exports,
     files,
     health,
     heartbeat,
@@ -19,6 +23,7 @@ from trainhub.server.api import (
     metrics,
     models,
     monitoring,
+    predictions,
     projects,
     uploads,
     users,
@@ -29,6 +34,7 @@ from trainhub.server.db import migrate
 from trainhub.server.db.engine import Database
 from trainhub.server.filemodes import make_private_dir
 from trainhub.server.hosts import HostGuard
+from trainhub.server.jobs.queue import create_queue
 from trainhub.server.links import Links
 from trainhub.server.periodic import periodic_work
 from trainhub.server.ratelimit import RateLimiter
@@ -54,6 +60,8 @@ ROUTERS = (
     projects,
     users,
     legacy,
+    exports,
+    predictions,
     files,
     health,
     monitoring,
@@ -116,6 +124,7 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
             default_interval_s=settings.heartbeat_interval_s,
         ),
         telemetry=Telemetry(),
+        queue=create_queue(settings),
     )
     if settings.redis_url:
         hub_state(app).rate_limiter.check()  # ValueError: Redis does not answer

@@ -80,7 +80,8 @@ class RequestTimeoutError(HubError):
 
 
 class ServiceUnavailableError(HubError):
-    """The hub cannot take this request now; the client should retry (after Retry-After)."""
+    """Worth retrying later: the hub is busy, its database or workers do not answer in time,
+    or no worker runs (Retry-After says when)."""
 
     status = 503
 

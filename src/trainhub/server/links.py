@@ -3,12 +3,14 @@
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
+from trainhub.protocol.exports import find_format
 from trainhub.protocol.weights import WeightKind
-from trainhub.server.db.tables import DatasetRow, ProjectRow, WeightRow
+from trainhub.server.db.tables import DatasetRow, ExportRow, ProjectRow, WeightRow
 from trainhub.server.settings import Settings
 from trainhub.server.signing import create_token, download_path, safe_name
 
 COVER_LABEL = "cover"
+EXPORT_LABEL_PREFIX = "export-"  # + the format: export-onnx
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 
 
@@ -17,6 +19,18 @@ def weight_file_name(model_id: str, weight: WeightRow) -> str:
     if weight.kind == WeightKind.CHECKPOINT:
         return f"{model_id}-e{weight.epoch}-{weight.sha256[:8]}-last.pt"
     return f"{model_id}-{weight.sha256[:8]}-best.pt"
+
+
+def export_label(format_name: str) -> str:
+    """Return the download label of a model's export in a format (`export-onnx`)."""
+    return f"{EXPORT_LABEL_PREFIX}{format_name}"
+
+
+def export_file_name(model_id: str, export: ExportRow) -> str:
+    """Return the version-unique file name of an exported model (a folder format is a zip)."""
+    export_format = find_format(export.format)
+    stem = f"{model_id}-{(export.sha256 or '')[:8]}-best"
+    return export_format.file_name(stem) if export_format else f"{stem}.{export.format}"
 
 
 def dataset_file_name(dataset: DatasetRow) -> str:
@@ -72,6 +86,13 @@ class Links:
         """Return the URL of a model's best or last weights."""
         name = weight_file_name(model_id, weight)
         return self.download(model_id, WeightKind(weight.kind).filename, weight.sha256, name)
+
+    def export(self, model_id: str, export: ExportRow) -> str | None:
+        """Return the URL of an exported model, None until its file exists."""
+        if not export.sha256 or not export.blob_key:
+            return None
+        name = export_file_name(model_id, export)
+        return self.download(model_id, export_label(export.format), export.sha256, name)
 
     def dataset(self, dataset: DatasetRow) -> str | None:
         """Return the URL of a dataset's archive, None before one was uploaded."""

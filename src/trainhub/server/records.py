@@ -6,10 +6,11 @@ and URLs, cfg, train_args, the six flat config fields, liveness. Pages use the s
 
 from typing import Any
 
+from trainhub.protocol.exports import ExportStatus, find_format
 from trainhub.server import modelspec
 from trainhub.server.db.models import ModelContext
-from trainhub.server.db.tables import DatasetRow, ProjectRow, UserRow, iso, utcnow
-from trainhub.server.links import Links
+from trainhub.server.db.tables import DatasetRow, ExportRow, ProjectRow, UserRow, iso, utcnow
+from trainhub.server.links import Links, export_file_name
 from trainhub.server.liveness import is_online
 
 
@@ -136,3 +137,48 @@ def user_record(row: UserRow, api_key: str | None = None) -> dict[str, Any]:
     if api_key is not None:
         record["apiKey"] = api_key
     return record
+
+
+def export_message(row: ExportRow, workers_alive: bool = True) -> str:
+    """Return what an export's state means for people (and "Export ready!" for the clients)."""
+    status = ExportStatus(row.status)
+    title = (found.title if (found := find_format(row.format)) else row.format) + " export"
+    if status is ExportStatus.DONE:
+        return "Export ready!"  # what hub-sdk's tests wait for: docs/protocol/hub-v1.md §5.13
+    if status is ExportStatus.FAILED:
+        return f"{title} failed: {row.error or 'no reason recorded'}"
+    if status is ExportStatus.RUNNING:
+        return f"{title} in progress (attempt {row.attempts})"
+    if not workers_alive:
+        return (
+            f"{title} queued, but no worker is running: start one with `trainhub worker "
+            "--data-dir DIR` (docs/server.md, Workers)"
+        )
+    return f"{title} queued"
+
+
+def export_record(
+    row: ExportRow, model_id: str, links: Links, workers_alive: bool = True
+) -> dict[str, Any]:
+    """Return the JSON record of an export job (docs/http-api.md, Exports)."""
+    end = row.finished_at or (utcnow() if row.status == ExportStatus.RUNNING else None)
+    duration = (end - row.started_at).total_seconds() if end and row.started_at else None
+    done = row.status == ExportStatus.DONE
+    return {
+        "id": row.id,
+        "modelId": model_id,
+        "format": row.format,
+        "status": row.status,
+        "message": export_message(row, workers_alive),
+        "error": row.error,
+        "url": links.export(model_id, row) if done else None,
+        "fileName": export_file_name(model_id, row) if done else None,
+        "sha256": row.sha256,
+        "size_bytes": row.size_bytes,
+        "weightsSha256": row.weights_sha256,
+        "attempts": row.attempts,
+        "createdAt": iso(row.created_at),
+        "startedAt": iso(row.started_at),
+        "finishedAt": iso(row.finished_at),
+        "durationSeconds": None if duration is None else round(duration, 3),
+    }

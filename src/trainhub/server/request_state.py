@@ -1,10 +1,11 @@
-"""Dependencies for objects the app builds once at start-up (links, rate limiter)."""
+"""Dependencies for objects the app builds once at start-up (links, the job queue)."""
 
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from trainhub.server.deps import OptionalUser, caller_id
+from trainhub.server.jobs.queue import JobQueue
 from trainhub.server.links import Links
 from trainhub.server.state import request_hub
 
@@ -15,3 +16,11 @@ async def get_links(request: Request, user: OptionalUser) -> Links:
 
 
 LinksDep = Annotated[Links, Depends(get_links)]
+
+
+async def get_queue(request: Request) -> JobQueue:
+    """Return the job queue that feeds the workers."""
+    return request_hub(request).queue
+
+
+QueueDep = Annotated[JobQueue, Depends(get_queue)]

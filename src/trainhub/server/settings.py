@@ -55,6 +55,18 @@ class Settings(BaseSettings):
     gc_grace_s: float = Field(default=3600.0, ge=0)
     create_admin: bool = True
     metrics_token: SecretStr | None = None
+    # exports and hosted inference: the job queue and its workers (docs/server.md, "Workers")
+    embedded_worker: Literal["auto", "on", "off"] = "auto"
+    queue_name: str = Field(default="trainhub", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    worker_threads: int = Field(default=2, ge=1, le=64)
+    worker_poll_s: float = Field(default=0.1, gt=0, le=10)
+    worker_model_cache_size: int = Field(default=4, ge=1, le=256)
+    job_lease_s: float = Field(default=60.0, ge=2)
+    job_max_attempts: int = Field(default=2, ge=1, le=10)
+    export_timeout_s: float = Field(default=1800.0, gt=0)
+    max_queued_exports_per_user: int = Field(default=4, ge=1)
+    predict_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    max_predict_pixels: int = Field(default=40_000_000, ge=1)
     log_level: str = "INFO"
     workers: int = 1
     log_format: Literal["text", "json"] = "text"
@@ -90,6 +102,10 @@ class Settings(BaseSettings):
         if public:
             hosts.add(f"[{public}]" if ":" in public else public)
         return sorted(hosts)
+
+    def resolved_queue_file(self) -> Path:
+        """Return the SQLite file of the job queue used when no redis_url is set."""
+        return (self.data_dir / "queue.sqlite3").resolve()
 
     def resolved_secret(self) -> bytes:
         """Return the signing secret: the configured one, or one kept in the data directory."""

@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp
 
 from trainhub.server.db.engine import Database
+from trainhub.server.jobs.queue import JobQueue
 from trainhub.server.links import Links
 from trainhub.server.ratelimit import RateLimiter
 from trainhub.server.services.heartbeats import HeartbeatBoard
@@ -32,6 +33,7 @@ class HubState:
     keys: KeyCache  # recent key lookups, trusted for a second
     metrics: MetricsWriter  # metrics uploads, written in batches
     heartbeats: HeartbeatBoard  # trainers' beats, kept in memory and written when they matter
+    queue: JobQueue  # exports and predictions for the worker processes
     telemetry: Telemetry  # the Prometheus metrics of /metrics
 
 

@@ -6,8 +6,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trainhub.protocol.weights import WeightKind
-from trainhub.server.db.tables import DatasetRow, ModelRow, ProjectRow, WeightRow
-from trainhub.server.links import COVER_LABEL, cover_file_name, dataset_file_name, weight_file_name
+from trainhub.server.db.tables import DatasetRow, ExportRow, ModelRow, ProjectRow, WeightRow
+from trainhub.server.links import (
+    COVER_LABEL,
+    EXPORT_LABEL_PREFIX,
+    cover_file_name,
+    dataset_file_name,
+    export_file_name,
+    weight_file_name,
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,29 @@ def _weights(session: Session, model_id: str, kind: WeightKind) -> StoredFile | 
     return StoredFile(
         weight.blob_key, weight.sha256, name, "application/octet-stream", owner_id, is_public
     )
+
+
+def _export(session: Session, model_id: str, format_name: str) -> StoredFile | None:
+    found = session.execute(
+        select(ExportRow, ModelRow.owner_id, ModelRow.public)
+        .join(ModelRow, ModelRow.seq == ExportRow.model_seq)
+        .where(
+            ModelRow.id == model_id,
+            ModelRow.deleted_at.is_(None),
+            ExportRow.format == format_name,
+            ExportRow.status == "done",
+        )
+        .order_by(ExportRow.finished_at.desc())
+        .limit(1)
+    ).first()
+    if found is None:
+        return None
+    export, owner_id, is_public = found
+    if not export.blob_key or not export.sha256:
+        return None
+    name = export_file_name(model_id, export)
+    media = "application/zip" if name.endswith(".zip") else "application/octet-stream"
+    return StoredFile(export.blob_key, export.sha256, name, media, owner_id, is_public)
 
 
 def _cover(session: Session, project_id: str) -> StoredFile | None:
@@ -74,10 +104,12 @@ def _archive(session: Session, dataset_id: str, label: str) -> StoredFile | None
 
 
 def find_file(session: Session, object_id: str, label: str) -> StoredFile | None:
-    """Return the current file of `object_id` under `label` (weights, cover or archive)."""
+    """Return the current file of `object_id` under `label` (weights, export, cover, archive)."""
     kind = WeightKind.from_filename(label)
     if kind is not None:
         return _weights(session, object_id, kind)
+    if label.startswith(EXPORT_LABEL_PREFIX):
+        return _export(session, object_id, label.removeprefix(EXPORT_LABEL_PREFIX))
     if label == COVER_LABEL:
         return _cover(session, object_id)
     return _archive(session, object_id, label)

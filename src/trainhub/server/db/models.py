@@ -14,7 +14,7 @@ from trainhub.protocol.ids import create_id, is_id
 from trainhub.protocol.metrics import EpochMetrics
 from trainhub.protocol.weights import WeightKind, WeightUpload
 from trainhub.server import modelspec
-from trainhub.server.db import metrics, owned
+from trainhub.server.db import exports, metrics, owned
 from trainhub.server.db.tables import (
     AgentRow,
     DatasetRow,
@@ -93,6 +93,7 @@ def update_model(session: Session, row: ModelRow, patch: dict[str, Any], user_id
 
 def _clear(session: Session, row: ModelRow) -> list[str]:
     keys = list(session.scalars(select(WeightRow.blob_key).where(WeightRow.model_seq == row.seq)))
+    keys += exports.delete_exports(session, row.seq)
     for table in (MetricRow, WeightRow, AgentRow):
         session.execute(delete(table).where(table.model_seq == row.seq))
     return keys
@@ -136,10 +137,16 @@ def record_metrics(session: Session, row: ModelRow, epochs: dict[int, EpochMetri
 def record_weights(
     session: Session, row: ModelRow, upload: WeightUpload, *, key: str, sha256: str, size: int
 ) -> list[str]:
-    """Store a checkpoint or the final weights; return the replaced blob's key."""
+    """Store a checkpoint or the final weights; return the keys of the blobs they replace.
+
+    New final weights also drop the exports of the weights they replace (exports are made from
+    the final weights, and a file exported from weights that are gone must not be served).
+    """
     kind = upload.kind
     old = session.get(WeightRow, (row.seq, kind))
     garbage = [old.blob_key] if old is not None and old.blob_key != key else []
+    if kind is WeightKind.FINAL:
+        garbage += exports.delete_exports(session, row.seq, keep_weights=sha256)
     if old is not None:
         session.delete(old)
         session.flush()

@@ -7,7 +7,18 @@ Models, datasets and projects carry an integer `seq` (list order and cursor) bes
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -185,3 +196,51 @@ class ResumableUploadRow(Base):
     fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExportRow(Base):
+    """An export job: one model's final weights (by hash) in one format, and where it stands.
+
+    The worker that claims a queued job moves it to `running` and reports on it every few
+    seconds (`heartbeat_at`); a job whose worker went silent is queued again or failed by
+    whichever worker notices (docs/decisions/0017-job-queue.md). The file is recorded only once
+    it is published, so a `done` job always has a complete file.
+    """
+
+    __tablename__ = "exports"
+    __table_args__ = (UniqueConstraint("model_seq", "format", "weights_sha256"),)
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    model_seq: Mapped[int] = mapped_column(ForeignKey("models.seq", ondelete="CASCADE"), index=True)
+    requested_by: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    format: Mapped[str] = mapped_column(String(20))
+    weights_key: Mapped[str] = mapped_column(String(200))
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(10), default="queued", index=True)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker_id: Mapped[str | None] = mapped_column(String(20), default=None)
+    blob_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WorkerRow(Base):
+    """A `trainhub worker` process, as it last reported itself (liveness and what it can run)."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    threads: Mapped[int] = mapped_column(Integer)
+    info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(default=None)
