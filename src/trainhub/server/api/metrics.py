@@ -3,8 +3,6 @@
 See docs/protocol/hub-v1.md §5.8-§5.9.
 """
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 
 from trainhub.protocol import paths
@@ -41,6 +39,11 @@ async def upload_metrics(
 
 
 @router.get(paths.MODEL_METRICS, response_model=Envelope[list[MetricSeries]])
-def read_metrics(model_id: str, user: OptionalUser, db: Db) -> dict[str, Any]:
-    """Return one series per metric name, keyed by epoch; non-finite values are null."""
-    return {"success": True, "data": training.read_metrics(db, model_id, caller_id(user))}
+def read_metrics(model_id: str, user: OptionalUser, db: Db, response: Response) -> Response:
+    """Return one series per metric name, keyed by epoch; non-finite values are null.
+
+    A long run's read-back holds hundreds of thousands of values: it is encoded by orjson
+    directly, not validated again through its response model (which documents its shape).
+    """
+    series = training.read_metrics(db, model_id, caller_id(user))
+    return fast_json({"success": True, "data": series}, response.headers)

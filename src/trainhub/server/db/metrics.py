@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, ColumnElement, cast, func, select, type_coerce
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
@@ -23,7 +24,7 @@ Value = float | int | None
 
 def encode_values(values: EpochMetrics) -> str:
     """Return the stored text of one epoch's metrics (values already finite or None)."""
-    return json.dumps(values, allow_nan=False)
+    return orjson.dumps(values).decode()
 
 
 def _number(value: Any) -> Value:
@@ -37,9 +38,17 @@ def _number(value: Any) -> Value:
 def decode_values(text: str) -> dict[str, Value]:
     """Return one stored epoch's metrics as {name: number | None}.
 
-    Values were validated when written; anything that is not a finite number (NaN or Infinity
-    stored by an older version, a non-number) reads as None, never as an error.
+    Values were validated when written (finite numbers or null: parse_epoch_metrics refuses
+    anything else), so the stored text is read as it is, with orjson. Text that orjson refuses
+    (NaN or Infinity, which no version ever stored, or damage) is read the slow way, every odd
+    value becoming None: never an error.
     """
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        value = None
+    if isinstance(value, dict):
+        return value
     value = json.loads(text, parse_constant=lambda _: None)
     if not isinstance(value, dict):
         return {}
@@ -93,10 +102,19 @@ class Columns:
 
 
 def columns_of(rows: list[tuple[int, dict[str, Value]]]) -> Columns:
-    """Turn (epoch, {name: value}) rows, ordered by epoch, into columns."""
+    """Turn (epoch, {name: value}) rows, ordered by epoch, into columns (gaps are None).
+
+    When every row names the same metrics in the same order (one trainer writes them so), the
+    transpose is one zip in C; otherwise each column is gathered name by name.
+    """
+    epochs = [epoch for epoch, _ in rows]
+    if rows:
+        first = list(rows[0][1])
+        if all(list(values) == first for _, values in rows):
+            columns = zip(*(list(values.values()) for _, values in rows), strict=True)
+            return Columns(epochs, dict(sorted(zip(first, map(list, columns), strict=True))))
     names = sorted({name for _, values in rows for name in values})
-    series = {name: [values.get(name) for _, values in rows] for name in names}
-    return Columns([epoch for epoch, _ in rows], series)
+    return Columns(epochs, {name: [values.get(name) for _, values in rows] for name in names})
 
 
 def read_columns(

@@ -96,15 +96,17 @@ def check_readable(db: Database, model_id: str, user_id: str) -> None:
         owned.load(session, ModelRow, model_id, user_id)
 
 
-def chart_columns(
-    db: Database, model_id: str, user_id: str, first: int | None, last: int | None
-) -> tuple[Columns, dict[str, Any]]:
-    """Return a model's metrics between two epochs as columns, and their state (version)."""
+def chart_version(db: Database, model_id: str, user_id: str) -> tuple[int, dict[str, Any]]:
+    """Return a readable model's row number and the state (version) of its metrics."""
     with db.read() as session:
         row = owned.load(session, ModelRow, model_id, user_id)
-        return metrics.read_columns(session, row.seq, first, last), metrics.metrics_state(
-            session, row.seq
-        )
+        return row.seq, metrics.metrics_state(session, row.seq)
+
+
+def chart_columns(db: Database, model_seq: int, first: int | None, last: int | None) -> Columns:
+    """Return a model's metrics between two epochs as columns (readability checked before)."""
+    with db.read() as session:
+        return metrics.read_columns(session, model_seq, first, last)
 
 
 @dataclass(frozen=True)

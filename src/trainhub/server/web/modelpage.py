@@ -3,6 +3,7 @@
 from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
@@ -20,6 +21,8 @@ from trainhub.server.web.render import render
 from trainhub.server.web.routing import create_router
 
 router = create_router()
+CHARTS = charts.PayloadCache()  # this process's computed chart payloads (the key names the db)
+NO_STORE = {"Cache-Control": "no-store"}
 NOTICES = {
     "renamed": "The model was renamed.",
     "visibility": "The model's visibility was changed.",
@@ -114,13 +117,17 @@ def chart_data(
     points: Annotated[int, Query(ge=8, le=20_000)] = charts.DEFAULT_MAX_POINTS,
     first: Epoch = None,
     last: Epoch = None,
-) -> JSONResponse:
+) -> Response:
     """Return the model's metrics as columns, downsampled to about `points` per series."""
     limits.check_chart_rate(request, user.user_id)
-    columns, version = dashboard.chart_columns(db, model_id, user.user_id, first, last)
-    data = charts.payload(columns, points)
-    data["version"] = version  # what the `metrics` live event says when nothing changed
-    return JSONResponse(data, headers={"Cache-Control": "no-store"})
+    seq, version = dashboard.chart_version(db, model_id, user.user_id)
+    key = (db.url, seq, tuple(version.values()), points, first, last)
+    data = CHARTS.get(key)
+    if data is None:
+        data = charts.payload(dashboard.chart_columns(db, seq, first, last), points)
+        data["version"] = version  # what the `metrics` live event says when nothing changed
+        CHARTS.put(key, data)
+    return Response(orjson.dumps(data), media_type="application/json", headers=NO_STORE)
 
 
 def live_state(db: Db, model_id: str, user_id: str) -> live.Snapshot:
