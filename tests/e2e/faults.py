@@ -4,8 +4,9 @@
 test process and sits between a client and a real `trainhub server`. It forwards bytes both
 ways and counts them, and on request it cuts a connection once a number of client->server bytes
 went through (optionally leaving the server side open for a while, as a lost FIN would), answers
-`HTTP/1.1 503` itself, refuses connections as a stopped hub would, throttles, delays, and
-truncates responses. Tests read its counters to tell how many bytes a resumed upload sent again.
+`HTTP/1.1 503` itself, refuses connections as a stopped hub would, throttles, delays, pauses
+(holds every byte for a while, as a frozen database would) and truncates responses. Tests read
+its counters to tell how many bytes a resumed upload sent again.
 
 `python -m tests.e2e.faults train ...` (run from the repository root) is a trainer: a
 HUBTrainingSession driven like a training loop (metrics of 20 values per epoch, a small
@@ -151,6 +152,7 @@ class FaultProxy:
         self.events: list[str] = []
         self.delay_s = 0.0
         self.rate_bytes_per_s: float | None = None
+        self.paused_until = 0.0  # time.monotonic() before which no byte goes either way
         self._cut_at: int | None = None
         self._linger_s = 0.0
         self._canned: _Canned | None = None
@@ -225,6 +227,16 @@ class FaultProxy:
 
         self._call(arm)
 
+    def pause(self, seconds: float) -> None:
+        """Hold every byte, both ways and on every connection, for `seconds`: a frozen peer
+        (as a database paused with SIGSTOP) whose connections stay open."""
+
+        def arm() -> None:
+            self.paused_until = time.monotonic() + seconds
+            self._log(f"paused for {seconds} s")
+
+        self._call(arm)
+
     def go_down(self) -> None:
         """Stop listening and reset every open connection: clients get 'connection refused'."""
         self._call(self._stop_listening)
@@ -243,7 +255,7 @@ class FaultProxy:
 
         def clear() -> None:
             self._cut_at, self._canned, self._truncate = None, None, None
-            self.rate_bytes_per_s, self.delay_s = None, 0.0
+            self.rate_bytes_per_s, self.delay_s, self.paused_until = None, 0.0, 0.0
 
         self.come_up()
         self._call(clear)
@@ -361,6 +373,7 @@ class FaultProxy:
         server = link.server
         try:
             while chunk := await reader.read(CHUNK):
+                await self._hold()
                 if self.delay_s:
                     await asyncio.sleep(self.delay_s)
                 if self._cut_at is not None and self.upstream_bytes + len(chunk) >= self._cut_at:
@@ -387,6 +400,7 @@ class FaultProxy:
         sent = 0
         try:
             while chunk := await reader.read(CHUNK):
+                await self._hold()
                 if link.truncate_after is not None and sent + len(chunk) >= link.truncate_after:
                     client.write(chunk[: link.truncate_after - sent])
                     self.downstream_bytes += link.truncate_after - sent
@@ -403,6 +417,11 @@ class FaultProxy:
         except (ConnectionError, OSError):
             pass
         _close(client)
+
+    async def _hold(self) -> None:
+        """Wait while the proxy is paused."""
+        while (left := self.paused_until - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, 0.05))
 
     def _cut(self, link: _Link) -> None:
         self._cut_at = None

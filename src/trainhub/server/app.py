@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from trainhub._version import __version__
 from trainhub.server import errors, web
+from trainhub.server.admission import Admission
 from trainhub.server.api import (
     auth,
     datasets,
@@ -117,7 +118,7 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
             shared_file=settings.data_dir / RATE_FILE if settings.workers > 1 else None,
         ),
         keys=KeyCache(),
-        metrics=MetricsWriter(db),
+        metrics=MetricsWriter(db, timeout_s=settings.database_wait_s),
         heartbeats=HeartbeatBoard(
             db,
             max_agents=settings.max_agents_per_model,
@@ -134,6 +135,11 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
     web.mount_static(app)
     install_api_docs(app)
     errors.install_handlers(app)
+    app.add_middleware(
+        Admission,
+        max_in_flight=settings.max_requests_in_flight,
+        wait_s=settings.admission_wait_s,
+    )
     app.add_middleware(HostGuard, allowed_hosts=settings.resolved_allowed_hosts())
     # outermost: counts every request, those the host guard refuses included
     app.add_middleware(MetricsMiddleware, telemetry=hub_state(app).telemetry)

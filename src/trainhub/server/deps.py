@@ -8,16 +8,23 @@ Every route declares who may call it: `CurrentUser` (a valid key is required), `
 key (health, signed downloads). tests/integration/test_route_inventory.py enforces it.
 """
 
+import asyncio
 import hmac
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
+import anyio
+from anyio import to_thread
 from fastapi import Depends, Request, Response
-from fastapi.concurrency import run_in_threadpool
 
 from trainhub.protocol.paths import API_KEY_HEADER
 from trainhub.server.db.engine import Database
-from trainhub.server.errors import ForbiddenError, NotAuthenticatedError, RateLimitedError
+from trainhub.server.errors import (
+    ForbiddenError,
+    NotAuthenticatedError,
+    RateLimitedError,
+    ServiceUnavailableError,
+)
 from trainhub.server.services.heartbeats import HeartbeatBoard
 from trainhub.server.services.identity import KeyCache, Principal, caller_id, lookup_key
 from trainhub.server.settings import Settings
@@ -85,13 +92,44 @@ def _client_identity(request: Request) -> str:
 
 
 async def find_principal(request: Request, key: str) -> Principal | None:
-    """Return who `key` belongs to: from the key cache, else from the database (in a thread)."""
+    """Return who `key` belongs to: from the key cache, else from the database (in a thread).
+
+    Concurrent requests with the same uncached key share one lookup, so a key that expires
+    from the cache under load costs one query, not one per request. A database that does not
+    answer within `database_wait_s` gets the caller a 503 with Retry-After rather than a wait
+    of unknown length (docs/performance.md, "Overload"); the lookup still ends, and its answer
+    is cached for the retry.
+    """
     hub = request_hub(request)
     cached, principal = hub.keys.get(key)
-    if not cached:
-        principal = await run_in_threadpool(lookup_key, hub.db, key)
-        hub.keys.put(key, principal)
-    return principal
+    if cached:
+        return principal
+    lookup = hub.keys.lookups.get(key)
+    if lookup is None:
+        lookup = asyncio.ensure_future(to_thread.run_sync(_lookup_and_cache, hub.db, hub.keys, key))
+        hub.keys.lookups[key] = lookup
+        lookup.add_done_callback(lambda done: _end_lookup(hub.keys, key, done))
+    try:
+        with anyio.fail_after(hub.settings.database_wait_s):
+            return await asyncio.shield(lookup)
+    except TimeoutError:
+        raise ServiceUnavailableError(
+            f"the database did not answer within {hub.settings.database_wait_s:g} s; "
+            "try again in a second",
+            headers={"Retry-After": "1"},
+        ) from None
+
+
+def _lookup_and_cache(db: Database, keys: KeyCache, key: str) -> Principal | None:
+    found = lookup_key(db, key)
+    keys.put(key, found)
+    return found
+
+
+def _end_lookup(keys: KeyCache, key: str, done: "asyncio.Future[Principal | None]") -> None:
+    keys.lookups.pop(key, None)
+    if not done.cancelled():
+        done.exception()  # retrieved: a failure every waiter gave up on is not logged as lost
 
 
 async def optional_user(request: Request, response: Response) -> Principal | None:

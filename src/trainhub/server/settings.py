@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     web_rate_limit: str = "20/second;600/minute"
     web_chart_rate_limit: str = "5/second;120/minute"
     max_live_streams_per_user: int = Field(default=8, ge=1)
+    # overload (docs/performance.md, "Overload"): requests in one process at once, how long
+    # one more waits for a slot before 503, and how long a key lookup or a metrics commit
+    # waits for the database before 503
+    max_requests_in_flight: int = Field(default=64, ge=1)
+    admission_wait_s: float = Field(default=0.5, ge=0, le=10)
+    database_wait_s: float = Field(default=1.0, gt=0, le=60)
     web_session_idle_s: int = Field(default=3 * 24 * 3600, ge=60)
     web_session_max_age_s: int = Field(default=14 * 24 * 3600, ge=60)
     heartbeat_interval_s: float = 300.0

@@ -6,6 +6,7 @@ caller here. A key confirmed by the database is trusted for KEY_TTL_S from this 
 refused by every process and replica within that second (each asks its database again).
 """
 
+import asyncio
 import threading
 import time
 from collections import OrderedDict
@@ -50,6 +51,8 @@ class KeyCache:
         self._ttl_s, self._max, self._clock = ttl_s, max_entries, clock
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, tuple[float, Principal | None]] = OrderedDict()
+        # lookups under way, by key: used by the event loop's thread only (deps.find_principal)
+        self.lookups: dict[str, asyncio.Future[Principal | None]] = {}
 
     def get(self, key: str) -> tuple[bool, Principal | None]:
         """Return (found, principal) for a key looked up less than `ttl_s` ago."""

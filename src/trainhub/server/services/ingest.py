@@ -48,7 +48,7 @@ class _Upload:
 class MetricsWriter:
     """Write metrics uploads of one process in batches; one batch at a time."""
 
-    def __init__(self, db: Database, *, max_pending: int = 4_000, timeout_s: float = 10.0) -> None:
+    def __init__(self, db: Database, *, max_pending: int = 4_000, timeout_s: float = 1.0) -> None:
         self._db = db
         self._max_pending = max_pending
         self._timeout_s = timeout_s
