@@ -1,11 +1,12 @@
-"""create_app(settings) -> FastAPI: the HUB v1 API and signed downloads on one origin."""
+"""create_app(settings) -> FastAPI: the HUB v1 API, the Platform endpoints of ultralytics 8.4,
+the dashboard and signed downloads on one origin."""
 
 import logging
 
 from fastapi import FastAPI
 
 from trainhub._version import __version__
-from trainhub.server import errors, web
+from trainhub.server import errors, platform, web
 from trainhub.server.api import (
     auth,
     datasets,
@@ -16,6 +17,7 @@ from trainhub.server.api import (
     metrics,
     models,
     projects,
+    runs,
     uploads,
     users,
     weights,
@@ -45,6 +47,8 @@ ROUTERS = (
     legacy,
     files,
     health,
+    runs,
+    platform,
     web,
 )
 
@@ -58,7 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="trainhub",
         version=__version__,
-        description="Self-hosted hub for training runs; speaks the Ultralytics HUB v1 API.",
+        description="Self-hosted hub for training runs; speaks the Ultralytics HUB v1 API and the "
+        "Platform protocol of ultralytics 8.4.",
         docs_url=None,  # served by apidocs without a CDN
         redoc_url=None,
     )

@@ -18,10 +18,13 @@ from trainhub.server import modelspec
 from trainhub.server.db import metrics, owned
 from trainhub.server.db.tables import (
     AgentRow,
+    ConsoleChunkRow,
     DatasetRow,
     MetricRow,
     ModelRow,
     ProjectRow,
+    RunRow,
+    StagedUploadRow,
     WeightRow,
     utcnow,
 )
@@ -94,7 +97,14 @@ def update_model(session: Session, row: ModelRow, patch: dict[str, Any], user_id
 
 def _clear(session: Session, row: ModelRow) -> list[str]:
     keys = list(session.scalars(select(WeightRow.blob_key).where(WeightRow.model_seq == row.seq)))
-    for table in (MetricRow, WeightRow, AgentRow):
+    staged = session.scalars(
+        select(StagedUploadRow.blob_key).where(
+            StagedUploadRow.model_seq == row.seq, StagedUploadRow.state == "received"
+        )
+    )
+    keys += [key for key in staged if key]
+    tables = (MetricRow, WeightRow, AgentRow, RunRow, ConsoleChunkRow, StagedUploadRow)
+    for table in tables:
         session.execute(delete(table).where(table.model_seq == row.seq))
     return keys
 
@@ -135,9 +145,20 @@ def record_metrics(session: Session, row: ModelRow, epochs: dict[int, EpochMetri
 
 
 def record_weights(
-    session: Session, row: ModelRow, upload: WeightUpload, *, key: str, sha256: str, size: int
+    session: Session,
+    row: ModelRow,
+    upload: WeightUpload,
+    *,
+    key: str,
+    sha256: str,
+    size: int,
+    settle: bool = True,
 ) -> list[str]:
-    """Store a checkpoint or the final weights; return the replaced blob's key."""
+    """Store a checkpoint or the final weights; return the replaced blob's key.
+
+    Final weights settle the model as trained, unless `settle` is False: a Platform run uploads
+    its best.pt before it ends, and its end decides the status (docs/protocol/platform.md §9.7).
+    """
     kind = upload.kind
     old = session.get(WeightRow, (row.seq, kind))
     garbage = [old.blob_key] if old is not None and old.blob_key != key else []
@@ -157,7 +178,7 @@ def record_weights(
         )
     )
     _start_training(row, upload.epoch)
-    if kind is WeightKind.FINAL:
+    if kind is WeightKind.FINAL and settle:
         row.status = "trained"
         row.best_map = upload.map_value
         for agent in session.scalars(

@@ -13,6 +13,7 @@ from trainhub.server.db.tables import (
     ModelRow,
     ProjectRow,
     ResumableUploadRow,
+    StagedUploadRow,
     UserRow,
     WeightRow,
     utcnow,
@@ -156,6 +157,15 @@ def delete_user(session: Session, user: UserRow) -> list[str]:
     )
     keys += [
         k
+        for k in session.scalars(
+            select(StagedUploadRow.blob_key)
+            .join(ModelRow, ModelRow.seq == StagedUploadRow.model_seq)
+            .where(ModelRow.owner_id == user.id, StagedUploadRow.state == "received")
+        )
+        if k
+    ]
+    keys += [
+        k
         for k in session.scalars(select(DatasetRow.blob_key).where(DatasetRow.owner_id == user.id))
         if k
     ]
@@ -166,3 +176,18 @@ def delete_user(session: Session, user: UserRow) -> list[str]:
     ]
     session.delete(user)
     return keys
+
+
+def count_owned(session: Session, user_id: str) -> dict[str, int]:
+    """Return how many live projects, datasets and models a user owns."""
+    counts = {}
+    for label, table in (("projects", ProjectRow), ("datasets", DatasetRow), ("models", ModelRow)):
+        counts[label] = (
+            session.scalar(
+                select(func.count())
+                .select_from(table)
+                .where(table.owner_id == user_id, table.deleted_at.is_(None))
+            )
+            or 0
+        )
+    return counts

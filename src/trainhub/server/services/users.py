@@ -101,3 +101,9 @@ def revoke_key(db: Database, user_id: str, key_id: str) -> ApiKeyRow:
     if row is None:
         raise NotFoundError("API key", key_id)
     return row
+
+
+def count_owned(db: Database, user_id: str) -> dict[str, int]:
+    """Return how many live projects, datasets and models the user owns."""
+    with db.read() as session:
+        return queries.count_owned(session, user_id)
