@@ -106,6 +106,7 @@ fi
 
 # --- .venv-ml84: ultralytics 8.4 (no HUB support) ------------------------------------------------
 ML84_WANT="torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION ultralytics==$ULTRALYTICS84_VERSION"
+ML84_WANT+=" aiohttp==3.14.5" # platform: data=ul:// datasets need aiohttp (installed by install_trainhub below)
 ML84_STAMP="$ML84/.trainhub-stamp"
 ML84_TAG="$ML84_WANT | $DEPS_TAG| $ROOT"
 if [[ -f "$ML84_STAMP" && "$(cat "$ML84_STAMP")" == "$ML84_TAG" ]]; then
@@ -133,7 +134,7 @@ if ! "$ML84/bin/python" -c "import cv2" 2>/dev/null; then
     "$ML84/bin/python" -m pip uninstall --yes --quiet opencv-python
     "${PIP[@]}" "opencv-python-headless==$OPENCV_VERSION"
 fi
-install_trainhub "$ML84"
+install_trainhub "$ML84" "aiohttp==3.14.5" # platform: data=ul:// datasets need aiohttp
 verify "$ML84" "$ML84_WANT" cv2 ultralytics
 echo "$ML84_TAG" >"$ML84_STAMP"
 echo "ml84 venv ready: $ML84 ($ML84_WANT)"
