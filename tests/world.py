@@ -178,7 +178,7 @@ def path_value(name: str, path: str, world: World) -> str:
     }
     if name == "object_id":
         return world.project_id if path.startswith("/v1/projects") else world.dataset_id
-    if name == "model_id" and path.endswith("/cancel"):
+    if name == "model_id" and path.endswith(("/cancel", "/stop")):
         return world.run_model_id
     if name not in values:
         raise AssertionError(f"teach the authz matrix which of alice's objects {{{name}}} takes")
@@ -260,6 +260,7 @@ BODIES: dict[str, Body] = {
     "POST /models/{model_id}/rename": lambda w: {"data": {"name": "pwned"}},
     "POST /models/{model_id}/visibility": lambda w: {"data": {"public": "true"}},
     "POST /models/{model_id}/reset": lambda w: {"data": {"confirm": "yes"}},
+    "POST /models/{model_id}/stop": NO_BODY,
     "POST /models/{model_id}/delete": lambda w: {"data": {"confirm": "yes", "hard": "yes"}},
     "POST /datasets/upload": lambda w: {
         "files": {"file": ("mine.zip", dataset_zip("mine"))},

@@ -28,8 +28,7 @@ def cancel_training(
     model_id: str, user: CurrentUser, db: Db, settings: SettingsDep
 ) -> dict[str, Any]:
     """Ask the model's trainer to stop (owner only); it hears it in its next `epoch_end`."""
-    silence = runs.Silence(settings.platform_min_silence_s, settings.platform_first_epoch_silence_s)
-    state = runs.request_cancel(db, model_id, user.user_id, silence)
+    state = runs.request_cancel(db, model_id, user.user_id, runs.Silence.of_settings(settings))
     return {"success": True, "message": CANCEL_MESSAGES[state], "data": {"state": state}}
 
 

@@ -131,8 +131,7 @@ def training_event(
     `training_started` answers the model and run to report to; `epoch_end` may answer
     `cancelled: true`, which stops the trainer.
     """
-    silence = Silence(settings.platform_min_silence_s, settings.platform_first_epoch_silence_s)
-    ctx = Context(user, db, storage, silence, event)
+    ctx = Context(user, db, storage, Silence.of_settings(settings), event)
     if event.event == "training_started":
         extra = _training_started(ctx, request)
     else:

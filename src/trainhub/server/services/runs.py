@@ -35,6 +35,7 @@ from trainhub.server.errors import ConflictError, ValidationError
 from trainhub.server.liveness import platform_silence_s, state_of
 from trainhub.server.services import names
 from trainhub.server.services.blobs import delete_garbage
+from trainhub.server.settings import Settings
 from trainhub.server.storage import Storage
 
 RETRY_WINDOW = timedelta(minutes=15)  # 4 attempts of 30 s with back-off fit well inside
@@ -55,6 +56,11 @@ class Silence:
 
     min_s: float
     first_epoch_s: float
+
+    @classmethod
+    def of_settings(cls, settings: Settings) -> "Silence":
+        """Return the silences `platform_min_silence_s` and `platform_first_epoch_silence_s`."""
+        return cls(settings.platform_min_silence_s, settings.platform_first_epoch_silence_s)
 
     def of(self, run: RunRow) -> float:
         """Return the silence `run` may keep before it is stale."""
