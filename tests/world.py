@@ -175,6 +175,12 @@ def path_value(name: str, path: str, world: World) -> str:
         "token": FORGED_TOKEN,
         "label": forged[4],
         "name": forged[5],
+        # ul:// names (docs/protocol/platform.md §9.10) may be ids, which the matrix's renames
+        # (alice, her model, dataset and project) leave as they are
+        "owner": world.users.alice.id,
+        "project": world.project_id,
+        "model": world.model_id,
+        "slug": world.dataset_id,
     }
     if name == "object_id":
         return world.project_id if path.startswith("/v1/projects") else world.dataset_id

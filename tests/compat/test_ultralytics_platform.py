@@ -11,7 +11,9 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +23,7 @@ from tests.compat.platform_support import (
     PYTHON,
     TOY,
     YOLO,
+    Finished,
     Machine,
     epochs_of,
     models_named,
@@ -34,6 +37,7 @@ from tests.compat.ultralytics_support import (
     download,
     hub_client,
     make_shapes_dataset,
+    upload_dataset,
 )
 from tests.servers import RunningServer, start_server
 
@@ -89,6 +93,26 @@ def machine(tmp_path: Path, hub: RunningServer) -> Machine:
     return Machine.create(tmp_path / "machine", hub.url)
 
 
+@dataclass
+class Tracked:
+    """The module's first run: two epochs with the two variables and project=."""
+
+    machine: Machine
+    done: Finished
+    model: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def tracked(
+    tmp_path_factory: pytest.TempPathFactory, hub: RunningServer, shapes: ShapesDataset
+) -> Tracked:
+    machine = Machine.create(tmp_path_factory.mktemp("tracked"), hub.url)
+    done = machine.run(*train_args(shapes, "tracked", 2), key="ul_" + hub.keys["alice"][2:])
+    assert done.returncode == 0, done.describe()
+    with hub_client(hub.url, hub.keys["alice"]) as client:
+        return Tracked(machine, done, the_model(client, "tracked"))
+
+
 def train_args(shapes: ShapesDataset, name: str, epochs: int, *extra: str) -> tuple[str, ...]:
     return (
         "train",
@@ -133,10 +157,9 @@ def loads_in_ultralytics(path: Path, machine: Machine) -> list[str]:
 
 
 def test_a_run_with_two_variables_and_project_is_an_ordinary_trained_model(
-    machine: Machine, shapes: ShapesDataset, alice: httpx.Client, key: str, hub: RunningServer
+    tracked: Tracked, alice: httpx.Client, hub: RunningServer
 ) -> None:
-    done = machine.run(*train_args(shapes, "tracked", 2), key=key)
-    assert done.returncode == 0, done.describe()
+    machine, done = tracked.machine, tracked.done
     assert f"View model at {hub.url}/models/" in done.output, done.describe()
     assert "Model will not be available" not in done.output, done.describe()
     model = the_model(alice, "tracked")
@@ -176,6 +199,39 @@ def test_yolo_login_checks_and_saves_the_key_that_then_reports_runs(
     trained = machine.run(*train_args(shapes, "saved-key", 1))  # no ULTRALYTICS_API_KEY
     assert trained.returncode == 0, trained.describe()
     assert the_model(alice, "saved-key")["status"] == "trained"
+
+
+# ---------------------------------------------------------------------------------- ul://
+
+
+def test_ul_uris_train_from_the_hubs_model_and_a_dataset_hosted_on_the_hub(
+    tracked: Tracked, machine: Machine, shapes: ShapesDataset, alice: httpx.Client, key: str
+) -> None:
+    upload_dataset(alice, shapes.archive, name="shapes")
+    args = [a for a in TOY if not a.startswith("model=")]
+    done = machine.run(
+        "train",
+        "model=ul://alice/shapes/tracked",
+        "data=ul://alice/datasets/shapes",
+        *args,
+        "epochs=1",
+        f"project={PROJECT}",
+        "name=from-ul",
+        key=key,
+    )
+    assert done.returncode == 0, done.describe()
+    [cached] = (machine.base / "weights" / "alice" / "shapes" / "tracked").glob("*.pt")
+    best = tracked.machine.save_dir(PROJECT, "tracked") / "weights" / "best.pt"
+    assert sha256_of(cached) == sha256_of(best)  # the hub's weights, byte for byte
+    [converted] = (machine.base / "datasets").glob("shapes-*/data.yaml")
+    assert len(list(converted.parent.glob("images/train/*"))) == 8
+    assert len(list(converted.parent.glob("images/val/*"))) == 4
+    model = the_model(alice, "from-ul")
+    assert model["status"] == "trained"
+    [run] = runs_of(alice, model["id"])
+    assert run["trainArgs"]["model"] == "ul://alice/shapes/tracked"
+    assert run["trainArgs"]["data"] == "ul://alice/datasets/shapes"
+    assert run["classNames"] == ["box"]
 
 
 # ---------------------------------------------------------------------------------- kill -9

@@ -162,6 +162,8 @@ OWNER_SKIPS = {
     f"HEAD {FILES}",
     # the matrix forges the token; tests/integration/test_platform_uploads.py PUTs real ones
     "PUT /api/uploads/{upload_id}/{token}",
+    # likewise; tests/integration/test_platform_files.py downloads real exports
+    "GET /api/datasets/ndjson/{token}/{dataset_id}/{name}",
 }
 
 

@@ -361,3 +361,27 @@ def test_a_silent_run_turns_stale_then_offline_and_an_event_brings_it_back(
     trainer.ok("console_output", console_data(9, "still here"), run.model_id)
     assert liveness(alice, run.model_id) == "online"
     assert record(alice, run.model_id)["online"] is True
+
+
+def test_nul_characters_anywhere_in_events_never_give_a_500(trainer, alice) -> None:
+    """PostgreSQL text cannot hold NUL: such text is stored without it, or matches nothing."""
+    nul = "x\x00y"
+    data = started_data()
+    data["trainArgs"]["data"] = nul
+    data["environment"].update(hostname=nul, command=nul)
+    for project in (f"al{nul}/p", f"alice/p{nul}", nul):
+        response = trainer.event("training_started", data, project=project, name=nul)
+        assert response.status_code < 500, response.text
+    run = trainer.start()
+    epoch = epoch_data(0)
+    epoch["metrics"][nul] = 1.0
+    epoch["system"]["gpus"][nul] = {"usage": 1}
+    trainer.ok("epoch_end", epoch, run.model_id)
+    chunk = {"chunkId": 1, "content": nul, "lineCount": 1, "progress": {nul: nul}}
+    trainer.ok("console_output", chunk, run.model_id)
+    complete = complete_data(run.run_id)
+    complete.update(classNames=[nul], results={"metrics": {nul: 1}, nul: nul})
+    complete["plots"].append({"type": nul, nul: [nul]})
+    trainer.ok("training_complete", complete, run.model_id)
+    assert runs_of(alice, run.model_id)[0]["classNames"] == ["xy"]
+    assert "xy" in alice.get(f"/v1/models/{run.model_id}/console").text

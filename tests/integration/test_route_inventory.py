@@ -24,6 +24,8 @@ PUBLIC_ROUTES = {
     # ultralytics 8.4 PUTs weights without a key: the signed token in the path is the credential
     # (docs/protocol/platform.md §9.7)
     "PUT /api/uploads/{upload_id}/{token}",
+    # a dataset's NDJSON export for data=ul://, signed like a download
+    "GET /api/datasets/ndjson/{token}/{dataset_id}/{name}",
     "GET /login",  # the dashboard's sign-in page and form
     "POST /login",
 }

@@ -39,5 +39,6 @@ PLATFORM_UPLOAD = "/api/uploads/{upload_id}/{token}"
 PLATFORM_ACCOUNT = "/api/account/summary"
 PLATFORM_MODEL_FILES = "/api/models/{owner}/{project}/{model}/files"
 PLATFORM_DATASET_EXPORT = "/api/datasets/{owner}/{slug}/export"
+PLATFORM_DATASET_NDJSON = "/api/datasets/ndjson/{token}/{dataset_id}/{name}"
 
 API_KEY_HEADER = "x-api-key"

@@ -22,8 +22,9 @@ ACCESS_FORMAT = (
 
 # /files/<token>/<id>/<label>/<name>: the token is the credential (trainhub.server.signing)
 _FILES_TOKEN = re.compile(r"(/files/)[^/\s\"?#]+")
-# /api/uploads/<upload id>/<token>: ultralytics 8.4 PUTs weights there without a key
-_UPLOAD_TOKEN = re.compile(r"(/api/uploads/[^/\s\"?#]+/)[^/\s\"?#]+")
+# /api/uploads/<upload id>/<token> and /api/datasets/ndjson/<token>/...: ultralytics 8.4 PUTs
+# weights and fetches NDJSON exports there without a key
+_UPLOAD_TOKEN = re.compile(r"(/api/(?:uploads/[^/\s\"?#]+|datasets/ndjson)/)[^/\s\"?#]+")
 # a token anywhere else: "<expires>.<reader id or ->.<43-character HMAC>"
 _TOKEN = re.compile(r"(?<![\w.-])[0-9]{1,12}\.(?:-|[A-Za-z0-9]{20})\.[A-Za-z0-9_-]{43}(?![\w-])")
 # an API key: "ul" or "ul_", then 40 hex digits (trainhub.protocol.ids)

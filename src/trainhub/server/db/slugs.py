@@ -1,16 +1,19 @@
 """Queries that find projects and models by the slugs of the Platform protocol.
 
-ultralytics 8.4 names a run `owner/project` and `name` (slugs), and `ul://owner/project/model`
-names a model the same way (docs/protocol/platform.md §9.2). A project matches by its name or by
+ultralytics 8.4 names a run `owner/project` and `name` (slugs), `ul://owner/project/model` names
+a model the same way and `ul://owner/datasets/slug` a dataset (docs/protocol/platform.md §9.2,
+§9.10). A project matches by its name or by
 its name slugified; a model by its name within its project. Names are display text in trainhub,
-so the oldest match wins, and new Platform models get a name free in their project.
+so the oldest match wins, and new Platform models get a name free in their project. Each may also
+be named by its id, which renaming never changes.
 """
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from trainhub.protocol.ids import is_id
 from trainhub.protocol.platform import MAX_SLUG_LENGTH, slugify
-from trainhub.server.db.tables import ModelRow, ProjectRow
+from trainhub.server.db.tables import DatasetRow, ModelRow, ProjectRow
 
 MAX_CANDIDATES = 200
 
@@ -26,11 +29,34 @@ def find_project(
     )
     if lock:
         query = query.with_for_update()
+    if is_id(slug):
+        by_id = session.scalars(query.where(ProjectRow.id == slug)).first()
+        if by_id is not None:
+            return by_id
     exact = session.scalars(query.where(ProjectRow.name == slug)).first()
     if exact is not None:
         return exact
     return next(
         (p for p in session.scalars(query.limit(MAX_CANDIDATES)) if slugify(p.name) == slug), None
+    )
+
+
+def find_dataset(session: Session, owner_id: str, slug: str) -> DatasetRow | None:
+    """Return the owner's newest live dataset named `slug` (or whose name slugifies to it)."""
+    query = (
+        select(DatasetRow)
+        .where(DatasetRow.owner_id == owner_id, DatasetRow.deleted_at.is_(None))
+        .order_by(DatasetRow.seq.desc())
+    )
+    if is_id(slug):
+        by_id = session.scalars(query.where(DatasetRow.id == slug)).first()
+        if by_id is not None:
+            return by_id
+    exact = session.scalars(query.where(DatasetRow.name == slug)).first()
+    if exact is not None:
+        return exact
+    return next(
+        (d for d in session.scalars(query.limit(MAX_CANDIDATES)) if slugify(d.name) == slug), None
     )
 
 
@@ -41,6 +67,10 @@ def find_model(session: Session, project: ProjectRow, name: str) -> ModelRow | N
         .where(ModelRow.project_id == project.id, ModelRow.deleted_at.is_(None))
         .order_by(ModelRow.seq.desc())
     )
+    if is_id(name):
+        by_id = session.scalars(query.where(ModelRow.id == name)).first()
+        if by_id is not None:
+            return by_id
     exact = session.scalars(query.where(ModelRow.name == name)).first()
     if exact is not None:
         return exact

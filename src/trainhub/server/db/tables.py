@@ -262,3 +262,23 @@ class StagedUploadRow(Base):
     expires_at: Mapped[datetime] = mapped_column(index=True)
     received_at: Mapped[datetime | None] = mapped_column(default=None)
     promoted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class DatasetExportRow(Base):
+    """The NDJSON export of one version of a dataset: its manifest and its image blobs.
+
+    Built on the first `data=ul://...` of a version (docs/protocol/platform.md §9.10); the blobs
+    are content-addressed per dataset, so versions that share images share blobs.
+    """
+
+    __tablename__ = "dataset_exports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset_seq: Mapped[int] = mapped_column(
+        ForeignKey("datasets.seq", ondelete="CASCADE"), index=True
+    )
+    archive_sha256: Mapped[str] = mapped_column(String(64))
+    manifest_key: Mapped[str] = mapped_column(String(200))
+    blob_keys: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    images: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -6,8 +6,8 @@ hold no SQL (docs/protocol/platform.md §9).
 
 from fastapi import APIRouter
 
-from trainhub.server.platform import account, events, uploads
+from trainhub.server.platform import account, events, files, uploads
 
 router = APIRouter()
-for _module in (events, uploads, account):
+for _module in (events, uploads, account, files):
     router.include_router(_module.router)

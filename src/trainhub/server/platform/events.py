@@ -20,6 +20,7 @@ from trainhub.protocol.platform import (
     EventAnswer,
     PlatformEvent,
     TrainingComplete,
+    TrainingStarted,
 )
 from trainhub.server.bodies import json_body_schema, validated
 from trainhub.server.db.engine import Database
@@ -98,7 +99,8 @@ HANDLERS: dict[str, Callable[[Context], dict[str, Any]]] = {
 
 
 def _training_started(ctx: Context, request: Request) -> dict[str, Any]:
-    started = runs.start_run(ctx.db, ctx.user.user_id, ctx.user.name, ctx.event, ctx.silence)
+    data = validated(TrainingStarted, ctx.event.data)
+    started = runs.start_run(ctx.db, ctx.user.user_id, ctx.user.name, ctx.event, data, ctx.silence)
     links = request_hub(request).links
     answer: dict[str, Any] = {
         "modelId": started.model_id,

@@ -140,14 +140,18 @@ def _resume(session: Session, model_id: str, user_id: str) -> ModelRow:
 
 
 def start_run(
-    db: Database, user_id: str, user_name: str, event: PlatformEvent, silence: Silence
+    db: Database,
+    user_id: str,
+    user_name: str,
+    event: PlatformEvent,
+    data: TrainingStarted,
+    silence: Silence,
 ) -> Started:
     """Begin a run: of a new model (project and name), or of a resumed one (modelId).
 
     A retried request answers the run the first attempt began; a resume of a cancelled model
     answers `cancelled`, so the client tracks the run as a new model.
     """
-    data = TrainingStarted.model_validate(event.data)
     now = utcnow()
     printed = fingerprint(user_id, event)
     with db.write() as session:

@@ -1,8 +1,8 @@
-"""platform runs, console, staged uploads
+"""platform runs, console, staged uploads, dataset exports
 
 Revision ID: 0006
 Revises: 0004
-Create Date: 2026-12-04 15:17:06.276750
+Create Date: 2026-12-04
 """
 
 import sqlalchemy as sa
@@ -29,6 +29,20 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['model_seq'], ['models.seq'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('model_seq', 'chunk_id')
     )
+    op.create_table('dataset_exports',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('dataset_seq', sa.Integer(), nullable=False),
+    sa.Column('archive_sha256', sa.String(length=64), nullable=False),
+    sa.Column('manifest_key', sa.String(length=200), nullable=False),
+    sa.Column('blob_keys', sa.JSON(), nullable=False),
+    sa.Column('images', sa.Integer(), nullable=False),
+    sa.Column('created_at', trainhub.server.db.tables.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['dataset_seq'], ['datasets.seq'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('dataset_exports', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_dataset_exports_dataset_seq'), ['dataset_seq'], unique=False)
+
     op.create_table('platform_runs',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('model_seq', sa.Integer(), nullable=False),
@@ -100,5 +114,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_platform_runs_fingerprint'))
 
     op.drop_table('platform_runs')
+    with op.batch_alter_table('dataset_exports', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_dataset_exports_dataset_seq'))
+
+    op.drop_table('dataset_exports')
     op.drop_table('console_chunks')
     # ### end Alembic commands ###
