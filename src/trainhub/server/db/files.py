@@ -74,7 +74,7 @@ def _archive(session: Session, dataset_id: str, label: str) -> StoredFile | None
     )
 
 
-# an image of a dataset's NDJSON export: "img-<sha256>.<suffix>" (services/exports.py)
+# an image of a dataset's NDJSON export: "img-<sha256>.<suffix>" (services/dataset_exports.py)
 _EXPORT_IMAGE = re.compile(r"^img-([0-9a-f]{64})\.([a-z0-9]{1,5})$")
 IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif"}
 

@@ -7,7 +7,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from trainhub.protocol.ids import create_api_key, create_id, hash_api_key, is_id, key_prefix
-from trainhub.server.db import exports
+from trainhub.server.db import dataset_exports
 from trainhub.server.db.tables import (
     ApiKeyRow,
     DatasetRow,
@@ -171,7 +171,7 @@ def delete_user(session: Session, user: UserRow) -> list[str]:
         if k
     ]
     datasets = list(session.scalars(select(DatasetRow.seq).where(DatasetRow.owner_id == user.id)))
-    keys += exports.all_keys(session, datasets)
+    keys += dataset_exports.all_keys(session, datasets)
     keys += [
         k
         for k in session.scalars(select(ProjectRow.cover_key).where(ProjectRow.owner_id == user.id))

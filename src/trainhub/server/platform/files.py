@@ -19,8 +19,8 @@ from trainhub.protocol.weights import WeightKind
 from trainhub.server.deps import CurrentUser, Db, StorageDep, public
 from trainhub.server.links import weight_file_name
 from trainhub.server.platform.routing import create_router
-from trainhub.server.services import exports, names
-from trainhub.server.services.exports import NDJSON_LABEL, OpenExport
+from trainhub.server.services import dataset_exports, names
+from trainhub.server.services.dataset_exports import NDJSON_LABEL, OpenExport
 from trainhub.server.state import request_hub
 
 router = create_router()
@@ -53,7 +53,9 @@ async def dataset_export(
     owner: str, slug: str, request: Request, user: CurrentUser, db: Db, storage: StorageDep
 ) -> dict[str, Any]:
     """Return where to download a hosted dataset as NDJSON (built on the first export)."""
-    ref = await run_in_threadpool(exports.export_dataset, db, storage, user.user_id, owner, slug)
+    ref = await run_in_threadpool(
+        dataset_exports.export_dataset, db, storage, user.user_id, owner, slug
+    )
     links = request_hub(request).links.as_reader(user.user_id)
     token = links.token(ref.dataset_id, NDJSON_LABEL, ref.archive_sha256)
     path = paths.PLATFORM_DATASET_NDJSON.format(
@@ -74,7 +76,7 @@ def render_ndjson(request: Request, export: OpenExport) -> bytes:
     }
     lines = [json.dumps(first)]
     for image, (label, sha256, name) in zip(
-        manifest.images, exports.image_links(export), strict=True
+        manifest.images, dataset_exports.image_links(export), strict=True
     ):
         record: dict[str, Any] = {
             "type": "image",
@@ -96,7 +98,7 @@ def dataset_ndjson(
 ) -> Response:
     """Send a dataset's NDJSON export (the token in the path is the credential)."""
     secret = request_hub(request).links.secret
-    export = exports.open_export(db, storage, secret, token, dataset_id, name)
+    export = dataset_exports.open_export(db, storage, secret, token, dataset_id, name)
     return Response(
         render_ndjson(request, export),
         media_type=NDJSON_TYPE,

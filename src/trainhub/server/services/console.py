@@ -12,7 +12,7 @@ from typing import Any
 from trainhub.protocol.platform import ConsoleOutput
 from trainhub.server.db import console as queries
 from trainhub.server.db import owned
-from trainhub.server.db import runs as run_queries
+from trainhub.server.db import platform_runs as run_queries
 from trainhub.server.db.engine import Database
 from trainhub.server.db.tables import ModelRow, utcnow
 from trainhub.server.services.runs import Silence, current_run

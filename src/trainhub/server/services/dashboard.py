@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from trainhub.server.db import console, listing, metrics, owned, resources, runs
+from trainhub.server.db import console, listing, metrics, owned, platform_runs, resources
 from trainhub.server.db import models as model_queries
 from trainhub.server.db.engine import Database
 from trainhub.server.db.listing import ModelFilters
@@ -113,7 +113,7 @@ def model_state(db: Database, model_id: str, user_id: str, now: datetime) -> Mod
             summary,
             metrics.metrics_state(session, row.seq),
             console.console_state(session, row.seq),
-            _run_state(runs.latest_run(session, row.seq), context.agents, now),
+            _run_state(platform_runs.latest_run(session, row.seq), context.agents, now),
         )
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainhub.server.archives import ArchiveError, ArchiveReport, inspect_archive
-from trainhub.server.db import exports, owned, resources
+from trainhub.server.db import dataset_exports, owned, resources
 from trainhub.server.db.engine import Database
 from trainhub.server.db.tables import DatasetRow
 from trainhub.server.errors import ValidationError
@@ -92,7 +92,9 @@ def store_archive(
             )
             owned.touch(row)
             warning = stale_folder_warning(report.root, old_root, old_sha256, sha256)
-            stale_exports = exports.keep_only(session, row, sha256)  # NDJSON of old versions
+            stale_exports = dataset_exports.keep_only(
+                session, row, sha256
+            )  # NDJSON of old versions
     except BaseException:
         if published is not None:
             storage.delete(published)

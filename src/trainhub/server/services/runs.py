@@ -27,7 +27,7 @@ from trainhub.protocol.platform_metrics import epoch_values, is_final_validation
 from trainhub.server import modelspec
 from trainhub.server.db import models as model_queries
 from trainhub.server.db import owned, slugs, staging
-from trainhub.server.db import runs as queries
+from trainhub.server.db import platform_runs as queries
 from trainhub.server.db.engine import Database
 from trainhub.server.db.metrics import MAIN_METRIC
 from trainhub.server.db.tables import ModelRow, ProjectRow, RunRow, utcnow

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from trainhub.protocol.platform import CheckpointSaved, UploadRequest, is_weights_file
 from trainhub.server.db import owned
-from trainhub.server.db import runs as run_queries
+from trainhub.server.db import platform_runs as run_queries
 from trainhub.server.db import staging as queries
 from trainhub.server.db.engine import Database
 from trainhub.server.db.tables import ModelRow, StagedUploadRow, utcnow

@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 from typing import IO
 
 from trainhub.server.archives.export import HEAD_BYTES, Manifest, build_manifest
-from trainhub.server.db import exports as queries
+from trainhub.server.db import dataset_exports as queries
 from trainhub.server.db import owned
 from trainhub.server.db.engine import Database
 from trainhub.server.db.tables import DatasetRow
