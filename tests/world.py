@@ -1,10 +1,11 @@
 """Alice's objects, and a request for every route of the app that acts on them.
 
 `build_world` gives alice one private object of each kind (model with metrics and weights,
-dataset with an archive, project with a cover, API key, resumable upload) and signs alice and bob
-in to the dashboard. `request_for` turns any route into a call on those objects, with a body that
-works for alice, so a refusal can only come from the check under test (authorization, or the
-validation of a hostile id). A route the table does not know fails loudly.
+dataset with an archive, project with a cover, API key, resumable upload, a model whose
+ultralytics 8.4 run is in progress) and signs alice and bob in to the dashboard. `request_for`
+turns any route into a call on those objects, with a body that works for alice, so a refusal can
+only come from the check under test (authorization, or the validation of a hostile id). A route
+the table does not know fails loudly.
 """
 
 import base64
@@ -47,6 +48,7 @@ class World:
     key_id: str
     upload_id: str
     export_id: str
+    run_model_id: str  # a model with a Platform run in progress (what a cancel needs)
     revoked_key: str
     dataset_url: str
     bob_cookie: str
@@ -65,6 +67,7 @@ class World:
             self.key_id,
             self.upload_id,
             self.export_id,
+            self.run_model_id,
             self.users.alice.id,
         }
 
@@ -136,6 +139,11 @@ def build_world(app: FastAPI, alice: TestClient, users: Users, tmp_path: Path) -
     )
     assert created.status_code == 201, created.text
     export = ok(alice.post(f"/v1/models/{model_id}/export", json={"format": "onnx"}))
+    started = alice.post(
+        "/api/webhooks/training/metrics",
+        json={"event": "training_started", "data": {"epochs": 3}, "project": "runs", "name": "r"},
+    )
+    assert started.status_code == 200, started.text
     cookie, token = sign_in(app, users.bob.key)
     alice_cookie, alice_token = sign_in(app, users.alice.key)
     return World(
@@ -146,6 +154,7 @@ def build_world(app: FastAPI, alice: TestClient, users: Users, tmp_path: Path) -
         key_id=key_id_of(app, users.alice.key),
         upload_id=created.headers["location"].rsplit("/", 1)[1],
         export_id=export["id"],
+        run_model_id=started.json()["modelId"],
         revoked_key=revoked["key"],
         dataset_url=dataset["url"].removeprefix("http://testserver"),
         bob_cookie=cookie,
@@ -171,9 +180,17 @@ def path_value(name: str, path: str, world: World) -> str:
         "token": FORGED_TOKEN,
         "label": forged[4],
         "name": forged[5],
+        # ul:// names (docs/protocol/platform.md §9.10) may be ids, which the matrix's renames
+        # (alice, her model, dataset and project) leave as they are
+        "owner": world.users.alice.id,
+        "project": world.project_id,
+        "model": world.model_id,
+        "slug": world.dataset_id,
     }
     if name == "object_id":
         return world.project_id if path.startswith("/v1/projects") else world.dataset_id
+    if name == "model_id" and path.endswith(("/cancel", "/stop")):
+        return world.run_model_id
     if name not in values:
         raise AssertionError(f"teach the authz matrix which of alice's objects {{{name}}} takes")
     return values[name]
@@ -237,11 +254,24 @@ BODIES: dict[str, Body] = {
     "POST /get-export": json_body(lambda w: {"modelId": w.model_id, "format": "onnx"}),
     "POST /v1/predict/{model_id}": lambda w: {"files": {"image": ("image", PNG_1PX)}},
     "POST /qa/model/{model_id}/clear_exports": NO_BODY,
+    "POST /v1/models/{model_id}/cancel": NO_BODY,
+    "POST /api/webhooks/training/metrics": json_body(
+        lambda w: {
+            "event": "epoch_end",
+            "data": {"epoch": 4, "metrics": {"train/box_loss": 0.5}},
+            "modelId": w.model_id,
+        }
+    ),
+    "POST /api/webhooks/models/upload": json_body(
+        lambda w: {"filename": "best.pt", "modelId": w.model_id}
+    ),
+    "PUT /api/uploads/{upload_id}/{token}": lambda w: {"content": b"pwned weights"},
     "POST /login": lambda w: {"data": {"api_key": w.revoked_key, "csrf_token": "guessed"}},
     "POST /logout": NO_BODY,
     "POST /models/{model_id}/rename": lambda w: {"data": {"name": "pwned"}},
     "POST /models/{model_id}/visibility": lambda w: {"data": {"public": "true"}},
     "POST /models/{model_id}/reset": lambda w: {"data": {"confirm": "yes"}},
+    "POST /models/{model_id}/stop": NO_BODY,
     "POST /models/{model_id}/delete": lambda w: {"data": {"confirm": "yes", "hard": "yes"}},
     "POST /datasets/upload": lambda w: {
         "files": {"file": ("mine.zip", dataset_zip("mine"))},

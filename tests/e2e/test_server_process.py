@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -20,15 +21,19 @@ def test_first_start_creates_an_admin_and_prints_its_key_once(tmp_path: Path) ->
     server = spawn_server(data_dir, free_port())
     try:
         log = server.log()
-        key = log.split("Its API key (shown only once):")[1].split()[0]
+        found = re.search(r"\(next line\):\n(ul[0-9a-f]{40})$", log, re.MULTILINE)
+        assert found, log
+        key = found[1]
         answer = httpx.post(f"{server.url}/v1/auth", headers={"x-api-key": key}).json()
         assert answer["data"]["name"] == "admin" and answer["data"]["isAdmin"] is True
+        assert f"ULTRALYTICS_API_KEY):  ul_{key[2:]}" in log
         for fact in (
             f"public URL {server.url}",
             "database: sqlite:///",
             "storage: local folder",
             f"export ULTRALYTICS_HUB_API={server.url}",
             f"export ULTRALYTICS_HUB_WEB={server.url}",
+            f"export ULTRALYTICS_PLATFORM_URL={server.url}",
         ):
             assert fact in log, fact
     finally:

@@ -1,5 +1,6 @@
 """The operator CLI: users, keys and db commands against a real database."""
 
+import re
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -37,6 +38,29 @@ def test_users_create_prints_a_working_key_on_the_last_line(
     assert answer["success"] is True and answer["data"]["name"] == "carol"
 
 
+def test_a_new_key_is_shown_in_both_spellings_and_each_says_which_client_takes_it(
+    tmp_path: Path, database_url: str
+) -> None:
+    where = ["--data-dir", str(tmp_path / "data"), "--database-url", database_url]
+    invoke_all = runner.invoke(cli_app, ["users", "create", "gina", "--init", *where])
+    assert invoke_all.exit_code == 0, invoke_all.output
+    result = runner.invoke(cli_app, ["keys", "create", "--user", "gina", *where])
+    lines = result.stdout.strip().splitlines()
+    hub_key = lines[-1]
+    [platform_line] = [line for line in lines if "ultralytics 8.4" in line]
+    platform_key = platform_line.split()[-1]
+    assert re.fullmatch(r"ul[0-9a-f]{40}", hub_key)
+    assert platform_key == "ul_" + hub_key[2:]
+    assert "yolo login" in platform_line and "ULTRALYTICS_API_KEY" in platform_line
+    assert any("hub-sdk" in line and "8.3" in line for line in lines)
+    app = create_app(make_settings(tmp_path, database_url))
+    with TestClient(app) as client:
+        for key in (hub_key, platform_key):
+            answer = client.get("/api/account/summary", headers={"authorization": f"Bearer {key}"})
+            assert answer.status_code == 200 and answer.json()["username"] == "gina"
+    hub_state(app).db.dispose()
+
+
 def test_a_second_user_with_the_same_name_is_refused(tmp_path: Path) -> None:
     invoke("users", "create", "dave", "--init", data_dir=tmp_path)
     result = runner.invoke(cli_app, ["users", "create", "dave", "--data-dir", str(tmp_path)])
@@ -47,9 +71,8 @@ def test_a_second_user_with_the_same_name_is_refused(tmp_path: Path) -> None:
 def test_keys_are_created_listed_by_prefix_and_revoked(tmp_path: Path) -> None:
     first = invoke("users", "create", "erin", "--admin", "--init", data_dir=tmp_path)
     first = first.strip().splitlines()[-1]
-    second = invoke(
-        "keys", "create", "--user", "erin", "--name", "laptop", data_dir=tmp_path
-    ).strip()
+    printed = invoke("keys", "create", "--user", "erin", "--name", "laptop", data_dir=tmp_path)
+    second = printed.strip().splitlines()[-1]
     assert is_api_key(second) and second != first
     listing = invoke("keys", "list", "--user", "erin", data_dir=tmp_path)
     assert listing.splitlines()[0].split() == ["ID", "PREFIX", "STATE", "LAST", "USED", "NAME"]

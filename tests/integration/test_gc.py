@@ -161,3 +161,72 @@ def test_what_the_server_did_not_make_is_never_collected(
         bucket.client.abort_multipart_upload(
             Bucket=bucket.name, Key="hub/logs/big", UploadId=started["UploadId"]
         )
+
+
+def test_export_files_staged_weights_and_dataset_export_blobs_stay(
+    alice, app: FastAPI, users
+) -> None:
+    """Rows of the export queue, of 8.4 uploads and of NDJSON dataset exports name blobs too."""
+    from sqlalchemy import select
+
+    from trainhub.server.db.tables import (
+        DatasetExportRow,
+        DatasetRow,
+        ExportRow,
+        ModelRow,
+        StagedUploadRow,
+        utcnow,
+    )
+
+    model_id = create_model(alice)
+    dataset_id = ok(alice.post("/v1/datasets", json={"meta": {"name": "d"}}))["id"]
+    named = {
+        "export": f"exports/{model_id}/e{'0' * 19}-{'2' * 64}",
+        "staged": f"models/{model_id}/platform-u{'0' * 19}-{'3' * 16}",
+        "manifest": f"datasets/{dataset_id}/ndjson-{'4' * 16}.json",
+        "image": f"datasets/{dataset_id}/img-{'5' * 64}.jpg",
+    }
+    for key in named.values():
+        publish_orphan(app, key)
+    db = hub_state(app).db
+    with db.write() as session:
+        model_seq = session.scalars(select(ModelRow.seq).where(ModelRow.id == model_id)).one()
+        dataset_seq = session.scalars(
+            select(DatasetRow.seq).where(DatasetRow.id == dataset_id)
+        ).one()
+        session.add(
+            ExportRow(
+                id=f"e{'0' * 19}",
+                model_seq=model_seq,
+                requested_by=users.alice.id,
+                format="onnx",
+                weights_key=f"models/{model_id}/final-{'6' * 64}",
+                weights_sha256="6" * 64,
+                status="done",
+                blob_key=named["export"],
+            )
+        )
+        session.add(
+            StagedUploadRow(
+                id=f"u{'0' * 19}",
+                model_seq=model_seq,
+                filename="best.pt",
+                state="received",
+                blob_key=named["staged"],
+                expires_at=utcnow() + timedelta(hours=1),
+            )
+        )
+        session.add(
+            DatasetExportRow(
+                dataset_seq=dataset_seq,
+                archive_sha256="7" * 64,
+                manifest_key=named["manifest"],
+                blob_keys=[named["image"]],
+            )
+        )
+    orphan = f"exports/{model_id}/e{'1' * 19}-{'8' * 64}"  # an export file no row names
+    publish_orphan(app, orphan)
+
+    done = collect_garbage(db, hub_state(app).storage, grace=NOW)
+    assert [item.what.split()[1] for item in done.removed] == [orphan]
+    assert set(named.values()) <= set(stored(app))

@@ -52,7 +52,7 @@ TRAVERSALS = [
     "A" * 5000,
 ]
 ID_PARAMS = {"model_id", "dataset_id", "project_id", "object_id", "user_id", "key_id", "upload_id"}
-NAME_PARAMS = {"token", "label", "name"}
+NAME_PARAMS = {"token", "label", "name", "owner", "project", "model", "slug"}
 FILE_NAMES = [
     f"../../{MARKER}.zip",
     f"..%2f..%2f{MARKER}.zip",

@@ -22,6 +22,11 @@ PUBLIC_ROUTES = {
     f"GET {FILES}",  # the signed token in the path is the credential (docs/protocol/hub-v1.md §10)
     f"HEAD {FILES}",
     "OPTIONS /v1/uploads",  # tus discovery: versions and limits, nothing about anyone
+    # ultralytics 8.4 PUTs weights without a key: the signed token in the path is the credential
+    # (docs/protocol/platform.md §9.7)
+    "PUT /api/uploads/{upload_id}/{token}",
+    # a dataset's NDJSON export for data=ul://, signed like a download
+    "GET /api/datasets/ndjson/{token}/{dataset_id}/{name}",
     "GET /login",  # the dashboard's sign-in page and form
     "POST /login",
 }
@@ -31,6 +36,8 @@ ANONYMOUS_ROUTES = {
     "GET /v1/models",  # with public=True
     "GET /v1/models/{model_id}",  # public models
     "GET /v1/models/{model_id}/metrics",
+    "GET /v1/models/{model_id}/console",  # public models, like their metrics
+    "GET /v1/models/{model_id}/runs",
     "GET /v1/datasets",
     "GET /v1/datasets/{object_id}",
     "GET /v1/projects",
@@ -58,7 +65,7 @@ def test_every_route_needs_a_key_or_a_session_or_is_marked_public(app: FastAPI) 
     assert not unguarded, f"routes with neither an auth dependency nor @public: {unguarded}"
 
 
-def test_the_public_routes_are_exactly_health_downloads_tus_discovery_and_sign_in(
+def test_the_public_routes_are_exactly_health_downloads_uploads_tus_discovery_and_sign_in(
     app: FastAPI,
 ) -> None:
     public = {e.label for e in api_endpoints(app) if e.endpoint in PUBLIC_ENDPOINTS}

@@ -378,6 +378,25 @@ def test_a_new_key_is_shown_once_and_works(app, alice_web) -> None:
     assert key.group(1) not in again and key.group(1)[:8] in again
 
 
+def test_a_new_key_is_also_shown_spelled_for_ultralytics_8_4(app, alice_web) -> None:
+    created = alice_web.post(
+        "/settings/keys", data={"name": "8.4", "csrf_token": page_token(alice_web)}
+    )
+    hub = re.search(r'<code id="new-key" class="key">(ul[0-9a-f]{40})</code>', created.text)
+    platform = re.search(
+        r'<code id="new-platform-key" class="key">(ul_[0-9a-f]{40})</code>', created.text
+    )
+    assert hub and platform and platform.group(1) == "ul_" + hub.group(1)[2:]
+    assert (
+        "yolo login" in created.text
+        and "ULTRALYTICS_PLATFORM_URL=http://testserver" in created.text
+    )
+    answer = TestClient(app).get(
+        "/api/account/summary", headers={"authorization": f"Bearer {platform.group(1)}"}
+    )
+    assert answer.status_code == 200 and answer.json()["username"] == "alice"
+
+
 def test_revoking_a_key_from_settings_refuses_it_in_the_api(app, alice, alice_web) -> None:
     fresh = ok(alice.post("/v1/keys", json={"name": "ci"}))
     token = page_token(alice_web)
@@ -443,5 +462,5 @@ def test_the_dashboard_is_not_in_the_api_description(app) -> None:
     assert not [
         p
         for p in paths
-        if not p.startswith(("/v1/", "/files/", "/healthz", "/model-", "/get-", "/qa/"))
+        if not p.startswith(("/v1/", "/api/", "/files/", "/healthz", "/model-", "/get-", "/qa/"))
     ]

@@ -167,3 +167,112 @@ def test_parsed_metrics_are_finite_numbers_under_valid_names(raw) -> None:
     for name, number in parsed.items():
         name.encode("utf-8")
         assert number is None or (isinstance(number, int | float) and math.isfinite(number))
+
+
+EVENT_KEYS = [
+    "epoch",
+    "metrics",
+    "system",
+    "modelInfo",
+    "fitness",
+    "chunkId",
+    "content",
+    "lineCount",
+    "progress",
+    "modelPath",
+    "runId",
+    "results",
+    "classNames",
+    "plots",
+    "trainArgs",
+    "epochs",
+    "environment",
+]
+event_data = st.dictionaries(st.one_of(st.sampled_from(EVENT_KEYS), text), values, max_size=6)
+# shaped like the real events, with hostile values where the server reads them
+shaped_events = st.one_of(
+    st.fixed_dictionaries(
+        {"epoch": st.integers(0, 50)},
+        optional={
+            "metrics": st.dictionaries(text, values, max_size=5),
+            "system": st.one_of(values, st.dictionaries(text, values, max_size=5)),
+            "modelInfo": st.dictionaries(text, values, max_size=3),
+        },
+    ),
+    st.fixed_dictionaries(
+        {"chunkId": st.integers(0, 2**62)},
+        optional={"content": text, "lineCount": st.integers(0, 9), "progress": values},
+    ),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "results": st.dictionaries(st.one_of(st.just("metrics"), text), values),
+            "classNames": st.lists(values, max_size=3),
+            "plots": st.lists(values, max_size=3),
+            "runId": st.integers(0, 10),
+        },
+    ),
+    st.fixed_dictionaries(
+        {"modelPath": st.one_of(text, st.just("platform-uploads/AAAAAAAAAAAAAAAAAAAA"))}
+    ),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "trainArgs": st.dictionaries(text, values, max_size=4),
+            "epochs": st.integers(0, 10),
+            "environment": st.dictionaries(text, values, max_size=4),
+        },
+    ),
+)
+
+
+@pytest.fixture
+def platform_run(app, users: Users, alice: TestClient) -> Any:
+    """A model whose ultralytics 8.4 run started, and a check that its reads still work."""
+    from tests.platform import PlatformClient
+
+    trainer = PlatformClient(app, users.alice.key)
+    run = trainer.start()
+
+    def check() -> None:
+        for path in ("", "/metrics", "/runs", "/console"):
+            answer = alice.get(f"/v1/models/{run.model_id}{path}")
+            assert answer.status_code == 200, (path, answer.text)
+
+    return trainer, run.model_id, check
+
+
+@PROPERTIES
+@given(
+    event=st.one_of(
+        st.sampled_from(
+            [
+                "training_started",
+                "epoch_end",
+                "console_output",
+                "checkpoint_saved",
+                "training_complete",
+                "system_metrics",
+            ]
+        ),
+        text,
+    ),
+    data=st.one_of(shaped_events, event_data, values),
+    identity=st.sampled_from(["model", "project", "none"]),
+)
+def test_any_platform_event_is_recorded_or_refused_cleanly(
+    platform_run, event, data, identity
+) -> None:
+    trainer, model_id, check = platform_run
+    body: dict[str, Any] = {"event": event, "data": data}
+    if identity == "model":
+        body["modelId"] = model_id
+    elif identity == "project":
+        body.update(project="alice/props", name="run")
+    response = trainer.http.post(
+        "/api/webhooks/training/metrics", content=encode(body), headers=POST_JSON
+    )
+    assert_clean(response)
+    if response.status_code == 200:
+        assert isinstance(response.json(), dict) and response.json()["received"] is True
+    check()

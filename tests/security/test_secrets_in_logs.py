@@ -45,6 +45,14 @@ TOKEN = "1780000000.Ab3dEf6hIj9kLm2nOp5q.Zm9vYmFyYmF6cXV4cXV1eHF1dXpxdXV4cXV1enF
         ),
         (f"GET /v1/keys/ul_{KEY[2:]}", "GET /v1/keys/[redacted]"),
         (
+            '"PUT /api/uploads/Ab3dEf6hIj9kLm2nOp5q/1780000000.Zm9vYmFy-_x HTTP/1.1" 200',
+            '"PUT /api/uploads/Ab3dEf6hIj9kLm2nOp5q/[redacted] HTTP/1.1" 200',
+        ),
+        (
+            f'"GET /api/datasets/ndjson/{TOKEN}/Ab3dEf6hIj9kLm2nOp5q/shapes-1a2b3c4d.ndjson"',
+            '"GET /api/datasets/ndjson/[redacted]/Ab3dEf6hIj9kLm2nOp5q/shapes-1a2b3c4d.ndjson"',
+        ),
+        (
             "GET /v1/models?limit=20&after=Ab3dEf6hIj9kLm2nOp5q",
             "GET /v1/models?limit=20&after=Ab3dEf6hIj9kLm2nOp5q",
         ),

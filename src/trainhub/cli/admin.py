@@ -69,6 +69,26 @@ def _user_or_exit(session: Any, name: str) -> Any:
     return user
 
 
+def key_spellings(key: str) -> str:
+    """Return the lines that show a new key in the spelling each client takes, HUB's last.
+
+    One secret, two spellings (docs/protocol/platform.md §9.9): ultralytics 8.4 keeps only
+    `ul_` + 40 hex, the HUB clients take no `_`. The last line is the key alone, for scripts.
+    """
+    from trainhub.protocol.ids import hub_spelling, platform_spelling
+
+    return (
+        "API key (shown only once; both lines are the same key):\n"
+        f"  ultralytics 8.4 (yolo login, ULTRALYTICS_API_KEY):  {platform_spelling(key)}\n"
+        "  hub-sdk, ultralytics 8.3 and trainhub (next line):\n"
+        f"{hub_spelling(key)}"
+    )
+
+
+def _echo_key(key: str) -> None:
+    typer.echo(key_spellings(key))
+
+
 @users_app.command("create")
 def users_create(
     name: str,
@@ -77,7 +97,7 @@ def users_create(
     database_url: str | None = DATABASE_URL,
     init: bool = INIT,
 ) -> None:
-    """Create a user; the new API key is printed as the last line (shown only once)."""
+    """Create a user; the new API key is shown in both spellings, HUB's as the last line."""
     from trainhub.server.db import users
     from trainhub.server.errors import HubError
 
@@ -87,8 +107,8 @@ def users_create(
     except HubError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"created {'admin ' if admin else ''}user {user.name} ({user.id}); API key:")
-    typer.echo(key)
+    typer.echo(f"created {'admin ' if admin else ''}user {user.name} ({user.id})")
+    _echo_key(key)
 
 
 @users_app.command("list")
@@ -112,12 +132,12 @@ def keys_create(
     data_dir: Path | None = DATA_DIR,
     database_url: str | None = DATABASE_URL,
 ) -> None:
-    """Create an API key for a user; the key is printed as the last line (shown only once)."""
+    """Create an API key for a user, shown once in both spellings (HUB's as the last line)."""
     from trainhub.server.db import users
 
     with open_database(data_dir, database_url) as db, db.write() as session:
         _, key = users.create_key(session, _user_or_exit(session, user).id, name)
-    typer.echo(key)
+    _echo_key(key)
 
 
 @keys_app.command("list")
@@ -178,19 +198,22 @@ def _first_admin(db: Any) -> str | None:
 def _announce(url: str, key: str | None, *, as_json: bool) -> None:
     """Print how to point the clients here, and a new admin's key (once, never logged)."""
     if as_json:  # a log collector reads stdout: one JSON object a line there too
-        typer.echo(json.dumps({"message": "point the clients here", "ULTRALYTICS_HUB_API": url}))
+        point = {"ULTRALYTICS_HUB_API": url, "ULTRALYTICS_PLATFORM_URL": url}
+        typer.echo(json.dumps({"message": "point the clients here", **point}))
         if key:
-            typer.echo(json.dumps({"message": "created user 'admin' (key shown once)", "key": key}))
+            from trainhub.protocol.ids import platform_spelling
+
+            created = {"message": "created user 'admin' (key shown once)", "key": key}
+            typer.echo(json.dumps({**created, "platformKey": platform_spelling(key)}))
         return
     typer.echo(
-        f"\nPoint hub-sdk and ultralytics at this hub (set both before starting Python):\n"
+        f"\nPoint hub-sdk and ultralytics 8.3 at this hub (set both before starting Python):\n"
         f"  export ULTRALYTICS_HUB_API={url}\n  export ULTRALYTICS_HUB_WEB={url}\n"
+        f"Point ultralytics 8.4 at it (and train with project=OWNER/PROJECT):\n"
+        f"  export ULTRALYTICS_PLATFORM_URL={url}\n"
     )
     if key:
-        typer.echo(
-            f"First start: created user 'admin'. Its API key (shown only once):\n  {key}\n"
-            f"Log in with: yolo login {key}\n"
-        )
+        typer.echo(f"First start: created user 'admin'. {key_spellings(key)}\n")
 
 
 def _check_embedded_worker(settings: Any) -> None:

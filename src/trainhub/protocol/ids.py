@@ -1,6 +1,6 @@
-"""Formats of ids and API keys: their shape, and how to make them.
+"""Formats of ids and API keys: their shape, their two spellings, and how to make them.
 
-See docs/protocol/hub-v1.md §3.1 and §16.8.
+See docs/protocol/hub-v1.md §3.1 and §16.8, and docs/protocol/platform.md §8.
 """
 
 import hashlib
@@ -41,6 +41,16 @@ def is_api_key(value: str) -> bool:
 def normalize_api_key(value: str) -> str:
     """Return the canonical spelling of a key: "ul_<hex>" and "ul<hex>" are the same key."""
     return "ul" + value[3:] if value.startswith("ul_") else value
+
+
+def hub_spelling(value: str) -> str:
+    """Return a key as HUB clients take it (hub-sdk, ultralytics 8.3, trainhub): "ul" + 40 hex."""
+    return normalize_api_key(value)
+
+
+def platform_spelling(value: str) -> str:
+    """Return a key as ultralytics 8.4 keeps it (`yolo login`, ULTRALYTICS_API_KEY): "ul_" + hex."""
+    return "ul_" + normalize_api_key(value)[2:]
 
 
 def hash_api_key(value: str) -> str:

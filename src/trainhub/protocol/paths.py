@@ -1,4 +1,7 @@
-"""URL path constants of the HUB v1 API and trainhub's additions (docs/protocol/hub-v1.md §5)."""
+"""URL path constants of the HUB v1 API, trainhub's additions and the Platform protocol.
+
+See docs/protocol/hub-v1.md §5 and docs/protocol/platform.md §9.1.
+"""
 
 AUTH = "/v1/auth"
 MODELS = "/v1/models"
@@ -8,6 +11,9 @@ MODEL_UPLOAD = "/v1/models/{model_id}/upload"
 MODEL_EXPORT = "/v1/models/{model_id}/export"
 MODEL_EXPORTS = "/v1/models/{model_id}/exports"
 EXPORT = "/v1/exports/{export_id}"
+MODEL_CANCEL = "/v1/models/{model_id}/cancel"
+MODEL_CONSOLE = "/v1/models/{model_id}/console"
+MODEL_RUNS = "/v1/models/{model_id}/runs"
 HEARTBEAT = "/v1/agent/heartbeat/models/{model_id}"
 PREDICT = "/v1/predict/{model_id}"
 DATASETS = "/v1/datasets"
@@ -27,5 +33,14 @@ GET_EXPORT = "/get-export"
 CLEAR_EXPORTS = "/qa/model/{model_id}/clear_exports"
 FILES = "/files"
 HEALTH = "/healthz"
+
+# The Platform protocol of ultralytics 8.4 (docs/protocol/platform.md §9.1)
+PLATFORM_EVENTS = "/api/webhooks/training/metrics"
+PLATFORM_UPLOAD_REQUEST = "/api/webhooks/models/upload"
+PLATFORM_UPLOAD = "/api/uploads/{upload_id}/{token}"
+PLATFORM_ACCOUNT = "/api/account/summary"
+PLATFORM_MODEL_FILES = "/api/models/{owner}/{project}/{model}/files"
+PLATFORM_DATASET_EXPORT = "/api/datasets/{owner}/{slug}/export"
+PLATFORM_DATASET_NDJSON = "/api/datasets/ndjson/{token}/{dataset_id}/{name}"
 
 API_KEY_HEADER = "x-api-key"

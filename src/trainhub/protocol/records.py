@@ -72,17 +72,25 @@ class ProjectRecord(BaseModel):
 
 
 class UserRecord(BaseModel):
-    """A user; `apiKey` appears once, in the answer that created the user."""
+    """A user; `apiKey` appears once, in the answer that created the user.
+
+    `platformApiKey` is the same key spelled for ultralytics 8.4 (docs/protocol/platform.md §9.9).
+    """
 
     id: str
     meta: dict[str, Any]
     is_admin: bool
     createdAt: str
     apiKey: str | None = None
+    platformApiKey: str | None = None
 
 
 class KeyRecord(BaseModel):
-    """An API key as listed: its prefix, never the key; `key` appears once, when it is created."""
+    """An API key as listed: its prefix, never the key; `key` appears once, when it is created.
+
+    `key` is spelled for HUB clients (hub-sdk, ultralytics 8.3, trainhub: `ul` + 40 hex),
+    `platformKey` is the same key for ultralytics 8.4 (`ul_` + 40 hex).
+    """
 
     id: str
     name: str
@@ -91,3 +99,4 @@ class KeyRecord(BaseModel):
     lastUsedAt: str | None
     revokedAt: str | None
     key: str | None = None
+    platformKey: str | None = None

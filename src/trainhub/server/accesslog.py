@@ -26,6 +26,9 @@ ACCESS_FORMAT = (
 
 # /files/<token>/<id>/<label>/<name>: the token is the credential (trainhub.server.signing)
 _FILES_TOKEN = re.compile(r"(/files/)[^/\s\"?#]+")
+# /api/uploads/<upload id>/<token> and /api/datasets/ndjson/<token>/...: ultralytics 8.4 PUTs
+# weights and fetches NDJSON exports there without a key
+_UPLOAD_TOKEN = re.compile(r"(/api/(?:uploads/[^/\s\"?#]+|datasets/ndjson)/)[^/\s\"?#]+")
 # a token anywhere else: "<expires>.<reader id or ->.<43-character HMAC>"
 _TOKEN = re.compile(r"(?<![\w.-])[0-9]{1,12}\.(?:-|[A-Za-z0-9]{20})\.[A-Za-z0-9_-]{43}(?![\w-])")
 # an API key: "ul" or "ul_", then 40 hex digits (trainhub.protocol.ids)
@@ -37,6 +40,7 @@ _SECRET_NAME = re.compile(r"key|token|secret|passw|auth|sig|session|credential",
 def redact(text: str) -> str:
     """Return `text` with download tokens, API keys and secret query values replaced."""
     text = _FILES_TOKEN.sub(rf"\1{REDACTED}", text)
+    text = _UPLOAD_TOKEN.sub(rf"\1{REDACTED}", text)
     text = _QUERY_PARAM.sub(_redact_param, text)
     text = _TOKEN.sub(REDACTED, text)
     return _API_KEY.sub(REDACTED, text)

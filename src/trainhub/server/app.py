@@ -1,4 +1,5 @@
-"""create_app(settings) -> FastAPI: the HUB v1 API and signed downloads on one origin.
+"""create_app(settings) -> FastAPI: the HUB v1 API, the Platform endpoints of ultralytics 8.4,
+the dashboard and signed downloads on one origin.
 
 The app puts export and prediction jobs on the queue; `trainhub worker` processes run them.
 """
@@ -11,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from trainhub._version import __version__
-from trainhub.server import errors, web
+from trainhub.server import errors, platform, web
 from trainhub.server.admission import Admission
 from trainhub.server.api import (
     auth,
@@ -26,6 +27,7 @@ from trainhub.server.api import (
     monitoring,
     predictions,
     projects,
+    runs,
     uploads,
     users,
     weights,
@@ -66,6 +68,8 @@ ROUTERS = (
     files,
     health,
     monitoring,
+    runs,
+    platform,
     web,
 )
 
@@ -96,7 +100,8 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
     app = FastAPI(
         title="trainhub",
         version=__version__,
-        description="Self-hosted hub for training runs; speaks the Ultralytics HUB v1 API.",
+        description="Self-hosted hub for training runs; speaks the Ultralytics HUB v1 API and the "
+        "Platform protocol of ultralytics 8.4.",
         docs_url=None,  # served by apidocs without a CDN
         redoc_url=None,
         lifespan=lifespan,

@@ -71,10 +71,6 @@ class RateLimitedError(HubError):
     status = 429
 
 
-class NotImplementedYetError(HubError):
-    status = 501
-
-
 class RequestTimeoutError(HubError):
     status = 408
 

@@ -77,9 +77,13 @@ class Links:
         """Return links made for `reader` (a user id; None for an anonymous caller)."""
         return replace(self, reader=reader)
 
+    def token(self, object_id: str, label: str, sha256: str) -> str:
+        """Return a token that grants this reader one version of one file, for `ttl_s`."""
+        return create_token(self.secret, object_id, label, sha256, self.ttl_s, self.reader)
+
     def download(self, object_id: str, label: str, sha256: str, name: str) -> str:
         """Return a signed URL for one version of a file."""
-        token = create_token(self.secret, object_id, label, sha256, self.ttl_s, self.reader)
+        token = self.token(object_id, label, sha256)
         return self.public_url + download_path(token, object_id, label, name)
 
     def weights(self, model_id: str, weight: WeightRow) -> str:

@@ -7,9 +7,18 @@ and URLs, cfg, train_args, the six flat config fields, liveness. Pages use the s
 from typing import Any
 
 from trainhub.protocol.exports import ExportStatus, find_format
+from trainhub.protocol.ids import hub_spelling, platform_spelling
 from trainhub.server import modelspec
 from trainhub.server.db.models import ModelContext
-from trainhub.server.db.tables import DatasetRow, ExportRow, ProjectRow, UserRow, iso, utcnow
+from trainhub.server.db.tables import (
+    DatasetRow,
+    ExportRow,
+    ProjectRow,
+    RunRow,
+    UserRow,
+    iso,
+    utcnow,
+)
 from trainhub.server.links import Links, export_file_name
 from trainhub.server.liveness import is_online
 
@@ -135,7 +144,8 @@ def user_record(row: UserRow, api_key: str | None = None) -> dict[str, Any]:
         "createdAt": iso(row.created_at),
     }
     if api_key is not None:
-        record["apiKey"] = api_key
+        record["apiKey"] = hub_spelling(api_key)
+        record["platformApiKey"] = platform_spelling(api_key)
     return record
 
 
@@ -181,4 +191,27 @@ def export_record(
         "startedAt": iso(row.started_at),
         "finishedAt": iso(row.finished_at),
         "durationSeconds": None if duration is None else round(duration, 3),
+    }
+
+
+def run_record(run: RunRow, liveness: str) -> dict[str, Any]:
+    """Return the JSON record of a Platform run (docs/protocol/platform.md §9.8)."""
+    return {
+        "id": run.id,
+        "state": run.state,
+        "liveness": liveness,
+        "startedAt": iso(run.started_at),
+        "lastEventAt": iso(run.last_event_at),
+        "endedAt": iso(run.ended_at),
+        "cancelRequestedAt": iso(run.cancel_requested_at),
+        "plannedEpochs": run.planned_epochs,
+        "lastEpoch": run.last_epoch,
+        "longestEpochSeconds": run.longest_epoch_s,
+        "environment": run.environment,
+        "trainArgs": run.train_args,
+        "finalEpoch": run.final_epoch,
+        "finalMetrics": run.final_metrics,
+        "results": run.results,
+        "classNames": run.class_names,
+        "plots": run.plots,
     }

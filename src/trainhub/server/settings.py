@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     web_session_idle_s: int = Field(default=3 * 24 * 3600, ge=60)
     web_session_max_age_s: int = Field(default=14 * 24 * 3600, ge=60)
     heartbeat_interval_s: float = 300.0
+    # the Platform protocol of ultralytics 8.4 (docs/protocol/platform.md §9)
+    platform_max_json_bytes: int = Field(default=8 * 1024**2, ge=1024)
+    platform_upload_ttl_s: int = Field(default=2 * 3600, ge=60)
+    platform_min_silence_s: float = Field(default=60.0, gt=0)
+    platform_first_epoch_silence_s: float = Field(default=600.0, gt=0)
     max_keys_per_user: int = 20
     max_agents_per_model: int = 16
     gc_interval_s: float = Field(default=3600.0, ge=0)

@@ -74,3 +74,29 @@ def verify_token(
 def download_path(token: str, object_id: str, label: str, name: str) -> str:
     """Return the path part of a download URL."""
     return f"/files/{token}/{object_id}/{quote(label, safe='')}/{quote(name, safe='')}"
+
+
+def _upload_signature(secret: bytes, upload_id: str, expires: int) -> str:
+    message = f"platform-upload|{expires}|{upload_id}".encode()  # never a download's message
+    digest = hmac.new(secret, message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def create_upload_token(secret: bytes, upload_id: str, expires: int) -> str:
+    """Return the token of a Platform upload URL, valid until `expires` (Unix seconds).
+
+    See docs/protocol/platform.md §9.7: the client PUTs without a key, so the URL carries one.
+    """
+    return f"{expires}.{_upload_signature(secret, upload_id, expires)}"
+
+
+def verify_upload_token(secret: bytes, token: str, upload_id: str) -> bool | None:
+    """Tell whether an upload token is this server's for `upload_id`: None if forged, False if
+    expired, True if valid now."""
+    expires_text, _, signature = token.partition(".")
+    if not _EXPIRES.fullmatch(expires_text):
+        return None
+    expected = _upload_signature(secret, upload_id, int(expires_text))
+    if not hmac.compare_digest(signature, expected):
+        return None
+    return int(expires_text) >= time.time()

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 
 from trainhub.protocol import paths
 from trainhub.protocol.envelope import Envelope, IdRecord
+from trainhub.protocol.ids import platform_spelling
 from trainhub.protocol.records import KeyRecord, UserRecord
 from trainhub.protocol.users import KeyCreate, UserCreate
 from trainhub.server.bodies import body_of, json_body_schema, optional_json_object, validated
@@ -22,7 +23,8 @@ UserBody = Annotated[UserCreate, Depends(body_of(UserCreate))]
 
 
 def key_record(row: ApiKeyRow, key: str | None = None) -> dict[str, Any]:
-    """Return the JSON record of an API key (the key itself only when just created)."""
+    """Return the JSON record of an API key (the key itself, in both spellings, only when just
+    created: docs/protocol/platform.md §9.9)."""
     return {
         "id": row.id,
         "name": row.name,
@@ -31,6 +33,7 @@ def key_record(row: ApiKeyRow, key: str | None = None) -> dict[str, Any]:
         "lastUsedAt": iso(row.last_used_at),
         "revokedAt": iso(row.revoked_at),
         "key": key,
+        "platformKey": platform_spelling(key) if key is not None else None,
     }
 
 

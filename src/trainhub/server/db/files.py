@@ -1,5 +1,6 @@
 """The query behind a signed download: which stored file a link's object and label name."""
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -103,8 +104,30 @@ def _archive(session: Session, dataset_id: str, label: str) -> StoredFile | None
     )
 
 
+# an image of a dataset's NDJSON export: "img-<sha256>.<suffix>" (services/dataset_exports.py)
+_EXPORT_IMAGE = re.compile(r"^img-([0-9a-f]{64})\.([a-z0-9]{1,5})$")
+IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif"}
+
+
+def _export_image(session: Session, dataset_id: str, label: str) -> StoredFile | None:
+    match = _EXPORT_IMAGE.match(label)
+    dataset = session.scalars(
+        select(DatasetRow).where(DatasetRow.id == dataset_id, DatasetRow.deleted_at.is_(None))
+    ).first()
+    if match is None or dataset is None:
+        return None
+    sha256, suffix = match.groups()
+    media = IMAGE_TYPES.get(suffix, "application/octet-stream")
+    name = f"{sha256[:32]}.{suffix}"
+    key = f"datasets/{dataset_id}/{label}"
+    return StoredFile(key, sha256, name, media, dataset.owner_id, dataset.public)
+
+
 def find_file(session: Session, object_id: str, label: str) -> StoredFile | None:
-    """Return the current file of `object_id` under `label` (weights, export, cover, archive)."""
+    """Return the current file of `object_id` under `label` (weights, export, cover, archive,
+    image)."""
+    if _EXPORT_IMAGE.match(label):
+        return _export_image(session, object_id, label)
     kind = WeightKind.from_filename(label)
     if kind is not None:
         return _weights(session, object_id, kind)

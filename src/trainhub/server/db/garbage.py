@@ -5,11 +5,20 @@ from datetime import datetime
 from sqlalchemy import CompoundSelect, delete, select, union
 from sqlalchemy.orm import Session
 
-from trainhub.server.db.tables import DatasetRow, ProjectRow, ResumableUploadRow, WeightRow
+from trainhub.server.db.tables import (
+    DatasetExportRow,
+    DatasetRow,
+    ExportRow,
+    ProjectRow,
+    ResumableUploadRow,
+    StagedUploadRow,
+    WeightRow,
+)
 
 
 def referenced_keys(session: Session) -> set[str]:
-    """Return every blob key a row refers to: weights, dataset archives, project covers.
+    """Return every blob key a row refers to: weights, dataset archives, project covers, export
+    files, weights staged by an 8.4 run, and the manifests and images of NDJSON dataset exports.
 
     Soft-deleted models, datasets and projects keep their files, so their keys count too.
     """
@@ -17,8 +26,14 @@ def referenced_keys(session: Session) -> set[str]:
         select(WeightRow.blob_key),
         select(DatasetRow.blob_key).where(DatasetRow.blob_key.is_not(None)),
         select(ProjectRow.cover_key).where(ProjectRow.cover_key.is_not(None)),
+        select(ExportRow.blob_key).where(ExportRow.blob_key.is_not(None)),
+        select(StagedUploadRow.blob_key).where(StagedUploadRow.blob_key.is_not(None)),
+        select(DatasetExportRow.manifest_key),
     )
-    return {str(key) for key in session.scalars(query)}
+    keys = {str(key) for key in session.scalars(query)}
+    for blob_keys in session.scalars(select(DatasetExportRow.blob_keys)):  # a JSON list each
+        keys.update(str(key) for key in blob_keys or ())
+    return keys
 
 
 def upload_ids(session: Session) -> set[str]:

@@ -17,7 +17,7 @@ from trainhub.server.db import owned
 from trainhub.server.db.tables import AgentRow, ModelRow, ProjectRow
 from trainhub.server.liveness import LIVENESS_INTERVALS
 
-STATUSES = ("new", "online", "offline", "trained", "failed")
+STATUSES = ("new", "online", "offline", "trained", "cancelled", "failed")
 SCOPES = ("mine", "public")
 PAGE_SIZE = 50
 
@@ -48,16 +48,23 @@ class ModelFilters:
 
 
 def online_clause(session: Session, now: datetime) -> ColumnElement[bool]:
-    """Return SQL that is true for models with an agent that is online at `now`."""
-    intervals = session.scalars(
-        select(AgentRow.interval_s).where(AgentRow.state == "running").distinct()
+    """Return SQL that is true for models with an agent that is online at `now`.
+
+    A HUB agent is online for two of its intervals, a Platform run for one (it is stale after
+    that, which the list filters as offline).
+    """
+    kinds = session.execute(
+        select(AgentRow.protocol, AgentRow.interval_s).where(AgentRow.state == "running").distinct()
     ).all()
     recent = [
         and_(
+            AgentRow.protocol == protocol,
             AgentRow.interval_s == interval,
-            AgentRow.last_seen >= now - timedelta(seconds=interval * LIVENESS_INTERVALS),
+            AgentRow.last_seen
+            >= now
+            - timedelta(seconds=interval * (1 if protocol == "platform" else LIVENESS_INTERVALS)),
         )
-        for interval in intervals
+        for protocol, interval in kinds
     ]
     if not recent:
         return false()

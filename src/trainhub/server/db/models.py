@@ -17,10 +17,13 @@ from trainhub.server import modelspec
 from trainhub.server.db import exports, metrics, owned
 from trainhub.server.db.tables import (
     AgentRow,
+    ConsoleChunkRow,
     DatasetRow,
     MetricRow,
     ModelRow,
     ProjectRow,
+    RunRow,
+    StagedUploadRow,
     WeightRow,
     utcnow,
 )
@@ -94,7 +97,14 @@ def update_model(session: Session, row: ModelRow, patch: dict[str, Any], user_id
 def _clear(session: Session, row: ModelRow) -> list[str]:
     keys = list(session.scalars(select(WeightRow.blob_key).where(WeightRow.model_seq == row.seq)))
     keys += exports.delete_exports(session, row.seq)
-    for table in (MetricRow, WeightRow, AgentRow):
+    staged = session.scalars(
+        select(StagedUploadRow.blob_key).where(
+            StagedUploadRow.model_seq == row.seq, StagedUploadRow.state == "received"
+        )
+    )
+    keys += [key for key in staged if key]
+    tables = (MetricRow, WeightRow, AgentRow, RunRow, ConsoleChunkRow, StagedUploadRow)
+    for table in tables:
         session.execute(delete(table).where(table.model_seq == row.seq))
     return keys
 
@@ -135,12 +145,21 @@ def record_metrics(session: Session, row: ModelRow, epochs: dict[int, EpochMetri
 
 
 def record_weights(
-    session: Session, row: ModelRow, upload: WeightUpload, *, key: str, sha256: str, size: int
+    session: Session,
+    row: ModelRow,
+    upload: WeightUpload,
+    *,
+    key: str,
+    sha256: str,
+    size: int,
+    settle: bool = True,
 ) -> list[str]:
     """Store a checkpoint or the final weights; return the keys of the blobs they replace.
 
     New final weights also drop the exports of the weights they replace (exports are made from
     the final weights, and a file exported from weights that are gone must not be served).
+    Final weights settle the model as trained, unless `settle` is False: a Platform run uploads
+    its best.pt before it ends, and its end decides the status (docs/protocol/platform.md §9.7).
     """
     kind = upload.kind
     old = session.get(WeightRow, (row.seq, kind))
@@ -163,7 +182,7 @@ def record_weights(
         )
     )
     _start_training(row, upload.epoch)
-    if kind is WeightKind.FINAL:
+    if kind is WeightKind.FINAL and settle:
         row.status = "trained"
         row.best_map = upload.map_value
         for agent in session.scalars(

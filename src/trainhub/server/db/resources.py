@@ -6,7 +6,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from trainhub.protocol.ids import create_id
-from trainhub.server.db import owned
+from trainhub.server.db import dataset_exports, owned
 from trainhub.server.db.tables import DatasetRow, ModelRow, ProjectRow, utcnow
 from trainhub.server.documents import check_document, deep_merge, display_name
 from trainhub.server.errors import ValidationError
@@ -63,8 +63,11 @@ def remove(session: Session, row: Resource, *, hard: bool) -> list[str]:
         return []
     session.execute(update(ModelRow).where(column == row.id).values({column.key: None}))
     key = row.blob_key if isinstance(row, DatasetRow) else row.cover_key
+    garbage = [key] if key else []
+    if isinstance(row, DatasetRow):  # its NDJSON exports go with it (their rows by cascade)
+        garbage += dataset_exports.all_keys(session, [row.seq])
     session.delete(row)
-    return [key] if key else []
+    return garbage
 
 
 def model_counts(session: Session, project_ids: list[str]) -> dict[str, int]:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from trainhub.server.db import metrics, owned
 from trainhub.server.db.tables import AgentRow, DatasetRow, ModelRow, ProjectRow, iso
-from trainhub.server.liveness import is_online
+from trainhub.server.liveness import state_of
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class ModelSummary:
     public: bool
     project: tuple[str, str] | None  # (id, name)
     dataset: str | None
-    status: str  # new, online, offline, trained, failed
+    status: str  # new, online, stale, offline, trained, cancelled, failed
     label: str
     epoch_text: str
     best: float | None
@@ -61,13 +61,22 @@ def epoch_text(row: ModelRow) -> str:
 
 
 def live_status(row: ModelRow, agents: list[AgentRow], now: datetime) -> str:
-    """Return new, online, offline, trained or failed."""
+    """Return new, online, stale, offline, trained, cancelled or failed.
+
+    Training is online when any of its agents is, stale when a silent Platform run may still
+    speak again (docs/protocol/platform.md §9.4), offline otherwise.
+    """
     if row.status != "training":
         return row.status
-    return "online" if any(is_online(a, now) for a in agents) else "offline"
+    states = {state_of(a, now) for a in agents}
+    return next((s for s in ("online", "stale") if s in states), "offline")
 
 
-LABELS = {"online": "training, online", "offline": "training, offline"}
+LABELS = {
+    "online": "training, online",
+    "stale": "training, silent",
+    "offline": "training, offline",
+}
 
 
 def status_label(status: str) -> str:

@@ -170,13 +170,19 @@ class WeightRow(Base):
 
 
 class AgentRow(Base):
-    """A training process that beats for a model; its id is issued by the server."""
+    """A training process that beats for a model; its id is issued by the server.
+
+    `protocol` says how it reports: "hub" (heartbeats every `interval_s`) or "platform" (no
+    heartbeat: `interval_s` is the silence after which its run counts as stale,
+    docs/protocol/platform.md §9.4).
+    """
 
     __tablename__ = "agents"
 
     id: Mapped[str] = mapped_column(String(20), primary_key=True)
     model_seq: Mapped[int] = mapped_column(ForeignKey("models.seq", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
+    protocol: Mapped[str] = mapped_column(String(10), default="hub", server_default="hub")
     interval_s: Mapped[float] = mapped_column(Float)
     state: Mapped[str] = mapped_column(String(20), default="running")
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
@@ -244,3 +250,94 @@ class WorkerRow(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     stopped_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class RunRow(Base):
+    """One training process that reports through the Platform protocol; `id` is its `runId`.
+
+    A resumed run is a new row of the same model. Its liveness is an AgentRow (`agent_id`)
+    whose interval grows with the run's longest epoch (docs/protocol/platform.md §9.4).
+    """
+
+    __tablename__ = "platform_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_seq: Mapped[int] = mapped_column(ForeignKey("models.seq", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(String(20))
+    agent_id: Mapped[str] = mapped_column(String(20))
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(20), default="running")
+    planned_epochs: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_epoch: Mapped[int | None] = mapped_column(Integer, default=None)
+    longest_epoch_s: Mapped[float | None] = mapped_column(Float, default=None)
+    last_epoch_at: Mapped[datetime | None] = mapped_column(default=None)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_event_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(default=None)
+    environment: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    train_args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    final_epoch: Mapped[int | None] = mapped_column(Integer, default=None)
+    final_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    results: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    class_names: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    plots: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+
+
+class ConsoleChunkRow(Base):
+    """A batch of console lines of a model's runs; chunk ids order them across runs."""
+
+    __tablename__ = "console_chunks"
+
+    model_seq: Mapped[int] = mapped_column(
+        ForeignKey("models.seq", ondelete="CASCADE"), primary_key=True
+    )
+    chunk_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    run_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    content: Mapped[str] = mapped_column(Text, default="")
+    line_count: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StagedUploadRow(Base):
+    """A weights file sent to a Platform upload URL, staged until an event promotes it.
+
+    `state`: issued (URL handed out), received (bytes stored at `blob_key`), promoted (the
+    model's weights now), superseded (a newer upload was promoted; the blob is gone).
+    """
+
+    __tablename__ = "platform_uploads"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    model_seq: Mapped[int] = mapped_column(ForeignKey("models.seq", ondelete="CASCADE"), index=True)
+    run_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    filename: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(20), default="issued")
+    blob_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    received_at: Mapped[datetime | None] = mapped_column(default=None)
+    promoted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class DatasetExportRow(Base):
+    """The NDJSON export of one version of a dataset: its manifest and its image blobs.
+
+    Built on the first `data=ul://...` of a version (docs/protocol/platform.md §9.10); the blobs
+    are content-addressed per dataset, so versions that share images share blobs.
+    """
+
+    __tablename__ = "dataset_exports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset_seq: Mapped[int] = mapped_column(
+        ForeignKey("datasets.seq", ondelete="CASCADE"), index=True
+    )
+    archive_sha256: Mapped[str] = mapped_column(String(64))
+    manifest_key: Mapped[str] = mapped_column(String(200))
+    blob_keys: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    images: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,12 +7,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from trainhub.protocol.ids import create_api_key, create_id, hash_api_key, is_id, key_prefix
+from trainhub.server.db import dataset_exports
 from trainhub.server.db.tables import (
     ApiKeyRow,
     DatasetRow,
     ModelRow,
     ProjectRow,
     ResumableUploadRow,
+    StagedUploadRow,
     UserRow,
     WeightRow,
     utcnow,
@@ -156,9 +158,20 @@ def delete_user(session: Session, user: UserRow) -> list[str]:
     )
     keys += [
         k
+        for k in session.scalars(
+            select(StagedUploadRow.blob_key)
+            .join(ModelRow, ModelRow.seq == StagedUploadRow.model_seq)
+            .where(ModelRow.owner_id == user.id, StagedUploadRow.state == "received")
+        )
+        if k
+    ]
+    keys += [
+        k
         for k in session.scalars(select(DatasetRow.blob_key).where(DatasetRow.owner_id == user.id))
         if k
     ]
+    datasets = list(session.scalars(select(DatasetRow.seq).where(DatasetRow.owner_id == user.id)))
+    keys += dataset_exports.all_keys(session, datasets)
     keys += [
         k
         for k in session.scalars(select(ProjectRow.cover_key).where(ProjectRow.owner_id == user.id))
@@ -166,3 +179,18 @@ def delete_user(session: Session, user: UserRow) -> list[str]:
     ]
     session.delete(user)
     return keys
+
+
+def count_owned(session: Session, user_id: str) -> dict[str, int]:
+    """Return how many live projects, datasets and models a user owns."""
+    counts = {}
+    for label, table in (("projects", ProjectRow), ("datasets", DatasetRow), ("models", ModelRow)):
+        counts[label] = (
+            session.scalar(
+                select(func.count())
+                .select_from(table)
+                .where(table.owner_id == user_id, table.deleted_at.is_(None))
+            )
+            or 0
+        )
+    return counts

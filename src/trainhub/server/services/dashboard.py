@@ -3,19 +3,20 @@
 web/ renders what these return; the queries are in db/ (listing, summaries, metrics).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from trainhub.server.db import listing, metrics, owned, resources
+from trainhub.server.db import console, listing, metrics, owned, platform_runs, resources
 from trainhub.server.db import models as model_queries
 from trainhub.server.db.engine import Database
 from trainhub.server.db.listing import ModelFilters
 from trainhub.server.db.metrics import Columns, Value
 from trainhub.server.db.models import ModelContext
 from trainhub.server.db.summaries import ModelSummary, summarize
-from trainhub.server.db.tables import ModelRow, ProjectRow
+from trainhub.server.db.tables import AgentRow, ModelRow, ProjectRow, RunRow
 from trainhub.server.errors import NotFoundError
+from trainhub.server.liveness import state_of
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,31 @@ def model_view(db: Database, model_id: str, user_id: str, now: datetime) -> Mode
 
 @dataclass(frozen=True)
 class ModelState:
-    """What the model page updates live; `context` is None once the model is gone."""
+    """What the model page updates live; `context` is None once the model is gone.
+
+    `console` and `run` describe its Platform runs (docs/protocol/platform.md §9.8): how far
+    the console goes, and the newest run's state, liveness and live progress bars.
+    """
 
     context: ModelContext | None
     summary: ModelSummary | None
     metrics: dict[str, Any]
+    console: dict[str, Any] = field(default_factory=dict)
+    run: dict[str, Any] | None = None
+
+
+def _run_state(run: RunRow | None, agents: list[AgentRow], now: datetime) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    agent = next((a for a in agents if a.id == run.agent_id), None)
+    return {
+        "id": run.id,
+        "state": run.state,
+        "liveness": state_of(agent, now) if agent is not None else "offline",
+        "stopRequested": run.cancel_requested_at is not None,
+        "progress": list(run.progress.values()) if run.ended_at is None else [],
+        "results": run.results is not None,
+    }
 
 
 def model_state(db: Database, model_id: str, user_id: str, now: datetime) -> ModelState:
@@ -87,7 +108,13 @@ def model_state(db: Database, model_id: str, user_id: str, now: datetime) -> Mod
             return ModelState(None, None, {})
         context = model_queries.load_context(session, row, user_id)
         summary = summarize(session, [row], user_id, now)[0]
-        return ModelState(context, summary, metrics.metrics_state(session, row.seq))
+        return ModelState(
+            context,
+            summary,
+            metrics.metrics_state(session, row.seq),
+            console.console_state(session, row.seq),
+            _run_state(platform_runs.latest_run(session, row.seq), context.agents, now),
+        )
 
 
 def check_readable(db: Database, model_id: str, user_id: str) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainhub.server.archives import ArchiveError, ArchiveReport, inspect_archive
-from trainhub.server.db import owned, resources
+from trainhub.server.db import dataset_exports, owned, resources
 from trainhub.server.db.engine import Database
 from trainhub.server.db.tables import DatasetRow
 from trainhub.server.errors import ValidationError
@@ -92,9 +92,12 @@ def store_archive(
             )
             owned.touch(row)
             warning = stale_folder_warning(report.root, old_root, old_sha256, sha256)
+            stale_exports = dataset_exports.keep_only(
+                session, row, sha256
+            )  # NDJSON of old versions
     except BaseException:
         if published is not None:
             storage.delete(published)
         raise
-    delete_garbage(storage, [old_key] if old_key and old_key != key else [])
+    delete_garbage(storage, ([old_key] if old_key and old_key != key else []) + stale_exports)
     return StoredArchive(row, warning)

@@ -108,3 +108,9 @@ def revoke_key(db: Database, keys: KeyCache, user_id: str, key_id: str) -> ApiKe
         raise NotFoundError("API key", key_id)
     keys.forget(key_id=row.id)
     return row
+
+
+def count_owned(db: Database, user_id: str) -> dict[str, int]:
+    """Return how many live projects, datasets and models the user owns."""
+    with db.read() as session:
+        return queries.count_owned(session, user_id)

@@ -35,7 +35,7 @@ def check_key(key: str) -> str:
 
 
 # the first folder of every key the server makes (the healthz probe is made by check())
-SERVER_FOLDERS = ("models", "datasets", "projects", "healthz")
+SERVER_FOLDERS = ("models", "datasets", "projects", "exports", "healthz")
 
 
 def is_key(key: str) -> bool:

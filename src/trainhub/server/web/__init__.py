@@ -23,6 +23,7 @@ from trainhub.server.web import (
     modelpage,
     models,
     projects,
+    runpanels,
     signin,
 )
 
@@ -32,7 +33,7 @@ PAGE_AUTH: set[Callable[..., Any]] = {auth.page_user}
 # models before modelpage: /models/events must win over /models/{model_id}
 ROUTERS = tuple(
     module.router
-    for module in (signin, models, modelpage, actions, compare, datasets, projects, keys)
+    for module in (signin, models, modelpage, runpanels, actions, compare, datasets, projects, keys)
 )
 router = APIRouter(include_in_schema=False)
 for _router in ROUTERS:

@@ -1,4 +1,4 @@
-"""Model actions from the dashboard: rename, public/private, reset, delete.
+"""Model actions from the dashboard: rename, public/private, stop training, reset, delete.
 
 Each is a POST form with the session's CSRF token, and each calls the same operation as the API
 (services/models.py), so they cannot drift.
@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import Depends, Form
 from fastapi.responses import RedirectResponse
 
-from trainhub.server.deps import Db, Heartbeats, StorageDep
+from trainhub.server.deps import Db, Heartbeats, SettingsDep, StorageDep
 from trainhub.server.errors import ValidationError
-from trainhub.server.services import models
+from trainhub.server.services import models, runs
 from trainhub.server.web.auth import SignedIn
 from trainhub.server.web.csrf import require_csrf
 from trainhub.server.web.routing import create_router, see_other
@@ -46,6 +46,14 @@ def set_visibility(
         raise ValidationError("choose public or private")
     models.update_model(db, model_id, user.user_id, {"public": public == "true"})
     return see_other(f"/models/{model_id}?notice=visibility")
+
+
+@router.post("/models/{model_id}/stop", dependencies=PROTECTED)
+def stop_training(model_id: str, user: SignedIn, db: Db, settings: SettingsDep) -> RedirectResponse:
+    """Ask the model's ultralytics 8.4 run to stop (docs/protocol/platform.md §9.5)."""
+    state = runs.request_cancel(db, model_id, user.user_id, runs.Silence.of_settings(settings))
+    notice = "stop-requested" if state == "requested" else "stopped"
+    return see_other(f"/models/{model_id}?notice={notice}")
 
 
 @router.post("/models/{model_id}/reset", dependencies=PROTECTED)

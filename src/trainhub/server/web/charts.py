@@ -13,7 +13,8 @@ from typing import Any
 
 from trainhub.server.db.metrics import Columns, Value
 
-GROUPS = ("train", "val", "metrics", "model", "other")
+# system/* are the Platform runs' CPU, RAM, disk and GPU samples (docs/protocol/platform.md §9.8)
+GROUPS = ("train", "val", "metrics", "system", "model", "other")
 SLOTS_PER_BUCKET = 4
 DEFAULT_MAX_POINTS = 500
 

@@ -1,10 +1,12 @@
-"""Settings (`/settings`): the signed-in user's API keys: create (shown once), list, revoke."""
+"""Settings (`/settings`): the signed-in user's API keys: create (shown once, in the spelling of
+each client: docs/protocol/platform.md §9.9), list, revoke."""
 
 from typing import Annotated
 
 from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from trainhub.protocol.ids import platform_spelling
 from trainhub.server.deps import Db, Keys, SettingsDep
 from trainhub.server.services import users
 from trainhub.server.services.sessions import SessionUser
@@ -36,6 +38,8 @@ def _settings_page(
         new_key=new_key,
         notice=notice,
         env=snippets.environment(request_hub(request).links.public_url),
+        platform_env=snippets.platform_environment(request_hub(request).links.public_url),
+        platform_key=platform_spelling(new_key) if new_key else None,
     )
 
 

@@ -12,10 +12,10 @@ from trainhub.server.db.models import ModelContext
 from trainhub.server.db.tables import iso, utcnow
 from trainhub.server.deps import Db
 from trainhub.server.links import Links
-from trainhub.server.liveness import is_online
+from trainhub.server.liveness import is_online, state_of
 from trainhub.server.records import model_record
-from trainhub.server.services import dashboard
-from trainhub.server.web import charts, limits, live, snippets
+from trainhub.server.services import dashboard, runs
+from trainhub.server.web import charts, limits, live, runpanels, snippets
 from trainhub.server.web.auth import PageLinks, SignedIn
 from trainhub.server.web.render import render
 from trainhub.server.web.routing import create_router
@@ -27,6 +27,9 @@ NOTICES = {
     "renamed": "The model was renamed.",
     "visibility": "The model's visibility was changed.",
     "reset": "The model was reset: metrics, checkpoints and weights were removed.",
+    "stop-requested": "Stop requested: the trainer stops after its current epoch, uploads what "
+    "it has and ends as cancelled.",
+    "stopped": "The run was silent, so no trainer could hear the stop: the model is cancelled.",
 }
 Epoch = Annotated[int | None, Query(ge=0, le=10_000_000)]
 
@@ -57,15 +60,17 @@ def weight_versions(context: ModelContext) -> str:
 
 
 def agent_rows(context: ModelContext, now: datetime) -> list[dict[str, Any]]:
-    """Return the training processes that beat for a model, newest first."""
+    """Return the training processes of a model (HUB heartbeats, Platform runs), newest first."""
     return [
         {
             "name": agent.name or agent.id,
             "state": agent.state,
             "interval": agent.interval_s,
+            "protocol": agent.protocol,
             "first_seen": agent.first_seen,
             "last_seen": agent.last_seen,
             "online": is_online(agent, now),
+            "liveness": state_of(agent, now) if agent.state == "running" else agent.state,
         }
         for agent in context.agents[:10]
     ]
@@ -85,13 +90,16 @@ def model_page(
     view = dashboard.model_view(db, model_id, user.user_id, now)
     context = view.context
     record = model_record(context, links)
+    is_owner = context.row.owner_id == user.user_id
+    run_views = runs.read_runs(db, model_id, user.user_id)
     return render(
         request,
         "model.html",
         user,
         model=record,
         summary=view.summary,
-        is_owner=context.row.owner_id == user.user_id,
+        is_owner=is_owner,
+        platform=runpanels.panels(run_views, is_owner=is_owner, status=context.row.status),
         weights=weight_rows(context, links),
         weight_versions=weight_versions(context),
         agents=agent_rows(context, now),
@@ -104,6 +112,7 @@ def model_page(
             "yolo": snippets.yolo_train(record["url"]),
             "env": snippets.environment(links.public_url),
             "session": snippets.trainhub_session(record["url"]),
+            "platform": snippets.platform_environment(links.public_url),
         },
     )
 
@@ -145,12 +154,14 @@ def live_state(db: Db, model_id: str, user_id: str) -> live.Snapshot:
         ("model", model_id): event,
         ("metrics", model_id): state.metrics,
         ("weights", model_id): {"versions": weight_versions(state.context)},
+        ("console", model_id): state.console,
+        ("run", model_id): state.run,
     }
 
 
 @router.get("/models/{model_id}/events", response_class=StreamingResponse)
 def model_events(request: Request, model_id: str, user: SignedIn, db: Db) -> Response:
-    """Stream the model's changes: status, epoch, heartbeats, agents, new metrics."""
+    """Stream the model's changes: status, epoch, heartbeats, agents, metrics, console, run."""
     dashboard.check_readable(db, model_id, user.user_id)
 
     def snapshot() -> live.Snapshot:

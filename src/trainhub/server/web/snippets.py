@@ -6,6 +6,15 @@ def environment(public_url: str) -> str:
     return f"export ULTRALYTICS_HUB_API={public_url}\nexport ULTRALYTICS_HUB_WEB={public_url}"
 
 
+def platform_environment(public_url: str, key: str = "ul_<your key>") -> str:
+    """Return the two variables that point ultralytics 8.4 at this hub, and a first run."""
+    return (
+        f"export ULTRALYTICS_PLATFORM_URL={public_url}\n"
+        f"export ULTRALYTICS_API_KEY={key}\n"
+        "yolo train model=yolo11n.pt data=coco8.yaml epochs=3 project=<you>/<project>"
+    )
+
+
 def yolo_train(model_url: str) -> str:
     """Return the ultralytics code that trains (or resumes) a model by its URL."""
     return f'from ultralytics import YOLO\n\nmodel = YOLO("{model_url}")\nresults = model.train()'

@@ -9,7 +9,7 @@
     span.className = "status status-" + event.status;
     span.dataset.field = "status";
     span.textContent = event.label;
-    if (event.status === "offline") {
+    if (event.status === "offline" || event.status === "stale") {
       if (event.lastHeartbeat) span.append(" since ", th.when(event.lastHeartbeat));
       else span.append(" (no heartbeat yet)");
     }
@@ -30,8 +30,10 @@
 
   function agentRow(agent) {
     const tr = document.createElement("tr");
-    const cells = [agent.name, agent.state, Math.round(agent.interval) + " s", null,
-      agent.online ? "online" : "offline"];
+    const platform = agent.protocol === "platform";  // a Platform run: no heartbeat, silences
+    const every = (platform ? "no heartbeat; silent after " : "") + Math.round(agent.interval) + " s";
+    const online = platform ? agent.liveness : (agent.online ? "online" : "offline");
+    const cells = [agent.name, agent.state, every, null, online];
     cells.forEach((text, i) => {
       const td = document.createElement("td");
       if (i === 3) td.append(th.when(agent.last_seen));
@@ -113,6 +115,12 @@
       },
       metrics: (event) => {
         window.dispatchEvent(new CustomEvent("trainhub:metrics", { detail: event }));
+      },
+      console: (event) => {
+        window.dispatchEvent(new CustomEvent("trainhub:console", { detail: event }));
+      },
+      run: (event) => {
+        window.dispatchEvent(new CustomEvent("trainhub:run", { detail: event }));
       },
       weights: (event) => {
         const section = document.getElementById("weights");
