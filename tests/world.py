@@ -243,6 +243,8 @@ BODIES: dict[str, Body] = {
     "POST /models/{model_id}/visibility": lambda w: {"data": {"public": "true"}},
     "POST /models/{model_id}/reset": lambda w: {"data": {"confirm": "yes"}},
     "POST /models/{model_id}/delete": lambda w: {"data": {"confirm": "yes", "hard": "yes"}},
+    "POST /models/{model_id}/exports": lambda w: {"data": {"format": "onnx"}},
+    "POST /models/{model_id}/preview": lambda w: {"files": {"image": ("image.png", PNG_1PX)}},
     "POST /datasets/upload": lambda w: {
         "files": {"file": ("mine.zip", dataset_zip("mine"))},
         "data": {"name": "mine"},

@@ -19,9 +19,11 @@ from trainhub.server.web import (
     auth,
     compare,
     datasets,
+    exportpanel,
     keys,
     modelpage,
     models,
+    previewpanel,
     projects,
     signin,
 )
@@ -32,7 +34,18 @@ PAGE_AUTH: set[Callable[..., Any]] = {auth.page_user}
 # models before modelpage: /models/events must win over /models/{model_id}
 ROUTERS = tuple(
     module.router
-    for module in (signin, models, modelpage, actions, compare, datasets, projects, keys)
+    for module in (
+        signin,
+        models,
+        modelpage,
+        exportpanel,
+        previewpanel,
+        actions,
+        compare,
+        datasets,
+        projects,
+        keys,
+    )
 )
 router = APIRouter(include_in_schema=False)
 for _router in ROUTERS:

@@ -15,7 +15,9 @@ from trainhub.server.links import Links
 from trainhub.server.liveness import is_online
 from trainhub.server.records import model_record
 from trainhub.server.services import dashboard
-from trainhub.server.web import charts, limits, live, snippets
+from trainhub.server.settings import Settings
+from trainhub.server.state import request_hub
+from trainhub.server.web import charts, exportpanel, limits, live, previewpanel, snippets
 from trainhub.server.web.auth import PageLinks, SignedIn
 from trainhub.server.web.render import render
 from trainhub.server.web.routing import create_router
@@ -27,6 +29,7 @@ NOTICES = {
     "renamed": "The model was renamed.",
     "visibility": "The model's visibility was changed.",
     "reset": "The model was reset: metrics, checkpoints and weights were removed.",
+    exportpanel.NOTICE: "Export requested: its state shows in the Export panel.",
 }
 Epoch = Annotated[int | None, Query(ge=0, le=10_000_000)]
 
@@ -85,6 +88,9 @@ def model_page(
     view = dashboard.model_view(db, model_id, user.user_id, now)
     context = view.context
     record = model_record(context, links)
+    settings = request_hub(request).settings
+    owner = context.row.owner_id == user.user_id
+    has_weights = WeightKind.FINAL.value in context.weights
     return render(
         request,
         "model.html",
@@ -98,6 +104,10 @@ def model_page(
         latest_epoch=view.latest_epoch,
         latest=charts.grouped(list(view.latest)),
         latest_values=view.latest,
+        exports=exportpanel.panel_context(
+            db, settings, links, model_id, user.user_id, is_owner=owner, has_weights=has_weights
+        ),
+        preview=previewpanel.panel_context(settings, model_id, has_weights=has_weights),
         notice=NOTICES.get(notice or ""),
         created=context.row.created_at,
         snippets={
@@ -130,11 +140,12 @@ def chart_data(
     return Response(orjson.dumps(data), media_type="application/json", headers=NO_STORE)
 
 
-def live_state(db: Db, model_id: str, user_id: str) -> live.Snapshot:
-    """Return what the model page shows live: summary, liveness and the state of its metrics."""
+def live_state(db: Db, settings: Settings, model_id: str, user_id: str) -> live.Snapshot:
+    """Return what the model page shows live: summary, liveness, metrics, weights, exports."""
     now = utcnow()
     state = dashboard.model_state(db, model_id, user_id, now)
-    if state.context is None or state.summary is None:
+    exports = exportpanel.live_event(db, settings, model_id, user_id)
+    if state.context is None or state.summary is None or exports is None:
         return {("gone", model_id): {"id": model_id}}
     event = state.summary.event()
     event["agents"] = [
@@ -142,6 +153,7 @@ def live_state(db: Db, model_id: str, user_id: str) -> live.Snapshot:
         for agent in agent_rows(state.context, now)
     ]
     return {
+        ("exports", model_id): exports,
         ("model", model_id): event,
         ("metrics", model_id): state.metrics,
         ("weights", model_id): {"versions": weight_versions(state.context)},
@@ -154,6 +166,6 @@ def model_events(request: Request, model_id: str, user: SignedIn, db: Db) -> Res
     dashboard.check_readable(db, model_id, user.user_id)
 
     def snapshot() -> live.Snapshot:
-        return live_state(db, model_id, user.user_id)
+        return live_state(db, request_hub(request).settings, model_id, user.user_id)
 
     return live.event_stream(request, user, snapshot)
