@@ -273,6 +273,8 @@ BODIES: dict[str, Body] = {
     "POST /models/{model_id}/reset": lambda w: {"data": {"confirm": "yes"}},
     "POST /models/{model_id}/stop": NO_BODY,
     "POST /models/{model_id}/delete": lambda w: {"data": {"confirm": "yes", "hard": "yes"}},
+    "POST /models/{model_id}/exports": lambda w: {"data": {"format": "onnx"}},
+    "POST /models/{model_id}/preview": lambda w: {"files": {"image": ("image.png", PNG_1PX)}},
     "POST /datasets/upload": lambda w: {
         "files": {"file": ("mine.zip", dataset_zip("mine"))},
         "data": {"name": "mine"},

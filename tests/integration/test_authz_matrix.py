@@ -24,7 +24,7 @@ from trainhub.server.web.routing import PageRoute
 # Open to anyone by design; success there says nothing about alice's objects.
 PUBLIC_BY_DESIGN = {"GET /healthz", "OPTIONS /v1/uploads", "GET /login"}
 # No worker runs in these tests: 503 is the honest answer to a caller who passed the checks.
-NEEDS_A_WORKER = {"POST /v1/predict/{model_id}"}
+NEEDS_A_WORKER = {"POST /v1/predict/{model_id}", "POST /models/{model_id}/preview"}
 # The caller's own collection: a valid caller may succeed, and must not see alice's ids.
 OWN_COLLECTION = {
     "POST /v1/auth",

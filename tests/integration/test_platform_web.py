@@ -92,7 +92,8 @@ def test_results_json_holds_the_final_curves_and_confusion_matrix(trainer, alice
 def test_the_live_snapshot_carries_the_console_and_the_run(trainer, app, users) -> None:
     run = trainer.start()
     trainer.ok("console_output", console_data(11, "line"), run.model_id)
-    snapshot = live_state(hub_state(app).db, run.model_id, users.alice.id)
+    hub = hub_state(app)
+    snapshot = live_state(hub.db, hub.settings, run.model_id, users.alice.id)
     assert snapshot[("console", run.model_id)] == {"chunks": 1, "newest": 11}
     state = snapshot[("run", run.model_id)]
     assert state["state"] == "running" and state["liveness"] == "online"

@@ -13,14 +13,11 @@ from trainhub.protocol import paths
 from trainhub.protocol.envelope import Envelope
 from trainhub.protocol.exports import PredictionRecord
 from trainhub.server.deps import CurrentUser, Db, SettingsDep, StorageDep
-from trainhub.server.errors import ValidationError
 from trainhub.server.multipart import read_multipart
 from trainhub.server.request_state import QueueDep
 from trainhub.server.services import predictions as service
 
 router = APIRouter(tags=["predictions"])
-IMAGE_PARTS = ("image", "file")
-FIELDS_BYTES = 64 * 1024  # room for the form's text fields beside the image
 
 
 @router.post(
@@ -40,26 +37,12 @@ async def predict(
     """Run the model on one image (part `image`; fields `confidence`, `iou`, `size`)."""
     job = await run_in_threadpool(service.prepare_job, db, settings, model_id, user.user_id)
     form = await read_multipart(
-        request,
-        storage,
-        lambda name, _file: name in IMAGE_PARTS,
-        settings.max_image_bytes + FIELDS_BYTES,
+        request, storage, service.is_image_part, settings.max_image_bytes + service.FIELDS_BYTES
     )
     try:
-        if len(form.files) != 1:
-            raise ValidationError("send exactly one image as the file part 'image'")
-        upload = form.files[0]
-        if upload.writer.size > settings.max_image_bytes:
-            raise ValidationError(
-                f"the image has {upload.writer.size} bytes; the limit is "
-                f"{settings.max_image_bytes} (max_image_bytes)"
-            )
-        image = await run_in_threadpool(upload.writer.temp_path.read_bytes)
+        image = await run_in_threadpool(service.read_image, form, settings)
     finally:
         form.abort()
-    options = service.read_options(form.fields)
-    service.check_image(image, settings)
-    await run_in_threadpool(service.require_worker, db, settings)
-    record = await service.predict(queue, settings, job, image, options)
+    record = await service.predict_image(db, queue, settings, job, image, form.fields)
     count = len(record.get("results", []))
     return {"success": True, "message": f"{count} result(s)", "data": record}

@@ -161,6 +161,26 @@ def list_exports(
     return [ExportView(row, model_id, alive) for row in rows]
 
 
+@dataclass(frozen=True)
+class ExportHistory:
+    """A model's exports, newest first, and whether any worker is alive (the dashboard's panel)."""
+
+    model_id: str
+    rows: list[ExportRow]
+    workers_alive: bool
+
+
+def export_history(
+    db: Database, settings: Settings, model_id: str, reader_id: str | None
+) -> ExportHistory:
+    """Return a readable model's exports and the workers' liveness, read in one transaction."""
+    with db.read() as session:
+        model = owned.load(session, ModelRow, model_id, reader_id)
+        rows = queries.list_exports(session, model.seq)
+        alive = bool(workers.live_workers(session, settings.job_lease_s))
+    return ExportHistory(model_id, rows, alive)
+
+
 def read_export(
     db: Database, settings: Settings, export_id: str, reader_id: str | None
 ) -> ExportView:

@@ -33,6 +33,7 @@ from trainhub.server.errors import (
 )
 from trainhub.server.images import IMAGE_TYPES, ImageError, ImageInfo, read_image_info
 from trainhub.server.jobs.queue import JobQueue, QueueUnavailableError
+from trainhub.server.multipart import MultipartForm
 from trainhub.server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ RUNTIMES = ("auto", "onnx", "torch")
 MIN_IMGSZ, MAX_IMGSZ, STRIDE = 32, 2048, 32
 FIRST_POLL_S, MAX_POLL_S = 0.002, 0.025
 NO_WORKER_RETRY_S = 30
+IMAGE_PARTS = ("image", "file")  # hub-sdk's name first
+FIELDS_BYTES = 64 * 1024  # room for a predict form's text fields beside the image
 # hub-sdk's documented names first, ultralytics' predict() arguments second
 OPTION_NAMES = {"conf": ("confidence", "conf"), "iou": ("iou",), "imgsz": ("size", "imgsz")}
 
@@ -111,6 +114,24 @@ def check_image(data: bytes, settings: Settings) -> ImageInfo:
             "megapixels (max_predict_pixels): resize it first"
         )
     return info
+
+
+def is_image_part(name: str, _filename: str) -> bool:
+    """Tell whether a multipart part is the image of a predict form (for `read_multipart`)."""
+    return name in IMAGE_PARTS
+
+
+def read_image(form: MultipartForm, settings: Settings) -> bytes:
+    """Return the one image of a predict form; 422 for none, several, or one over the limit."""
+    if len(form.files) != 1:
+        raise ValidationError("send exactly one image as the file part 'image'")
+    upload = form.files[0]
+    if upload.writer.size > settings.max_image_bytes:
+        raise ValidationError(
+            f"the image has {upload.writer.size} bytes; the limit is "
+            f"{settings.max_image_bytes} (max_image_bytes)"
+        )
+    return upload.writer.temp_path.read_bytes()
 
 
 def _blob(weights: Any) -> dict[str, str]:
@@ -184,6 +205,21 @@ async def predict(
             headers={"Retry-After": str(max(1, math.ceil(timeout_s / 2)))},
         )
     return _answer(result)
+
+
+async def predict_image(
+    db: Database,
+    queue: JobQueue,
+    settings: Settings,
+    job: dict[str, Any],
+    image: bytes,
+    fields: Mapping[str, str],
+) -> dict[str, Any]:
+    """Check the form's options and the image, then predict; 503 when no worker is alive."""
+    options = read_options(fields)
+    check_image(image, settings)
+    await to_thread.run_sync(require_worker, db, settings)
+    return await predict(queue, settings, job, image, options)
 
 
 async def _wait(queue: JobQueue, task_id: str, deadline: float) -> Any:

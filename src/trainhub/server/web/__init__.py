@@ -19,9 +19,11 @@ from trainhub.server.web import (
     auth,
     compare,
     datasets,
+    exportpanel,
     keys,
     modelpage,
     models,
+    previewpanel,
     projects,
     runpanels,
     signin,
@@ -33,7 +35,19 @@ PAGE_AUTH: set[Callable[..., Any]] = {auth.page_user}
 # models before modelpage: /models/events must win over /models/{model_id}
 ROUTERS = tuple(
     module.router
-    for module in (signin, models, modelpage, runpanels, actions, compare, datasets, projects, keys)
+    for module in (
+        signin,
+        models,
+        modelpage,
+        runpanels,
+        exportpanel,
+        previewpanel,
+        actions,
+        compare,
+        datasets,
+        projects,
+        keys,
+    )
 )
 router = APIRouter(include_in_schema=False)
 for _router in ROUTERS:

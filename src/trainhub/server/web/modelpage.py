@@ -15,7 +15,9 @@ from trainhub.server.links import Links
 from trainhub.server.liveness import is_online, state_of
 from trainhub.server.records import model_record
 from trainhub.server.services import dashboard, runs
-from trainhub.server.web import charts, limits, live, runpanels, snippets
+from trainhub.server.settings import Settings
+from trainhub.server.state import request_hub
+from trainhub.server.web import charts, exportpanel, limits, live, previewpanel, runpanels, snippets
 from trainhub.server.web.auth import PageLinks, SignedIn
 from trainhub.server.web.render import render
 from trainhub.server.web.routing import create_router
@@ -30,6 +32,7 @@ NOTICES = {
     "stop-requested": "Stop requested: the trainer stops after its current epoch, uploads what "
     "it has and ends as cancelled.",
     "stopped": "The run was silent, so no trainer could hear the stop: the model is cancelled.",
+    exportpanel.NOTICE: "Export requested: its state shows in the Export panel.",
 }
 Epoch = Annotated[int | None, Query(ge=0, le=10_000_000)]
 
@@ -90,7 +93,9 @@ def model_page(
     view = dashboard.model_view(db, model_id, user.user_id, now)
     context = view.context
     record = model_record(context, links)
+    settings = request_hub(request).settings
     is_owner = context.row.owner_id == user.user_id
+    has_weights = WeightKind.FINAL.value in context.weights
     run_views = runs.read_runs(db, model_id, user.user_id)
     return render(
         request,
@@ -106,6 +111,10 @@ def model_page(
         latest_epoch=view.latest_epoch,
         latest=charts.grouped(list(view.latest)),
         latest_values=view.latest,
+        exports=exportpanel.panel_context(
+            db, settings, links, model_id, user.user_id, is_owner=is_owner, has_weights=has_weights
+        ),
+        preview=previewpanel.panel_context(settings, model_id, has_weights=has_weights),
         notice=NOTICES.get(notice or ""),
         created=context.row.created_at,
         snippets={
@@ -139,11 +148,12 @@ def chart_data(
     return Response(orjson.dumps(data), media_type="application/json", headers=NO_STORE)
 
 
-def live_state(db: Db, model_id: str, user_id: str) -> live.Snapshot:
-    """Return what the model page shows live: summary, liveness and the state of its metrics."""
+def live_state(db: Db, settings: Settings, model_id: str, user_id: str) -> live.Snapshot:
+    """Return what the model page shows live: summary, liveness, metrics, weights, exports."""
     now = utcnow()
     state = dashboard.model_state(db, model_id, user_id, now)
-    if state.context is None or state.summary is None:
+    exports = exportpanel.live_event(db, settings, model_id, user_id)
+    if state.context is None or state.summary is None or exports is None:
         return {("gone", model_id): {"id": model_id}}
     event = state.summary.event()
     event["agents"] = [
@@ -151,6 +161,7 @@ def live_state(db: Db, model_id: str, user_id: str) -> live.Snapshot:
         for agent in agent_rows(state.context, now)
     ]
     return {
+        ("exports", model_id): exports,
         ("model", model_id): event,
         ("metrics", model_id): state.metrics,
         ("weights", model_id): {"versions": weight_versions(state.context)},
@@ -165,6 +176,6 @@ def model_events(request: Request, model_id: str, user: SignedIn, db: Db) -> Res
     dashboard.check_readable(db, model_id, user.user_id)
 
     def snapshot() -> live.Snapshot:
-        return live_state(db, model_id, user.user_id)
+        return live_state(db, request_hub(request).settings, model_id, user.user_id)
 
     return live.event_stream(request, user, snapshot)

@@ -132,6 +132,9 @@
         notice(model, "This model was deleted or is no longer visible to you.");
         source.close();
       },
+      exports: (event) => {
+        window.dispatchEvent(new CustomEvent("trainhub:exports", { detail: event }));
+      },
     });
   }
 
