@@ -121,6 +121,26 @@ def test_the_list_shows_epoch_of_planned_epochs_and_the_best_metric(alice, alice
     assert '<td data-field="best">0.5</td>' in page
 
 
+def test_the_best_metric_follows_batches_lower_epochs_and_a_reset(alice, alice_web) -> None:
+    """The list reads the best metric kept on the model, so every write path must keep it."""
+    model_id = create_model(alice, config={"epochs": 10})
+    batch = {
+        str(epoch): json.dumps({"metrics/mAP50-95(B)": value, "train/box_loss": 1.0})
+        for epoch, value in ((0, 0.3), (1, 0.7), (2, 0.1))
+    }
+    ok(alice.post(f"/v1/models/{model_id}", json={"type": "metrics", "metrics": batch}))
+    later = {"3": json.dumps({"metrics/mAP50-95(B)": 0.6}), "4": json.dumps({"lr/pg0": 0.01})}
+    ok(alice.post(f"/v1/models/{model_id}", json={"type": "metrics", "metrics": later}))
+    assert '<td data-field="best">0.7</td>' in alice_web.get("/models").text
+    ok(alice.post("/model-reset", json={"modelId": model_id}))
+    row = re.search(
+        rf'data-id="{model_id}".*?<td data-field="best">([^<]*)</td>',
+        alice_web.get("/models").text,
+        re.S,
+    )
+    assert row and row.group(1) == "-"
+
+
 # --- chart data ---------------------------------------------------------------------------
 
 

@@ -4,7 +4,7 @@ Used by services/ingest.py, which groups concurrent uploads into one commit. The
 built once, so each execution only binds its parameters (SQLAlchemy reuses their compiled form):
 a batch costs one SELECT of its models, one INSERT of its epochs (executemany, RETURNING the rows
 it added), an UPDATE per epoch that was stored before (a retry or a re-sent epoch; rare) and one
-UPDATE per model.
+UPDATE per model (its status, last epoch and best main metric).
 """
 
 from collections.abc import Iterable
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, or_, select, update
+from sqlalchemy import Connection, Float, bindparam, case, cast, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from trainhub.protocol.metrics import EpochMetrics
@@ -43,6 +43,7 @@ _MERGE = (
     .where(MetricRow.model_seq == bindparam("row_seq"), MetricRow.epoch == bindparam("ep"))
     .values(values=bindparam("merged"), updated_at=bindparam("now"))
 )
+_BEST = cast(bindparam("best"), Float)  # a cast: PostgreSQL cannot type `$1 IS NOT NULL`
 _TRAINING = (
     update(ModelRow)
     .where(ModelRow.seq == bindparam("row_seq"))
@@ -58,6 +59,14 @@ _TRAINING = (
                 bindparam("newest"),
             ),
             else_=ModelRow.last_epoch,
+        ),
+        best_metric=case(
+            (
+                _BEST.is_not(None)
+                & (ModelRow.best_metric.is_(None) | (ModelRow.best_metric < _BEST)),
+                _BEST,
+            ),
+            else_=ModelRow.best_metric,
         ),
         updated_at=bindparam("now"),
     )
@@ -104,8 +113,14 @@ def upsert_epochs(
         conn.execute(_MERGE, {"row_seq": seq, "ep": epoch, "merged": merged, "now": now})
 
 
-def note_training(conn: Connection, newest_epoch: dict[int, int], now: datetime) -> None:
-    """Mark models that got epochs as training (from new or failed) and raise their last epoch."""
-    params = [{"row_seq": s, "newest": epoch, "now": now} for s, epoch in newest_epoch.items()]
+def note_training(
+    conn: Connection, newest_epoch: dict[int, int], best: dict[int, float], now: datetime
+) -> None:
+    """Mark models that got epochs as training (from new or failed), raise their last epoch, and
+    raise their best main metric to `best[seq]` (models absent from `best` keep theirs)."""
+    params = [
+        {"row_seq": seq, "newest": epoch, "best": best.get(seq), "now": now}
+        for seq, epoch in newest_epoch.items()
+    ]
     if params:
         conn.execute(_TRAINING, params)

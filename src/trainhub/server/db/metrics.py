@@ -6,13 +6,13 @@ An epoch's metrics are stored as the JSON text of `{name: number | null}` (Metri
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, ColumnElement, cast, func, select, type_coerce
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from trainhub.protocol.metrics import EpochMetrics
@@ -154,24 +154,11 @@ def metrics_state(session: Session, model_seq: int) -> dict[str, Any]:
     return {"epoch": newest, "count": count, "changed": str(changed_text)}
 
 
-def _main_metric(session: Session) -> ColumnElement[float]:
-    """Return SQL for the main metric inside an epoch's JSON text (JSONB on PostgreSQL)."""
-    if session.get_bind().dialect.name == "postgresql":
-        expression: ColumnElement[Any] = cast(MetricRow.values, postgresql.JSONB)
-    else:
-        expression = type_coerce(MetricRow.values, JSON)
-    # JSON indexing is typed Any by SQLAlchemy's stubs; as_float() gives a float column
-    return expression[MAIN_METRIC].as_float()  # type: ignore[no-any-return]
-
-
-def best_main_metric(session: Session, seqs: list[int]) -> dict[int, float]:
-    """Return the highest main metric (mAP50-95) seen per model, for models that have one."""
-    if not seqs:
-        return {}
-    best = func.max(_main_metric(session))
-    rows = session.execute(
-        select(MetricRow.model_seq, best)
-        .where(MetricRow.model_seq.in_(seqs))
-        .group_by(MetricRow.model_seq)
-    )
-    return {seq: float(value) for seq, value in rows if value is not None}
+def main_metric(epochs: Iterable[EpochMetrics]) -> float | None:
+    """Return the highest main metric (mAP50-95) among `epochs`, None when none has one."""
+    found = [
+        v
+        for values in epochs
+        if isinstance(v := values.get(MAIN_METRIC), int | float) and not isinstance(v, bool)
+    ]
+    return float(max(found)) if found else None

@@ -126,6 +126,7 @@ def reset_model(session: Session, row: ModelRow) -> list[str]:
     """
     keys = _clear(session, row)
     row.status, row.best_map, row.last_epoch, row.last_heartbeat_at = "new", None, None, None
+    row.best_metric = None
     owned.touch(row)
     return keys
 
@@ -141,6 +142,9 @@ def _start_training(row: ModelRow, epoch: int | None = None) -> None:
 def record_metrics(session: Session, row: ModelRow, epochs: dict[int, EpochMetrics]) -> None:
     """Merge each epoch's metrics into what is stored (newer values win); training has begun."""
     metrics.upsert_metrics(session, row.seq, epochs)
+    best = metrics.main_metric(epochs.values())
+    if best is not None and (row.best_metric is None or best > row.best_metric):
+        row.best_metric = best
     _start_training(row, max(epochs))
 
 

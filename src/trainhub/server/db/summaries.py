@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from trainhub.server.db import metrics, owned
+from trainhub.server.db import owned
 from trainhub.server.db.tables import AgentRow, DatasetRow, ModelRow, ProjectRow, iso
 from trainhub.server.liveness import state_of
 
@@ -115,8 +115,6 @@ def summarize(
     projects = _names(session, ProjectRow, {r.project_id for r in rows if r.project_id}, reader_id)
     datasets = _names(session, DatasetRow, {r.dataset_id for r in rows if r.dataset_id}, reader_id)
     agents = _agents(session, seqs)
-    unmeasured = [r.seq for r in rows if r.best_map is None]
-    best = metrics.best_main_metric(session, unmeasured)
     summaries = []
     for row in rows:
         status = live_status(row, agents[row.seq], now)
@@ -136,7 +134,7 @@ def summarize(
                 status=status,
                 label=status_label(status),
                 epoch_text=epoch_text(row),
-                best=row.best_map if row.best_map is not None else best.get(row.seq),
+                best=row.best_map if row.best_map is not None else row.best_metric,
                 last_heartbeat=row.last_heartbeat_at,
             )
         )

@@ -136,6 +136,9 @@ class ModelRow(OwnedMixin, Base):
     dataset_id: Mapped[str | None] = mapped_column(String(20), default=None, index=True)
     status: Mapped[str] = mapped_column(String(20), default="new")
     best_map: Mapped[float | None] = mapped_column(Float, default=None)
+    # the highest main metric (mAP50-95) among the stored epochs, kept up to date by every
+    # metrics write, so that a list of models never reads their epochs
+    best_metric: Mapped[float | None] = mapped_column(Float, default=None)
     last_epoch: Mapped[int | None] = mapped_column(Integer, default=None)
     last_heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
 

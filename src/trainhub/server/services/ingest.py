@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 
 from anyio import to_thread
 
+from trainhub.protocol.ids import is_id
 from trainhub.protocol.metrics import EpochMetrics
 from trainhub.server.db import ingest
 from trainhub.server.db.engine import Database
+from trainhub.server.db.metrics import main_metric
 from trainhub.server.db.owned import KIND
 from trainhub.server.db.tables import ModelRow, utcnow
 from trainhub.server.errors import (
@@ -65,6 +67,8 @@ class MetricsWriter:
         self, model_id: str, user_id: str, epochs: dict[int, EpochMetrics]
     ) -> list[int]:
         """Store `epochs` of a model for its owner `user_id`; return them once committed."""
+        if not is_id(model_id):  # not even well-formed (a NUL would reach PostgreSQL): 404
+            raise NotFoundError(KIND[ModelRow], model_id)
         if self._pending_epochs + len(epochs) > self._max_pending:
             raise ServiceUnavailableError(
                 "the hub is writing as fast as it can; send these metrics again in a second",
@@ -133,7 +137,12 @@ class MetricsWriter:
                     epochs[(seq, epoch)] = values if merged is None else {**merged, **values}
                 newest[seq] = max(newest.get(seq, -1), max(upload.epochs))
             ingest.upsert_epochs(conn, epochs, now)
-            ingest.note_training(conn, newest, now)
+            best: dict[int, float] = {}
+            for (seq, _), values in epochs.items():
+                value = main_metric([values])
+                if value is not None and (seq not in best or value > best[seq]):
+                    best[seq] = value
+            ingest.note_training(conn, newest, best, now)
         return outcomes
 
 
