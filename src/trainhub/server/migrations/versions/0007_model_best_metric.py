@@ -5,6 +5,8 @@ Revises: 0006
 Create Date: 2026-12-04
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -23,6 +25,7 @@ def upgrade() -> None:
     # the models that have epochs get their best so far (once; later writes keep it up to date)
     models = sa.table('models', sa.column('seq', sa.Integer), sa.column('best_metric', sa.Float))
     metrics = sa.table('metrics', sa.column('model_seq', sa.Integer), sa.column('values', sa.Text))
+    document: sa.ColumnElement[Any]
     if op.get_bind().dialect.name == "postgresql":
         document = sa.cast(metrics.c['values'], postgresql.JSONB)
     else:
