@@ -5,7 +5,7 @@ garbage; the caller deletes those blobs only after the transaction committed.
 """
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -215,38 +215,57 @@ def load_context(session: Session, row: ModelRow, reader_id: str | None) -> Mode
     model may name another user's dataset, project or parent that was public once and is
     private or deleted now, and a public model must not hand out its owner's private objects.
     """
-    context = ModelContext(row)
-    for weight in session.scalars(select(WeightRow).where(WeightRow.model_seq == row.seq)):
-        context.weights[weight.kind] = weight
-    if row.dataset_id:
-        context.dataset = session.scalars(
-            select(DatasetRow).where(
-                DatasetRow.id == row.dataset_id, owned.readable_by(DatasetRow, reader_id)
-            )
-        ).first()
-    if row.project_id:
-        context.project = session.scalars(
-            select(ProjectRow).where(
-                ProjectRow.id == row.project_id, owned.readable_by(ProjectRow, reader_id)
-            )
-        ).first()
-    parent_id = modelspec.parent(row.doc).get("id")
-    if isinstance(parent_id, str):
+    return load_contexts(session, [row], reader_id)[0]
+
+
+def load_contexts(
+    session: Session, rows: list[ModelRow], reader_id: str | None
+) -> list[ModelContext]:
+    """Return the contexts of `rows` (as `load_context` would), in order, in five queries."""
+    contexts = [ModelContext(row) for row in rows]
+    if not rows:
+        return contexts
+    by_seq = {context.row.seq: context for context in contexts}
+    for weight in session.scalars(select(WeightRow).where(WeightRow.model_seq.in_(by_seq))):
+        by_seq[weight.model_seq].weights[weight.kind] = weight
+    agents = select(AgentRow).where(AgentRow.model_seq.in_(by_seq))
+    for agent in session.scalars(agents.order_by(AgentRow.last_seen.desc())):
+        by_seq[agent.model_seq].agents.append(agent)
+    datasets = _readable(session, DatasetRow, {r.dataset_id for r in rows}, reader_id)
+    projects = _readable(session, ProjectRow, {r.project_id for r in rows}, reader_id)
+    parent_ids = {c.row.seq: modelspec.parent(c.row.doc).get("id") for c in contexts}
+    wanted = {p for p in parent_ids.values() if isinstance(p, str) and is_id(p)}
+    parents: dict[str, WeightRow] = {}
+    if wanted:
         found = session.execute(
             select(ModelRow.id, WeightRow)
             .join(WeightRow, WeightRow.model_seq == ModelRow.seq)
             .where(
-                ModelRow.id == parent_id,
+                ModelRow.id.in_(wanted),
                 WeightRow.kind == WeightKind.FINAL,
                 owned.readable_by(ModelRow, reader_id),
             )
-        ).first()
-        context.parent_best = (found[0], found[1]) if found else None
-    context.agents = list(
-        session.scalars(
-            select(AgentRow)
-            .where(AgentRow.model_seq == row.seq)
-            .order_by(AgentRow.last_seen.desc())
         )
-    )
-    return context
+        parents = {str(model_id): weight for model_id, weight in found}
+    for context in contexts:
+        row = context.row
+        context.dataset = datasets.get(row.dataset_id or "")
+        context.project = projects.get(row.project_id or "")
+        parent_id = parent_ids[row.seq]
+        if isinstance(parent_id, str) and parent_id in parents:
+            context.parent_best = (parent_id, parents[parent_id])
+    return contexts
+
+
+R = TypeVar("R", DatasetRow, ProjectRow)
+
+
+def _readable(
+    session: Session, table: type[R], ids: set[str | None], reader_id: str | None
+) -> dict[str, R]:
+    """Return the rows of `table` among `ids` that `reader_id` may read, by id."""
+    wanted = [i for i in ids if i]
+    if not wanted:
+        return {}
+    query = select(table).where(table.id.in_(wanted), owned.readable_by(table, reader_id))
+    return {row.id: row for row in session.scalars(query)}

@@ -70,7 +70,7 @@ def list_models(
             public=public,
             extra=where,
         )
-        contexts = [queries.load_context(session, row, reader_id) for row in page.rows]
+        contexts = queries.load_contexts(session, page.rows, reader_id)
     return ModelPage(contexts, page.total, page.last_record_id)
 
 
