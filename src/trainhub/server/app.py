@@ -9,6 +9,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 
 from trainhub._version import __version__
@@ -77,6 +78,9 @@ ROUTERS = (
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Run the hub (and its timed work); on the way out, write the heartbeats noted in memory."""
+    # at most this many requests run database work in threads at once (docs/performance.md,
+    # "Overload"): more threads only take the GIL from the event loop that answers everyone
+    to_thread.current_default_thread_limiter().total_tokens = hub_state(app).settings.threads
     async with periodic_work(app):
         yield
     try:

@@ -50,7 +50,8 @@ class Settings(BaseSettings):
     # one more waits for a slot before 503, and how long a key lookup or a metrics commit
     # waits for the database before 503
     max_requests_in_flight: int = Field(default=64, ge=1)
-    admission_wait_s: float = Field(default=0.5, ge=0, le=10)
+    threads: int = Field(default=40, ge=1, le=256)
+    admission_wait_s: float = Field(default=0.25, ge=0, le=10)
     database_wait_s: float = Field(default=1.0, gt=0, le=60)
     web_session_idle_s: int = Field(default=3 * 24 * 3600, ge=60)
     web_session_max_age_s: int = Field(default=14 * 24 * 3600, ge=60)
