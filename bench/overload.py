@@ -8,7 +8,7 @@ two paths: the metrics ingest (`POST /v1/models/{id}`, cheap, async) and the mod
 max) of every answer, refusals included. The goal (docs/performance.md, "Overload"): every
 answer within 1 s, the refusals fast, and every accepted epoch stored.
 
-Run: .venv/bin/python bench/overload.py [--seconds 10] [--connections 2048]
+Run: .venv/bin/python bench/overload.py [--seconds 10] [--connections 1024]
 """
 
 import argparse
