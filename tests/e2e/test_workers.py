@@ -1,12 +1,13 @@
 """`trainhub server --workers 2`: two processes on one port and one data directory.
 
 Every request below opens its own connection, so the kernel spreads them over both processes:
-a key's rate budget is one budget for both, every accepted epoch is stored exactly once, and
-every beat is counted for the same agent.
+a key's rate budget is one budget for both, every accepted epoch is stored exactly once, every
+beat is counted for the same agent, and a revoked key is refused by both within a second.
 """
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,3 +70,18 @@ def test_a_users_rate_budget_is_one_budget_for_both_processes(strict_hub: Runnin
     answers = [fresh(strict_hub, "GET", "/v1/models").status_code for _ in range(30)]
     assert answers.count(200) == 20 and answers.count(429) == 10, answers
     assert os.path.exists(strict_hub.data_dir / "ratelimits.shm")
+
+
+def test_a_revoked_key_is_refused_by_both_processes_within_a_second(hub: RunningServer) -> None:
+    """Each process caches keys for 1 s; a revocation answered by one must reach both."""
+    created = fresh(hub, "POST", "/v1/keys", json={"name": "short-lived"}).json()["data"]
+    key, key_id = created["key"], created["id"]
+
+    def with_key(path: str) -> int:
+        headers = {"x-api-key": key, "connection": "close"}
+        return httpx.get(hub.url + path, headers=headers, timeout=30).status_code
+
+    assert [with_key("/v1/models") for _ in range(20)] == [200] * 20  # cached by both now
+    assert fresh(hub, "DELETE", f"/v1/keys/{key_id}").status_code == 200
+    time.sleep(1.1)
+    assert [with_key("/v1/models") for _ in range(20)] == [401] * 20
