@@ -137,8 +137,9 @@ def bench_server(name: str, env: dict[str, str] | None = None) -> Iterator[Bench
     try:
         data_dir = workdir / "hub-data"
         data_dir.mkdir()
-        key = create_user(data_dir, "bench")
-        server = spawn_server(data_dir, free_port(), {**BENCH_ENV, **(env or {})})
+        settings = {**BENCH_ENV, **(env or {})}
+        key = create_user(data_dir, "bench", env=settings)
+        server = spawn_server(data_dir, free_port(), settings)
         try:
             yield BenchServer(server=server, key=key, workdir=workdir)
         finally:

@@ -43,6 +43,14 @@ def free_port() -> int:
     raise RuntimeError(f"no free port among 100 tried in {first}-{first + PORTS_PER_WORKER - 1}")
 
 
+def assert_healthy(answer: httpx.Response) -> None:
+    """Assert a /healthz answer says the database, the storage and the job queue all work."""
+    assert answer.status_code == 200, answer.text
+    data = answer.json()["data"]
+    assert (data["database"], data["storage"], data["queue"]["status"]) == ("ok", "ok", "ok")
+    assert data["queue"]["depth"] >= 0 and data["queue"]["workers"] >= 0
+
+
 def run_cli(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> str:
     """Run `trainhub ARGS --data-dir D` and return its stdout; raise with stderr on failure."""
     proc = subprocess.run(
@@ -58,11 +66,15 @@ def run_cli(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> st
     return proc.stdout
 
 
-def create_user(data_dir: Path, name: str, *, admin: bool = False) -> str:
-    """Create a user with the CLI (and the database if need be); return its API key."""
-    out = run_cli(
-        "users", "create", name, "--init", *(["--admin"] if admin else []), data_dir=data_dir
-    )
+def create_user(
+    data_dir: Path, name: str, *, admin: bool = False, env: dict[str, str] | None = None
+) -> str:
+    """Create a user with the CLI (and the database if need be); return its API key.
+
+    `env` adds settings, such as the TRAINHUB_DATABASE_URL of a server that uses PostgreSQL.
+    """
+    flags = ["--admin"] if admin else []
+    out = run_cli("users", "create", name, "--init", *flags, data_dir=data_dir, env=env)
     return out.strip().splitlines()[-1].strip()
 
 

@@ -8,6 +8,7 @@ it did is read back from the hub with httpx: through the HUB v1 API, as any clie
 
 import hashlib
 import json
+import re
 import os
 import subprocess
 from collections.abc import Iterator
@@ -270,11 +271,23 @@ def test_a_run_killed_with_sigkill_goes_silent_and_resume_continues_the_same_mod
     assert [m["id"] for m in models_named(alice, "resumable")] == [model_id]
     record = data_of(alice.get(f"/v1/models/{model_id}"))
     assert record["status"] == "trained" and record["has_best_weights"]
-    assert epochs_of(alice, model_id) == set(range(12))
+    # ultralytics saves last.pt before it sends that epoch's metrics, once, from a thread: a kill
+    # between the two loses that epoch's metrics, and resume starts after it (docs/protocol/
+    # platform.md, 9.6). Nothing else may be missing, and no epoch may be recorded twice.
+    start = resumed_from(resumed.output)
+    epochs = epochs_of(alice, model_id)
+    assert before | set(range(start, 12)) <= epochs
+    assert set(range(12)) - epochs <= set(range(max(before) + 1, start))
     first, second = runs_of(alice, model_id)
     assert first["id"] != second["id"]
     assert first["state"] == "running" and first["liveness"] == "offline"  # it never ended
     assert second["state"] == "completed" and second["trainArgs"]["resume"] != "False"
+
+
+def resumed_from(output: str) -> int:
+    """The 0-based epoch a `yolo train resume` started at, from its "Resuming training" line."""
+    [first] = re.findall(r"Resuming training .* from epoch (\d+) to \d+ total epochs", output)
+    return int(first) - 1
 
 
 # ---------------------------------------------------------------------------------- cancel
