@@ -143,7 +143,7 @@ def postgres_database(make_postgres_database: Callable[[], str]) -> str:
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
-    """Return test settings: everything under tmp_path, generous rate limits, a fixed secret."""
+    """Return test settings: everything under tmp_path, generous rate limits and waits, a secret."""
     values: dict[str, Any] = {
         "data_dir": tmp_path / "data",
         "database_url": database_url,
@@ -154,6 +154,9 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "anonymous_rate_limit": "1000/second",
         "web_rate_limit": "1000/second",
         "web_chart_rate_limit": "1000/second",
+        # a loaded test machine can stall a query for more than the default second; the 503 that
+        # answers such a stall is tested on real servers (tests/e2e/test_overload.py)
+        "database_wait_s": 15.0,
     }
     return Settings(**{**values, **overrides})
 
