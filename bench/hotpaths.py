@@ -72,6 +72,8 @@ def cpu_seconds(pid: int) -> float:
 
 def wrk(url: str, script: str, connections: int, seconds: int, pid: int, *args: str) -> Run:
     """Run wrk against `url` with a Lua script from bench/wrk; measure the server's CPU."""
+    if WRK is None:
+        raise SystemExit("wrk is missing: run scripts/install-bench-tools.sh (make bench does)")
     threads = min(2, connections)
     command = [WRK, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     command += ["-s", str(HERE / "wrk" / script), url, "--", *args]

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.compat.ultralytics_support import ROOT
+from tests.compat.ultralytics_support import ROOT, ShapesDataset, hub_client, make_shapes_dataset
 from tests.servers import RunningServer, start_server
 
 SCENARIOS = Path(__file__).with_name("hubsdk_scenarios.py")
@@ -128,6 +129,28 @@ def framework_venvs() -> None:
         stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 0, f"scripts/venvs.sh failed:\n{proc.stdout}\n{proc.stderr}"
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, framework_venvs: None
+) -> Iterator[RunningServer]:
+    """A module's own server for the framework tests: the framework venvs are checked first."""
+    with start_server(tmp_path_factory.mktemp("hub")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory: pytest.TempPathFactory) -> ShapesDataset:
+    """A small detection dataset drawn for the module (8 train and 4 val images)."""
+    return make_shapes_dataset(tmp_path_factory.mktemp("shapes"))
+
+
+@pytest.fixture
+def alice(server: RunningServer) -> Iterator[httpx.Client]:
+    """alice's API client on the module's server."""
+    with hub_client(server.url, server.keys["alice"]) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ from tests.compat.ultralytics_support import (
     data_of,
     download,
     hub_client,
-    make_shapes_dataset,
     metric_epochs,
     sha256,
     upload_dataset,
@@ -50,25 +48,6 @@ LOG_LINE = re.compile(r"^LOG (?P<level>[A-Z]+) (?P<logger>\S+): (?P<message>.*)$
 
 YOLO_EPOCH_KEYS = {"train/box_loss", "metrics/mAP50-95(B)", "val/box_loss"}
 YOLO_MODEL_INFO = {"model/parameters", "model/GFLOPs", "model/speed_PyTorch(ms)"}
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, framework_venvs: None
-) -> Iterator[RunningServer]:
-    with start_server(tmp_path_factory.mktemp("hub")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory: pytest.TempPathFactory) -> ShapesDataset:
-    return make_shapes_dataset(tmp_path_factory.mktemp("shapes"))
-
-
-@pytest.fixture
-def alice(server: RunningServer) -> Iterator[httpx.Client]:
-    with hub_client(server.url, server.keys["alice"]) as client:
-        yield client
 
 
 @dataclass

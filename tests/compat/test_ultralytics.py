@@ -6,7 +6,6 @@ dataset drawn by the test; what the client did is then checked on the server wit
 """
 
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +23,11 @@ from tests.compat.ultralytics_support import (
     data_of,
     download,
     hub_client,
-    make_shapes_dataset,
     metric_epochs,
     sha256,
     upload_dataset,
 )
-from tests.servers import RunningServer, start_server
+from tests.servers import RunningServer
 
 pytestmark = [pytest.mark.compat, pytest.mark.e2e]
 # Test timeouts cover the test body only (func_only): the fixtures are bounded by their own
@@ -45,26 +43,6 @@ DETECT_EPOCH_KEYS = {
     "metrics/mAP50-95(B)",
 }
 MODEL_INFO_KEYS = {"model/parameters", "model/GFLOPs", "model/speed_PyTorch(ms)"}
-
-
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, framework_venvs: None
-) -> Iterator[RunningServer]:
-    """This module's own server: the compat venv is checked before it starts."""
-    with start_server(tmp_path_factory.mktemp("hub")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory: pytest.TempPathFactory) -> ShapesDataset:
-    return make_shapes_dataset(tmp_path_factory.mktemp("shapes"))
-
-
-@pytest.fixture
-def alice(server: RunningServer) -> Iterator[httpx.Client]:
-    with hub_client(server.url, server.keys["alice"]) as client:
-        yield client
 
 
 def explain(run: Run, server: RunningServer) -> str:

@@ -37,7 +37,6 @@ from tests.compat.ultralytics_support import (
     data_of,
     download,
     hub_client,
-    make_shapes_dataset,
     upload_dataset,
 )
 from tests.servers import RunningServer, start_server
@@ -70,11 +69,6 @@ def ml84() -> None:
 def hub(tmp_path_factory: pytest.TempPathFactory, ml84: None) -> Iterator[RunningServer]:
     with start_server(tmp_path_factory.mktemp("hub"), extra_env=HUB_ENV) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory: pytest.TempPathFactory) -> ShapesDataset:
-    return make_shapes_dataset(tmp_path_factory.mktemp("shapes"))
 
 
 @pytest.fixture
