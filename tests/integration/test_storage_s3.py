@@ -144,6 +144,41 @@ def test_a_resumable_upload_is_a_multipart_upload_of_checksummed_parts_and_a_sma
     assert s3_bucket.unfinished_multipart_uploads() == [] and spooled(tmp_path / "spool") == []
 
 
+def test_an_upload_completed_by_a_request_that_died_is_published_by_the_next(
+    s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    """Its replica died between CompleteMultipartUpload and publishing: the row still holds the
+    offset before the last PATCH, so the client sends the last bytes again, to any replica."""
+    storage = open_storage(s3_bucket, tmp_path / "spool")
+    upload_id, data = "C" * 20, os.urandom(7 * MIB)
+    numbers = iter(range(1, 100))
+    state = storage.start_partial(upload_id)
+    first = storage.append_partial(upload_id, state, 0, len(data), lambda: next(numbers))
+    first.write(data[: 6 * MIB])
+    recorded = first.keep()  # what the row holds: one part and a tail
+    first.close()
+    last = storage.append_partial(
+        upload_id, recorded.state, recorded.offset, len(data), lambda: next(numbers)
+    )
+    last.write(data[6 * MIB :])
+    storage.finish_partial(upload_id, last.keep().state, len(data)).abort()  # then it died
+    last.close()
+    assert s3_bucket.unfinished_multipart_uploads() == []  # completed, not published
+
+    again = storage.append_partial(
+        upload_id, recorded.state, recorded.offset, len(data), lambda: next(numbers)
+    )
+    assert again.write(data[6 * MIB :]) is None
+    done = again.keep()
+    again.close()
+    assert done.offset == len(data) and done.state["completed"] is True
+    writer = storage.finish_partial(upload_id, done.state, len(data))
+    assert writer.hexdigest() == hashlib.sha256(data).hexdigest()
+    writer.abort()
+    storage.discard_partial(upload_id)
+    assert s3_bucket.object_keys() == []
+
+
 def test_a_missing_object_is_a_blob_not_found_error(s3_bucket: Bucket, tmp_path: Path) -> None:
     storage = open_storage(s3_bucket, tmp_path / "spool")
     with pytest.raises(BlobNotFoundError, match="hub/a/models/x/none"):

@@ -231,12 +231,12 @@ async def append_to_upload(
                     )
             else:
                 reached = await run_in_threadpool(appending.keep)
+                if reached == row.length:  # every byte is here, even if the client left
+                    await run_in_threadpool(appending.finish)
         finally:
             await run_in_threadpool(appending.close)
-        if error is not None:
+        if error is not None and reached < row.length:
             raise error
-        if reached == row.length:
-            await run_in_threadpool(uploads.finish_upload, db, storage, upload_id)
     return Response(status_code=204, headers={**TUS_HEADERS, "Upload-Offset": str(reached)})
 
 

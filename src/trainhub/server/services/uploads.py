@@ -83,14 +83,19 @@ class Appending:
     Each step that makes bytes durable is recorded by compare-and-set on the offset: a request
     that finds the offset moved (another replica appended meanwhile) stops with 409. With
     `all_or_nothing` (a PATCH that carries Upload-Checksum) nothing is recorded before `keep`.
+    The last step is never recorded: the row says "complete" only by being gone, once the
+    weights are published, so `HEAD` never answers the whole length for an upload whose
+    replica died before publishing it (the client would take it as done). `finish` publishes,
+    while this request still holds the bytes (the local file's lock).
     """
 
     def __init__(
         self, db: Database, storage: Storage, row: ResumableUploadRow, *, all_or_nothing: bool
     ) -> None:
-        self._db, self._upload_id = db, row.id
+        self._db, self._storage, self._row = db, storage, row
         self.offset = row.offset
         self._all_or_nothing = all_or_nothing
+        self._complete: Progress | None = None
         try:
             self._appender = storage.append_partial(
                 row.id, row.state, row.offset, row.length, partial(_reserve_part, db, row.id)
@@ -112,27 +117,53 @@ class Appending:
                 self._record(progress)
 
     def keep(self) -> int:
-        """Make every byte received durable and record it; return the new offset."""
-        self._record(self._appender.keep())
-        return self.offset
+        """Make every byte received durable and record it; return the offset reached."""
+        try:
+            progress = self._appender.keep()
+        except PartialConflictError as exc:
+            raise ConflictError(f"{exc}; {_RESUME_HINT}") from exc
+        self._record(progress)
+        return progress.offset
 
     def drop(self) -> int:
         """Forget this request's bytes; return the offset, unchanged."""
         self._appender.drop()
         return self.offset
 
+    def finish(self) -> None:
+        """Publish the complete upload as the model's weights; the upload is gone either way.
+
+        Storage reads the bytes back once to hash them (a hash cannot travel between replicas
+        mid-upload), then they are verified against the declared sha256 and published.
+        """
+        assert self._complete is not None, "finish() after keep() reached the whole length"
+        row = self._row
+        try:
+            writer = self._storage.finish_partial(row.id, self._complete.state, row.length)
+            try:
+                upload = read_upload_fields(row.fields)
+                store_weights(self._db, self._storage, row.model_id, row.owner_id, upload, writer)
+            except BaseException:
+                writer.abort()
+                raise
+        finally:
+            discard_upload(self._db, self._storage, row.id)
+
     def close(self) -> None:
         """Release what the request held."""
         self._appender.close()
 
     def _record(self, progress: Progress) -> None:
+        if progress.offset == self._row.length:  # not recorded: see the class docstring
+            self._complete = progress
+            return
         with self._db.write() as session:
             moved = queries.advance_upload(
-                session, self._upload_id, self.offset, progress.offset, progress.state
+                session, self._row.id, self.offset, progress.offset, progress.state
             )
-            gone = not moved and queries.find_upload(session, self._upload_id) is None
+            gone = not moved and queries.find_upload(session, self._row.id) is None
         if gone:  # terminated meanwhile (by another replica)
-            raise NotFoundError("upload", self._upload_id)
+            raise NotFoundError("upload", self._row.id)
         if not moved:
             raise ConflictError(
                 f"another request appended to this upload meanwhile; {_RESUME_HINT}"
@@ -148,25 +179,3 @@ def discard_upload(db: Database, storage: Storage, upload_id: str) -> None:
         if row is not None:
             session.delete(row)
     storage.discard_partial(upload_id)
-
-
-def finish_upload(db: Database, storage: Storage, upload_id: str) -> None:
-    """Publish a complete upload as the model's weights; the upload is gone either way.
-
-    Storage reads the bytes back once to hash them (a hash cannot travel between replicas
-    mid-upload), then they are verified against the declared sha256 and published.
-    """
-    with db.read() as session:
-        row = queries.find_upload(session, upload_id)
-    if row is None:  # finished or terminated meanwhile (by another replica)
-        raise NotFoundError("upload", upload_id)
-    try:
-        writer = storage.finish_partial(row.id, row.state, row.length)
-        try:
-            upload = read_upload_fields(row.fields)
-            store_weights(db, storage, row.model_id, row.owner_id, upload, writer)
-        except BaseException:
-            writer.abort()
-            raise
-    finally:
-        discard_upload(db, storage, row.id)

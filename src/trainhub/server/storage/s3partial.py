@@ -105,12 +105,15 @@ class S3Partials:
     def finish(self, upload_id: str, state: dict[str, Any], length: int) -> BlobWriter:
         """Complete the multipart upload and read it back once into a hashed spool file."""
         name = self.name(upload_id)
-        if state.get("tail") or sum(part[1] for part in state["parts"]) != length:
+        complete = state.get("completed") or sum(part[1] for part in state["parts"]) == length
+        if state.get("tail") or not complete:
             raise PartialConflictError(f"upload {upload_id} does not hold its {length} bytes yet")
         parts = [
             {"PartNumber": number, "ETag": etag, "ChecksumSHA256": checksum}
             for number, _, checksum, etag in state["parts"]
         ]
+        if state.get("completed"):  # by a request whose replica died before publishing it
+            return self._read_back(name, length)
         try:
             self.client.complete_multipart_upload(
                 Bucket=self.bucket,
@@ -170,6 +173,16 @@ class S3Partials:
             what = f"object of resumable upload {upload_id} (s3://{self.bucket}/{name})"
             found.append(Leftover(what, modified, partial(self.delete, name), upload_id=upload_id))
         return found
+
+    def completed_size(self, upload_id: str) -> int | None:
+        """Return the size of the completed object of `upload_id` (None: not completed)."""
+        name = self.name(upload_id)
+        try:
+            return int(self.client.head_object(Bucket=self.bucket, Key=name)["ContentLength"])
+        except self.errors as exc:
+            if _code(exc) in _MISSING:
+                return None
+            raise self.failure("find", name, exc) from exc
 
     def _multipart_uploads(self, prefix: str) -> list[dict[str, Any]]:
         try:
@@ -232,6 +245,7 @@ class S3Appender:
         self._length, self._reserve = length, reserve_part
         self._buffer = bytearray(partials.read_tail(self._tail) if self._tail else b"")
         self._superseded: list[str] = []  # tails whose bytes went into a part or a newer tail
+        self._completed = False  # a request before this one completed the upload, then died
 
     def _sent(self) -> int:
         return sum(int(part[1]) for part in self._parts)
@@ -243,13 +257,17 @@ class S3Appender:
             "tail": self._tail,
             "tail_size": self._tail_size,
         }
+        if self._completed:
+            return Progress(self._length, {**state, "tail": None, "completed": True})
         return Progress(self._sent() + self._tail_size, state)
 
     def write(self, chunk: bytes) -> Progress | None:
         """Buffer `chunk`; send every full part; return the progress when a part was sent."""
+        if self._completed:  # the bytes are in the completed object already
+            return None
         self._buffer += chunk
         sent = False
-        while len(self._buffer) >= PART_BYTES:
+        while len(self._buffer) >= PART_BYTES and not self._completed:
             self._send(bytes(self._buffer[:PART_BYTES]))
             del self._buffer[:PART_BYTES]
             sent = True
@@ -271,9 +289,15 @@ class S3Appender:
                 ChecksumSHA256=checksum,
             )
         except self._s3.errors as exc:
-            if _code(exc) == "NoSuchUpload":
-                raise PartialConflictError("this upload was completed or removed") from exc
-            raise self._s3.failure("upload a part of", name, exc) from exc
+            if _code(exc) != "NoSuchUpload":
+                raise self._s3.failure("upload a part of", name, exc) from exc
+            if self._s3.completed_size(self._upload_id) != self._length:
+                raise PartialConflictError("this upload was removed") from exc
+            # completed by a request that died before it published: its object is whole, and
+            # publishing reads it back and checks its sha256
+            self._completed = True
+            self._buffer.clear()
+            return
         self._parts.append([number, len(data), checksum, str(answer["ETag"])])
         if self._tail is not None:  # its bytes led this part
             self._superseded.append(self._tail)
@@ -281,7 +305,7 @@ class S3Appender:
 
     def keep(self) -> Progress:
         """Send the last part, or store what is below a part as the new tail object."""
-        if len(self._buffer) == self._tail_size:  # nothing new since the tail
+        if self._completed or len(self._buffer) == self._tail_size:  # nothing new since the tail
             return self._progress()
         if self._sent() + len(self._buffer) == self._length:
             self._send(bytes(self._buffer))
