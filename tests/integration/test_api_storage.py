@@ -37,6 +37,7 @@ from trainhub.server.app import create_app
 from trainhub.server.settings import Settings
 from trainhub.server.state import hub_state
 
+MIB = 1024 * 1024
 ONLY_S3 = pytest.mark.parametrize("storage_kind", ["seaweedfs"], indirect=True)
 TUS = {"Tus-Resumable": "1.0.0"}
 
@@ -351,6 +352,45 @@ def test_a_bucket_failing_mid_upload_retries_the_part_or_answers_a_clean_503(
                 assert read_model(alice, model_id)["has_last_weights"] is False
                 assert stored(application) == [f"models/{model_id}/best-{sha256}"]
                 assert in_flight(application) == []  # the multipart upload was aborted
+        finally:
+            hub_state(application).db.dispose()
+
+
+def test_a_bucket_failing_mid_patch_keeps_the_parts_stored_and_the_upload_resumes(
+    tmp_path: Path, database_url: str, s3_bucket: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    with start_fault_proxy(s3_bucket.endpoint_url) as proxy:
+        settings = make_settings(
+            tmp_path,
+            database_url,
+            storage_url=f"s3://{s3_bucket.name}/hub?endpoint_url={proxy.url}",
+        )
+        application = create_app(settings)
+        try:
+            people = create_users(hub_state(application).db)
+            with TestClient(application, headers={"x-api-key": people.alice.key}) as alice:
+                model_id = create_model(alice)
+                data = os.urandom(12 * 1024 * 1024)
+                location = tus_create(alice, model_id, data)
+                once = proxy.fail(lambda r: r.is_upload_part(), times=1)
+                assert tus_patch(alice, location, 0, data[: 6 * MIB]).status_code == 204
+                assert once.hits == 1  # botocore sent the part again
+
+                always = _fail_every_part(proxy)
+                answer = tus_patch(alice, location, 6 * MIB, data[6 * MIB :])
+                assert "storage is unavailable" in error(answer, 503)
+                assert always.hits >= 2
+                # the part and the tail stored before are kept; nothing is published
+                assert alice.head(location, headers=TUS).headers["upload-offset"] == str(6 * MIB)
+                assert stored(application) == []
+
+                proxy.faults.remove(always)
+                assert tus_patch(alice, location, 6 * MIB, data[6 * MIB :]).status_code == 204
+                sha256 = hashlib.sha256(data).hexdigest()
+                assert stored(application) == [f"models/{model_id}/best-{sha256}"]
+                assert s3_bucket.read(f"hub/models/{model_id}/best-{sha256}") == data
+                assert in_flight(application) == []
         finally:
             hub_state(application).db.dispose()
 
