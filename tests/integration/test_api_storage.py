@@ -34,6 +34,8 @@ from tests.s3 import Bucket
 from tests.seaweed import S3FaultProxy, start_fault_proxy
 from tests.servers import free_port
 from trainhub.server.app import create_app
+from trainhub.server.errors import ConflictError
+from trainhub.server.services import uploads
 from trainhub.server.settings import Settings
 from trainhub.server.state import hub_state
 
@@ -135,6 +137,33 @@ def test_a_resumable_upload_collects_where_every_replica_reaches_it_then_is_publ
     assert in_flight(app) == []
     download = anon.get(read_model(alice, model_id)["weights"])
     assert hashlib.sha256(download.content).hexdigest() == sha256
+
+
+def test_two_requests_appending_at_one_offset_store_only_one(
+    alice, app: FastAPI, users: Users, storage_kind: str
+) -> None:
+    """As two replicas would, given the same row: the second is refused with 409."""
+    data = os.urandom(12 * MIB)
+    model_id = create_model(alice)
+    location = tus_create(alice, model_id, data)
+    db, storage = hub_state(app).db, hub_state(app).storage
+    row = uploads.load_upload(db, location.rsplit("/", 1)[1], users.alice.id)
+    first = uploads.Appending(db, storage, row, all_or_nothing=False)
+    try:
+        if storage_kind == "local":  # the file is locked by the first
+            with pytest.raises(ConflictError, match="another request is appending"):
+                uploads.Appending(db, storage, row, all_or_nothing=False)
+            return
+        second = uploads.Appending(db, storage, row, all_or_nothing=False)
+        first.write([data[: 5 * MIB]])  # a part, recorded: the offset moves to 5 MiB
+        with pytest.raises(ConflictError, match="appended to this upload meanwhile"):
+            second.write([bytes(5 * MIB)])  # its own part number; its record is refused
+        second.close()
+        assert alice.head(location, headers=TUS).headers["upload-offset"] == str(5 * MIB)
+    finally:
+        first.close()
+    assert tus_patch(alice, location, 5 * MIB, data[5 * MIB :]).status_code == 204
+    assert stored(app) == [f"models/{model_id}/best-{hashlib.sha256(data).hexdigest()}"]
 
 
 def test_a_dataset_archive_is_inspected_before_it_is_published(alice, anon, app: FastAPI) -> None:
