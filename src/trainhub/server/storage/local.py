@@ -243,16 +243,17 @@ class LocalStorage:
 
     def partials(self) -> list[Leftover]:
         """Return the files of resumable uploads, each named by its upload id."""
-        return [
-            Leftover(
-                f"resumable-upload file {path}",
-                modified_at(path),
-                partial(path.unlink, missing_ok=True),
-                upload_id=path.name,
+        found = []
+        for path in partial_files_in(self.root / "partial"):
+            try:
+                started = modified_at(path)
+            except FileNotFoundError:  # finished or dropped meanwhile
+                continue
+            remove = partial(path.unlink, missing_ok=True)
+            found.append(
+                Leftover(f"resumable-upload file {path}", started, remove, upload_id=path.name)
             )
-            for path in partial_files_in(self.root / "partial")
-            if path.exists()
-        ]
+        return found
 
     def presign_download(
         self, key: str, *, filename: str, media_type: str, expires_s: int
