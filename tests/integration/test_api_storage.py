@@ -11,6 +11,7 @@ import base64
 import hashlib
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -350,10 +351,11 @@ def test_presigned_downloads_redirect_a_checked_link_to_the_bucket(
         hub_state(application).db.dispose()
 
 
-def test_a_bucket_failing_mid_upload_retries_the_part_or_answers_a_clean_503(
-    tmp_path: Path, database_url: str, s3_bucket: Bucket, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+@contextmanager
+def behind_fault_proxy(
+    tmp_path: Path, database_url: str, s3_bucket: Bucket
+) -> Iterator[tuple[FastAPI, TestClient, S3FaultProxy]]:
+    """An app whose bucket is reached through a fault proxy, and alice's client to it."""
     with start_fault_proxy(s3_bucket.endpoint_url) as proxy:
         settings = make_settings(
             tmp_path,
@@ -365,63 +367,60 @@ def test_a_bucket_failing_mid_upload_retries_the_part_or_answers_a_clean_503(
         try:
             people = create_users(hub_state(application).db)
             with TestClient(application, headers={"x-api-key": people.alice.key}) as alice:
-                model_id = create_model(alice)
-                big, sha256 = weights_file(tmp_path / "big.pt", size=17 * 1024**2)
-                once = proxy.fail(lambda r: r.is_upload_part(), times=1)
-                ok(upload_weights(alice, model_id, big, final=True))
-                assert once.hits == 1
-                assert stored(application) == [f"models/{model_id}/best-{sha256}"]
-                assert s3_bucket.read(f"hub/models/{model_id}/best-{sha256}") == big.read_bytes()
-
-                always = _fail_every_part(proxy)
-                other, _ = weights_file(tmp_path / "other.pt", size=17 * 1024**2)
-                answer = upload_weights(alice, model_id, other, epoch=3)
-                assert "storage is unavailable" in error(answer, 503)
-                assert always.hits >= 2
-                assert read_model(alice, model_id)["has_last_weights"] is False
-                assert stored(application) == [f"models/{model_id}/best-{sha256}"]
-                assert in_flight(application) == []  # the multipart upload was aborted
+                yield application, alice, proxy
         finally:
             hub_state(application).db.dispose()
+
+
+def test_a_bucket_failing_mid_upload_retries_the_part_or_answers_a_clean_503(
+    tmp_path: Path, database_url: str, s3_bucket: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    with behind_fault_proxy(tmp_path, database_url, s3_bucket) as (application, alice, proxy):
+        model_id = create_model(alice)
+        big, sha256 = weights_file(tmp_path / "big.pt", size=17 * 1024**2)
+        once = proxy.fail(lambda r: r.is_upload_part(), times=1)
+        ok(upload_weights(alice, model_id, big, final=True))
+        assert once.hits == 1
+        assert stored(application) == [f"models/{model_id}/best-{sha256}"]
+        assert s3_bucket.read(f"hub/models/{model_id}/best-{sha256}") == big.read_bytes()
+
+        always = _fail_every_part(proxy)
+        other, _ = weights_file(tmp_path / "other.pt", size=17 * 1024**2)
+        answer = upload_weights(alice, model_id, other, epoch=3)
+        assert "storage is unavailable" in error(answer, 503)
+        assert always.hits >= 2
+        assert read_model(alice, model_id)["has_last_weights"] is False
+        assert stored(application) == [f"models/{model_id}/best-{sha256}"]
+        assert in_flight(application) == []  # the multipart upload was aborted
 
 
 def test_a_bucket_failing_mid_patch_keeps_the_parts_stored_and_the_upload_resumes(
     tmp_path: Path, database_url: str, s3_bucket: Bucket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
-    with start_fault_proxy(s3_bucket.endpoint_url) as proxy:
-        settings = make_settings(
-            tmp_path,
-            database_url,
-            storage_url=f"s3://{s3_bucket.name}/hub?endpoint_url={proxy.url}",
-        )
-        application = create_app(settings)
-        try:
-            people = create_users(hub_state(application).db)
-            with TestClient(application, headers={"x-api-key": people.alice.key}) as alice:
-                model_id = create_model(alice)
-                data = os.urandom(12 * 1024 * 1024)
-                location = tus_create(alice, model_id, data)
-                once = proxy.fail(lambda r: r.is_upload_part(), times=1)
-                assert tus_patch(alice, location, 0, data[: 6 * MIB]).status_code == 204
-                assert once.hits == 1  # botocore sent the part again
+    with behind_fault_proxy(tmp_path, database_url, s3_bucket) as (application, alice, proxy):
+        model_id = create_model(alice)
+        data = os.urandom(12 * MIB)
+        location = tus_create(alice, model_id, data)
+        once = proxy.fail(lambda r: r.is_upload_part(), times=1)
+        assert tus_patch(alice, location, 0, data[: 6 * MIB]).status_code == 204
+        assert once.hits == 1  # botocore sent the part again
 
-                always = _fail_every_part(proxy)
-                answer = tus_patch(alice, location, 6 * MIB, data[6 * MIB :])
-                assert "storage is unavailable" in error(answer, 503)
-                assert always.hits >= 2
-                # the part and the tail stored before are kept; nothing is published
-                assert alice.head(location, headers=TUS).headers["upload-offset"] == str(6 * MIB)
-                assert stored(application) == []
+        always = _fail_every_part(proxy)
+        answer = tus_patch(alice, location, 6 * MIB, data[6 * MIB :])
+        assert "storage is unavailable" in error(answer, 503)
+        assert always.hits >= 2
+        # the part and the tail stored before are kept; nothing is published
+        assert alice.head(location, headers=TUS).headers["upload-offset"] == str(6 * MIB)
+        assert stored(application) == []
 
-                proxy.faults.remove(always)
-                assert tus_patch(alice, location, 6 * MIB, data[6 * MIB :]).status_code == 204
-                sha256 = hashlib.sha256(data).hexdigest()
-                assert stored(application) == [f"models/{model_id}/best-{sha256}"]
-                assert s3_bucket.read(f"hub/models/{model_id}/best-{sha256}") == data
-                assert in_flight(application) == []
-        finally:
-            hub_state(application).db.dispose()
+        proxy.faults.remove(always)
+        assert tus_patch(alice, location, 6 * MIB, data[6 * MIB :]).status_code == 204
+        sha256 = hashlib.sha256(data).hexdigest()
+        assert stored(application) == [f"models/{model_id}/best-{sha256}"]
+        assert s3_bucket.read(f"hub/models/{model_id}/best-{sha256}") == data
+        assert in_flight(application) == []
 
 
 def _fail_every_part(proxy: S3FaultProxy):
