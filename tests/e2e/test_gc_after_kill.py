@@ -1,7 +1,9 @@
 """A server killed (SIGKILL) in the middle of every kind of upload, then `trainhub gc`: 0 orphans.
 
 One real `trainhub server` per storage (the local folder, a bucket on SeaweedFS) receives at
-once: a plain multipart weights upload, a dataset archive and a tus PATCH, each cut off half-way;
+once: a plain multipart weights upload, a dataset archive and a tus PATCH, each cut off half-way
+(the tus upload's bytes sit in the storage folder's `partial/`, or on SeaweedFS in a multipart
+upload of its own, one 5 MiB part of which is recorded before the kill);
 a weights upload whose blob is published while the test holds the database's write lock, so its
 row is never committed; and on SeaweedFS a large weights upload whose parts the fault proxy
 holds, so its multipart upload is never completed. Then the server is killed, `gc --dry-run`
@@ -115,7 +117,7 @@ def orphans(data_dir: Path, storage: Storage) -> list[str]:
     return [
         *(f"blob {b.key}" for b in storage.iter_blobs() if b.key not in referenced),
         *(f"leftover {item.what}" for item in storage.leftovers()),
-        *(f"upload file {p}" for p in storage.partial_files()),
+        *(f"upload stored {item.what}" for item in storage.partials()),
         *(f"upload row {upload_id}" for upload_id in uploads),
     ]
 
@@ -157,6 +159,7 @@ def test_gc_after_a_kill_during_every_kind_of_upload_leaves_no_orphan(
         assert "would remove leftover: temp file" in dry.stdout
         if proxy is not None:
             assert "would remove leftover: unfinished multipart upload of s3://" in dry.stdout
+            assert [item.what.split()[0] for item in storage.partials()] == ["multipart"]
         assert orphans(data_dir, storage) == found
 
         done = trainhub_gc(data_dir, env, "--upload-expiry-s", "0")
@@ -210,7 +213,7 @@ def leave_uploads_behind(
     metadata = (
         f"modelId {base64.b64encode(model_id.encode()).decode()},type ZmluYWw=,epoch MQ==,map MC41"
     )
-    tus = {"Tus-Resumable": "1.0.0", "Upload-Length": str(4 * MIB), "Upload-Metadata": metadata}
+    tus = {"Tus-Resumable": "1.0.0", "Upload-Length": str(12 * MIB), "Upload-Metadata": metadata}
     location = urlsplit(hub.post("/v1/uploads", headers=tus).headers["location"]).path
     patch = {
         "x-api-key": key,
@@ -221,9 +224,11 @@ def leave_uploads_behind(
     with (
         half_sent(server, "POST", f"/v1/models/{model_id}/upload", *weights_request(key, 4 * MIB)),
         half_sent(server, "POST", f"/v1/datasets/{dataset_id}/upload", *dataset_request(key, MIB)),
-        half_sent(server, "PATCH", location, patch, bytes(4 * MIB)),
+        half_sent(server, "PATCH", location, patch, bytes(12 * MIB)),
     ):
         wait_for(lambda: len(list(server.data_dir.rglob(".upload-*"))) >= 2, "two temp files")
+        if proxy is not None:  # a part of the tus upload is in the bucket, and recorded
+            wait_for(lambda: tus_offset(server.data_dir) == 5 * MIB, "the first part of tus")
         if proxy is not None:  # a multipart upload to the bucket that never completes
             hold = proxy.hold(lambda r: r.is_upload_part())
             big = {"last.pt": ("last.pt", bytes(17 * MIB))}
@@ -237,6 +242,12 @@ def leave_uploads_behind(
             wait_for(lambda: count_best(storage) == 2, "the orphan blob to be published")
             server.kill()
     return model_id
+
+
+def tus_offset(data_dir: Path) -> int:
+    """Return the offset the database records for the one resumable upload."""
+    with sqlite3.connect(data_dir / "trainhub.db") as conn:
+        return int(conn.execute('SELECT "offset" FROM resumable_uploads').fetchone()[0])
 
 
 def count_best(storage: Storage) -> int:

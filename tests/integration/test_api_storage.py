@@ -11,6 +11,7 @@ import base64
 import hashlib
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -34,9 +35,12 @@ from tests.s3 import Bucket
 from tests.seaweed import S3FaultProxy, start_fault_proxy
 from tests.servers import free_port
 from trainhub.server.app import create_app
+from trainhub.server.errors import ConflictError
+from trainhub.server.services import uploads
 from trainhub.server.settings import Settings
 from trainhub.server.state import hub_state
 
+MIB = 1024 * 1024
 ONLY_S3 = pytest.mark.parametrize("storage_kind", ["seaweedfs"], indirect=True)
 TUS = {"Tus-Resumable": "1.0.0"}
 
@@ -55,7 +59,7 @@ def in_flight(app: FastAPI) -> list[str]:
     """Return what uploads left behind: temp files, unfinished multipart uploads, tus files."""
     storage = hub_state(app).storage
     return [leftover.what for leftover in storage.leftovers()] + [
-        f"partial/{path.name}" for path in storage.partial_files()
+        f"partial/{item.upload_id}" for item in storage.partials()
     ]
 
 
@@ -114,8 +118,8 @@ def test_weights_are_stored_and_download_whole_and_in_ranges(
     assert head.status_code == 200 and head.headers["content-length"] == "5000"
 
 
-def test_a_resumable_upload_collects_in_a_partial_file_then_is_published(
-    alice, anon, app: FastAPI
+def test_a_resumable_upload_collects_where_every_replica_reaches_it_then_is_published(
+    alice, anon, app: FastAPI, storage_kind: str
 ) -> None:
     model_id = create_model(alice)
     data = os.urandom(300_000)
@@ -124,8 +128,9 @@ def test_a_resumable_upload_collects_in_a_partial_file_then_is_published(
     upload_id = location.rsplit("/", 1)[1]
     for offset in (0, 100_000, 200_000):
         assert alice.head(location, headers=TUS).headers["upload-offset"] == str(offset)
-        assert in_flight(app) == [f"partial/{upload_id}"]
-        assert hub_state(app).storage.partial_path(upload_id).stat().st_size == offset
+        # the local folder's file; on a bucket, the multipart upload, then the tail object
+        expected = 1 if storage_kind == "local" or offset == 0 else 2
+        assert in_flight(app) == [f"partial/{upload_id}"] * expected
         assert stored(app) == []
         answer = tus_patch(alice, location, offset, data[offset : offset + 100_000])
         assert answer.status_code == 204, answer.text
@@ -133,6 +138,33 @@ def test_a_resumable_upload_collects_in_a_partial_file_then_is_published(
     assert in_flight(app) == []
     download = anon.get(read_model(alice, model_id)["weights"])
     assert hashlib.sha256(download.content).hexdigest() == sha256
+
+
+def test_two_requests_appending_at_one_offset_store_only_one(
+    alice, app: FastAPI, users: Users, storage_kind: str
+) -> None:
+    """As two replicas would, given the same row: the second is refused with 409."""
+    data = os.urandom(12 * MIB)
+    model_id = create_model(alice)
+    location = tus_create(alice, model_id, data)
+    db, storage = hub_state(app).db, hub_state(app).storage
+    row = uploads.load_upload(db, location.rsplit("/", 1)[1], users.alice.id)
+    first = uploads.Appending(db, storage, row, all_or_nothing=False)
+    try:
+        if storage_kind == "local":  # the file is locked by the first
+            with pytest.raises(ConflictError, match="another request is appending"):
+                uploads.Appending(db, storage, row, all_or_nothing=False)
+            return
+        second = uploads.Appending(db, storage, row, all_or_nothing=False)
+        first.write([data[: 5 * MIB]])  # a part, recorded: the offset moves to 5 MiB
+        with pytest.raises(ConflictError, match="appended to this upload meanwhile"):
+            second.write([bytes(5 * MIB)])  # its own part number; its record is refused
+        second.close()
+        assert alice.head(location, headers=TUS).headers["upload-offset"] == str(5 * MIB)
+    finally:
+        first.close()
+    assert tus_patch(alice, location, 5 * MIB, data[5 * MIB :]).status_code == 204
+    assert stored(app) == [f"models/{model_id}/best-{hashlib.sha256(data).hexdigest()}"]
 
 
 def test_a_dataset_archive_is_inspected_before_it_is_published(alice, anon, app: FastAPI) -> None:
@@ -260,22 +292,24 @@ def test_a_second_replica_serves_what_the_first_stored(
 
 
 @ONLY_S3
-def test_a_resumable_upload_resumes_only_on_the_replica_that_holds_its_bytes(
+def test_a_resumable_upload_started_on_one_replica_resumes_on_the_other(
     alice, replica: FastAPI, users: Users, s3_bucket: Bucket
 ) -> None:
     model_id = create_model(alice)
-    data = os.urandom(200_000)
+    data = os.urandom(7 * 1024 * 1024 + 100)  # a full 5 MiB part, then the tail and the rest
     location = tus_create(alice, model_id, data)
-    assert tus_patch(alice, location, 0, data[:100_000]).status_code == 204
+    assert tus_patch(alice, location, 0, data[:6_000_000]).status_code == 204
     with TestClient(replica, headers={"x-api-key": users.alice.key}) as other:
-        # the client starts a new upload after this 404, and asks HEAD again after the 409
-        assert other.head(location, headers=TUS).status_code == 404
-        assert "another replica" in error(tus_patch(other, location, 100_000, data[100_000:]), 409)
-    assert alice.head(location, headers=TUS).headers["upload-offset"] == "100000"
-    assert tus_patch(alice, location, 100_000, data[100_000:]).status_code == 204
+        assert other.head(location, headers=TUS).headers["upload-offset"] == "6000000"
+        # a stale offset is refused, by either replica
+        assert "does not match" in error(tus_patch(other, location, 0, data), 409)
+        assert tus_patch(other, location, 6_000_000, data[6_000_000:]).status_code == 204
+        download = other.get(read_model(other, model_id)["weights"])
+        assert download.content == data
     assert s3_bucket.object_keys() == [
         f"hub/models/{model_id}/best-{hashlib.sha256(data).hexdigest()}"
     ]
+    assert s3_bucket.unfinished_multipart_uploads() == []
 
 
 def test_presigned_downloads_redirect_a_checked_link_to_the_bucket(
@@ -317,10 +351,11 @@ def test_presigned_downloads_redirect_a_checked_link_to_the_bucket(
         hub_state(application).db.dispose()
 
 
-def test_a_bucket_failing_mid_upload_retries_the_part_or_answers_a_clean_503(
-    tmp_path: Path, database_url: str, s3_bucket: Bucket, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+@contextmanager
+def behind_fault_proxy(
+    tmp_path: Path, database_url: str, s3_bucket: Bucket
+) -> Iterator[tuple[FastAPI, TestClient, S3FaultProxy]]:
+    """An app whose bucket is reached through a fault proxy, and alice's client to it."""
     with start_fault_proxy(s3_bucket.endpoint_url) as proxy:
         settings = make_settings(
             tmp_path,
@@ -332,24 +367,60 @@ def test_a_bucket_failing_mid_upload_retries_the_part_or_answers_a_clean_503(
         try:
             people = create_users(hub_state(application).db)
             with TestClient(application, headers={"x-api-key": people.alice.key}) as alice:
-                model_id = create_model(alice)
-                big, sha256 = weights_file(tmp_path / "big.pt", size=17 * 1024**2)
-                once = proxy.fail(lambda r: r.is_upload_part(), times=1)
-                ok(upload_weights(alice, model_id, big, final=True))
-                assert once.hits == 1
-                assert stored(application) == [f"models/{model_id}/best-{sha256}"]
-                assert s3_bucket.read(f"hub/models/{model_id}/best-{sha256}") == big.read_bytes()
-
-                always = _fail_every_part(proxy)
-                other, _ = weights_file(tmp_path / "other.pt", size=17 * 1024**2)
-                answer = upload_weights(alice, model_id, other, epoch=3)
-                assert "storage is unavailable" in error(answer, 503)
-                assert always.hits >= 2
-                assert read_model(alice, model_id)["has_last_weights"] is False
-                assert stored(application) == [f"models/{model_id}/best-{sha256}"]
-                assert in_flight(application) == []  # the multipart upload was aborted
+                yield application, alice, proxy
         finally:
             hub_state(application).db.dispose()
+
+
+def test_a_bucket_failing_mid_upload_retries_the_part_or_answers_a_clean_503(
+    tmp_path: Path, database_url: str, s3_bucket: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    with behind_fault_proxy(tmp_path, database_url, s3_bucket) as (application, alice, proxy):
+        model_id = create_model(alice)
+        big, sha256 = weights_file(tmp_path / "big.pt", size=17 * 1024**2)
+        once = proxy.fail(lambda r: r.is_upload_part(), times=1)
+        ok(upload_weights(alice, model_id, big, final=True))
+        assert once.hits == 1
+        assert stored(application) == [f"models/{model_id}/best-{sha256}"]
+        assert s3_bucket.read(f"hub/models/{model_id}/best-{sha256}") == big.read_bytes()
+
+        always = _fail_every_part(proxy)
+        other, _ = weights_file(tmp_path / "other.pt", size=17 * 1024**2)
+        answer = upload_weights(alice, model_id, other, epoch=3)
+        assert "storage is unavailable" in error(answer, 503)
+        assert always.hits >= 2
+        assert read_model(alice, model_id)["has_last_weights"] is False
+        assert stored(application) == [f"models/{model_id}/best-{sha256}"]
+        assert in_flight(application) == []  # the multipart upload was aborted
+
+
+def test_a_bucket_failing_mid_patch_keeps_the_parts_stored_and_the_upload_resumes(
+    tmp_path: Path, database_url: str, s3_bucket: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    with behind_fault_proxy(tmp_path, database_url, s3_bucket) as (application, alice, proxy):
+        model_id = create_model(alice)
+        data = os.urandom(12 * MIB)
+        location = tus_create(alice, model_id, data)
+        once = proxy.fail(lambda r: r.is_upload_part(), times=1)
+        assert tus_patch(alice, location, 0, data[: 6 * MIB]).status_code == 204
+        assert once.hits == 1  # botocore sent the part again
+
+        always = _fail_every_part(proxy)
+        answer = tus_patch(alice, location, 6 * MIB, data[6 * MIB :])
+        assert "storage is unavailable" in error(answer, 503)
+        assert always.hits >= 2
+        # the part and the tail stored before are kept; nothing is published
+        assert alice.head(location, headers=TUS).headers["upload-offset"] == str(6 * MIB)
+        assert stored(application) == []
+
+        proxy.faults.remove(always)
+        assert tus_patch(alice, location, 6 * MIB, data[6 * MIB :]).status_code == 204
+        sha256 = hashlib.sha256(data).hexdigest()
+        assert stored(application) == [f"models/{model_id}/best-{sha256}"]
+        assert s3_bucket.read(f"hub/models/{model_id}/best-{sha256}") == data
+        assert in_flight(application) == []
 
 
 def _fail_every_part(proxy: S3FaultProxy):

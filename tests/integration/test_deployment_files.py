@@ -114,6 +114,10 @@ def test_caddy_validates_the_caddyfile_and_balances_both_hubs() -> None:
     validated = run(tool("caddy"), "validate", "--config", CADDYFILE, "--adapter", "caddyfile")
     assert validated.returncode == 0, validated.stderr
     text = CADDYFILE.read_text()
-    for line in (ln for ln in text.splitlines() if "reverse_proxy" in ln):
-        assert all(f"{hub}:8000" in line for hub in HUBS), line
+    proxies = [ln for ln in text.splitlines() if "reverse_proxy" in ln]
+    assert len(proxies) == 1 and all(f"{hub}:8000" in proxies[0] for hub in HUBS), proxies
     assert "health_uri /healthz" in text
+    # one round robin for everything: resumable uploads continue on any replica, so nothing is
+    # routed by client address or cookie (docs/decisions/0022-resumable-uploads-on-any-replica.md)
+    assert "lb_policy round_robin" in text
+    assert not any(sticky in text for sticky in ("client_ip_hash", "ip_hash", "cookie"))

@@ -1,6 +1,7 @@
 """Resumable weights uploads (tus 1.0: core, creation, checksum, termination)."""
 
 import base64
+import fcntl
 import hashlib
 import os
 from pathlib import Path
@@ -115,14 +116,26 @@ def test_terminated_uploads_are_gone(alice, settings) -> None:
     assert list((settings.data_dir / "blobs" / "partial").iterdir()) == []
 
 
-def test_an_upload_whose_bytes_this_server_lacks_is_404_to_head_and_409_to_patch(
+def test_an_upload_whose_file_is_missing_is_a_conflict_naming_the_shared_folder(
     alice, settings
 ) -> None:
-    """As another replica answers it (the bytes sit on the one that created the upload)."""
+    """As a replica answers whose storage folder is not the one the upload's file is in."""
     location = path_of(create(alice, create_model(alice), b"x" * 10))
     (settings.data_dir / "blobs" / "partial" / location.rsplit("/", 1)[1]).unlink()
-    assert alice.head(location, headers=TUS).status_code == 404
-    assert "another replica" in error(patch(alice, location, 0, b"x" * 10), 409)
+    assert alice.head(location, headers=TUS).headers["upload-offset"] == "0"
+    assert "share one storage folder" in error(patch(alice, location, 0, b"x" * 10), 409)
+
+
+def test_a_patch_while_another_appends_is_a_conflict_and_takes_nothing(alice, settings) -> None:
+    """The file is locked by the request appending (here: by this test, as another replica)."""
+    data = b"0123456789"
+    location = path_of(create(alice, create_model(alice), data))
+    path = settings.data_dir / "blobs" / "partial" / location.rsplit("/", 1)[1]
+    with path.open("r+b") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        assert "another request is appending" in error(patch(alice, location, 0, data), 409)
+    assert alice.head(location, headers=TUS).headers["upload-offset"] == "0"
+    assert patch(alice, location, 0, data).status_code == 204
 
 
 def test_bad_creations_are_refused_with_reasons(alice, bob) -> None:

@@ -5,9 +5,9 @@ operator would point it at SeaweedFS or R2 (tests/seaweed.py). A fault proxy bet
 SeaweedFS answers chosen requests with 503 or damages their bytes.
 """
 
+import base64
 import hashlib
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,19 +99,84 @@ def test_a_large_blob_goes_in_parts_streamed_from_disk_and_arrives_intact(
     assert spooled(tmp_path / "spool") == []
 
 
-def test_a_finished_resumable_upload_is_adopted_and_published(
+def test_a_resumable_upload_is_a_multipart_upload_of_checksummed_parts_and_a_small_tail(
     s3_bucket: Bucket, tmp_path: Path
 ) -> None:
     storage = open_storage(s3_bucket, tmp_path / "spool")
-    upload_id = "A" * 20
-    partial = storage.partial_path(upload_id)
-    assert partial == tmp_path / "spool" / "partial" / upload_id
-    partial.write_bytes(b"0123456789")
-    writer = storage.adopt(partial)
-    assert writer.size == 10 and writer.hexdigest() == hashlib.sha256(b"0123456789").hexdigest()
+    upload_id, data = "A" * 20, os.urandom(6 * MIB + 10)
+    numbers = iter(range(1, 100))
+    state = storage.start_partial(upload_id)
+    appender = storage.append_partial(upload_id, state, 0, len(data), lambda: next(numbers))
+    first = appender.write(data[: 6 * MIB])
+    assert first is not None and first.offset == 5 * MIB  # a part went: recordable at once
+    kept = appender.keep()
+    appender.recorded()
+    appender.close()
+    assert kept.offset == 6 * MIB and kept.state["tail_size"] == MIB
+    (tail,) = s3_bucket.object_keys()  # the bytes below a part wait in a small object
+    assert (
+        tail.startswith(f"hub/a/partial/{upload_id}.tail-")
+        and s3_bucket.read(tail) == data[5 * MIB : 6 * MIB]
+    )
+    listed = s3_bucket.client.list_parts(
+        Bucket=s3_bucket.name, Key=f"hub/a/partial/{upload_id}", UploadId=state["multipart"]
+    )["Parts"]
+    assert [(part["PartNumber"], part["Size"]) for part in listed] == [(1, 5 * MIB)]
+    assert (
+        kept.state["parts"][0][2]
+        == base64.b64encode(hashlib.sha256(data[: 5 * MIB]).digest()).decode()
+    )
+
+    appender = storage.append_partial(upload_id, kept.state, kept.offset, len(data), lambda: 7)
+    appender.write(data[6 * MIB :])
+    done = appender.keep()  # the tail and the rest: the last part, of any size
+    appender.recorded()
+    appender.close()
+    assert done.offset == len(data) and done.state["tail"] is None
+    assert s3_bucket.object_keys() == []  # the superseded tail went; nothing is visible yet
+    writer = storage.finish_partial(upload_id, done.state, len(data))
+    assert writer.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert [blob.key for blob in storage.iter_blobs()] == []  # completed, but not published
     writer.publish("models/x/best-2")
-    assert s3_bucket.read("hub/a/models/x/best-2") == b"0123456789"
-    assert not partial.exists()
+    storage.discard_partial(upload_id)
+    assert s3_bucket.object_keys() == ["hub/a/models/x/best-2"]
+    assert s3_bucket.read("hub/a/models/x/best-2") == data
+    assert s3_bucket.unfinished_multipart_uploads() == [] and spooled(tmp_path / "spool") == []
+
+
+def test_an_upload_completed_by_a_request_that_died_is_published_by_the_next(
+    s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    """Its replica died between CompleteMultipartUpload and publishing: the row still holds the
+    offset before the last PATCH, so the client sends the last bytes again, to any replica."""
+    storage = open_storage(s3_bucket, tmp_path / "spool")
+    upload_id, data = "C" * 20, os.urandom(7 * MIB)
+    numbers = iter(range(1, 100))
+    state = storage.start_partial(upload_id)
+    first = storage.append_partial(upload_id, state, 0, len(data), lambda: next(numbers))
+    first.write(data[: 6 * MIB])
+    recorded = first.keep()  # what the row holds: one part and a tail
+    first.close()
+    last = storage.append_partial(
+        upload_id, recorded.state, recorded.offset, len(data), lambda: next(numbers)
+    )
+    last.write(data[6 * MIB :])
+    storage.finish_partial(upload_id, last.keep().state, len(data)).abort()  # then it died
+    last.close()
+    assert s3_bucket.unfinished_multipart_uploads() == []  # completed, not published
+
+    again = storage.append_partial(
+        upload_id, recorded.state, recorded.offset, len(data), lambda: next(numbers)
+    )
+    assert again.write(data[6 * MIB :]) is None
+    done = again.keep()
+    again.close()
+    assert done.offset == len(data) and done.state["completed"] is True
+    writer = storage.finish_partial(upload_id, done.state, len(data))
+    assert writer.hexdigest() == hashlib.sha256(data).hexdigest()
+    writer.abort()
+    storage.discard_partial(upload_id)
+    assert s3_bucket.object_keys() == []
 
 
 def test_a_missing_object_is_a_blob_not_found_error(s3_bucket: Bucket, tmp_path: Path) -> None:
@@ -183,12 +248,10 @@ def test_stale_spool_files_are_swept_at_start(s3_bucket: Bucket, tmp_path: Path)
     (spool / "tmp").mkdir(parents=True)
     (spool / "partial").mkdir()
     (spool / "tmp" / ".upload-killed").write_bytes(b"x")
-    (spool / "partial" / ("O" * 20)).write_bytes(b"old")
-    (spool / "partial" / ("N" * 20)).write_bytes(b"new")
-    three_days_ago = time.time() - 3 * 24 * 3600
-    os.utime(spool / "partial" / ("O" * 20), (three_days_ago, three_days_ago))
+    # resumable uploads spooled by a version before they went to the bucket: nothing reads them
+    (spool / "partial" / ("N" * 20)).write_bytes(b"old")
     open_storage(s3_bucket, spool)
-    assert spooled(spool) == [f"partial/{'N' * 20}"]
+    assert spooled(spool) == [] and not (spool / "partial").exists()
 
 
 def test_describe_names_bucket_prefix_and_endpoint_but_no_secret(

@@ -59,7 +59,7 @@ def test_opening_a_bucket_needs_no_network(tmp_path: Path) -> None:
     assert isinstance(storage, S3Storage)
     assert storage.object_key("models/x/best-1") == "hub/models/x/best-1"
     assert storage.describe() == "s3://trainhub-data/hub (endpoint http://minio:9000)"
-    assert sorted(p.name for p in (tmp_path / "spool").iterdir()) == ["partial", "tmp"]
+    assert sorted(p.name for p in (tmp_path / "spool").iterdir()) == ["tmp"]
 
 
 def test_without_boto3_the_error_says_what_to_install(

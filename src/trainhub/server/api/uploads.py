@@ -6,18 +6,18 @@ before a dropped connection are kept (fsynced) unless the PATCH carried an `Uplo
 can no longer be verified, so a resumed upload re-sends only what was lost. When the last byte
 arrives the file is verified against the whole-file `sha256` and published like any upload.
 
-The bytes collect in a file on the server that created the upload. Behind a load balancer
-without sticky sessions another replica may get the HEAD or PATCH: it answers 404 to HEAD (the
-client starts a new upload) and 409 to PATCH (the client asks HEAD again), never a 500.
+The bytes collect where every replica reaches them (services/uploads.py), so behind a load
+balancer any replica answers HEAD and PATCH for any upload; a PATCH that races another one for
+the same offset gets 409 (the client asks HEAD again), never a 500.
 """
 
 import asyncio
 import base64
 import binascii
 import hashlib
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
@@ -38,7 +38,6 @@ from trainhub.server.errors import (
 from trainhub.server.services import uploads
 from trainhub.server.services.weights import read_upload_fields
 from trainhub.server.state import request_hub
-from trainhub.server.storage import Storage
 
 router = APIRouter(tags=["resumable uploads"])
 TUS_VERSION = "1.0.0"
@@ -109,15 +108,6 @@ def _checksum(request: Request) -> tuple[str, bytes] | None:
         raise BadRequestError("Upload-Checksum digest is not base64") from exc
 
 
-def _held_here(storage: Storage, upload_id: str) -> bool:
-    """Tell whether this server holds the upload's bytes (another replica may hold them)."""
-    return storage.partial_path(upload_id).is_file()
-
-
-class UploadElsewhereError(HubError):
-    status = 404
-
-
 @router.options(paths.UPLOADS, status_code=204, response_class=Response)
 @public
 def discover(settings: SettingsDep) -> Response:
@@ -155,18 +145,10 @@ async def create_upload(
 
 
 @router.head(paths.UPLOAD, response_class=Response)
-def upload_offset(
-    upload_id: str, request: Request, user: CurrentUser, db: Db, storage: StorageDep
-) -> Response:
+def upload_offset(upload_id: str, request: Request, user: CurrentUser, db: Db) -> Response:
     """Tell the client how many bytes the server has, to resume from there."""
     _require_tus(request)
     row = uploads.load_upload(db, upload_id, user.user_id)
-    if not _held_here(storage, upload_id):
-        raise UploadElsewhereError(
-            "this server does not hold the bytes of this upload (another replica may); "
-            "start a new upload",
-            headers=TUS_HEADERS,
-        )
     return Response(
         status_code=200,
         headers={
@@ -178,35 +160,25 @@ def upload_offset(
     )
 
 
-async def _append(
-    request: Request, path: os.PathLike[str], offset: int, limit: int, hasher: Any
-) -> tuple[int, Exception | None]:
-    received, error = 0, None
+async def _receive(
+    request: Request, appending: uploads.Appending, limit: int, hasher: Any
+) -> Exception | None:
+    """Feed the body to `appending`; return why it ended early (None: it arrived whole)."""
 
     def write(batch: list[bytes]) -> None:
-        for chunk in batch:
-            file.write(chunk)
-            if hasher is not None:
+        appending.write(batch)
+        if hasher is not None:
+            for chunk in batch:
                 hasher.update(chunk)
 
-    with open(path, "r+b") as file:
-        file.seek(offset)
-        file.truncate()  # bytes past the acknowledged offset were never acknowledged
-        try:
-            settings = request_hub(request).settings
-            body = iter_body(request, limit, settings.body_idle_timeout_s, settings.body_deadline_s)
-            async for batch in in_batches(body):
-                await run_in_threadpool(write, batch)
-                received += sum(map(len, batch))
-        except (ClientDisconnect, RequestTimeoutError, PayloadTooLargeError) as exc:
-            error = exc
-        await run_in_threadpool(_sync, file)
-    return received, error
-
-
-def _sync(file: Any) -> None:
-    file.flush()
-    os.fsync(file.fileno())
+    settings = request_hub(request).settings
+    body = iter_body(request, limit, settings.body_idle_timeout_s, settings.body_deadline_s)
+    try:
+        async for batch in in_batches(body):
+            await run_in_threadpool(write, batch)
+    except (ClientDisconnect, RequestTimeoutError, PayloadTooLargeError) as exc:
+        return exc
+    return None
 
 
 @router.patch(
@@ -239,37 +211,33 @@ async def append_to_upload(
     checksum = _checksum(request)
     async with _exclusive(upload_id):
         row = await run_in_threadpool(uploads.load_upload, db, upload_id, user.user_id)
-        if not _held_here(storage, upload_id):
-            raise ConflictError(
-                "this server does not hold the bytes of this upload (another replica may); "
-                "send HEAD to learn whether to resume or start again",
-                headers=TUS_HEADERS,
-            )
         if offset != row.offset:
             raise ConflictError(
                 f"Upload-Offset {offset} does not match the server's {row.offset}; "
                 "send HEAD to learn where to resume"
             )
         hasher = hashlib.new(checksum[0]) if checksum else None
-        path = storage.partial_path(upload_id)
-        received, error = await _append(request, path, offset, row.length - offset, hasher)
-        if checksum and (error or hasher is None or hasher.digest() != checksum[1]):
-            with open(path, "r+b") as file:
-                file.truncate(offset)
-            if error is None:
-                raise ChecksumMismatchError(
-                    "Upload-Checksum does not match the bytes received; send this part again",
-                    headers=TUS_HEADERS,
-                )
-            received = 0
-        await run_in_threadpool(uploads.save_offset, db, upload_id, offset + received)
-        if error is not None:
+        appending = await run_in_threadpool(
+            partial(uploads.Appending, all_or_nothing=checksum is not None), db, storage, row
+        )
+        try:
+            error = await _receive(request, appending, row.length - offset, hasher)
+            if checksum and (error or hasher is None or hasher.digest() != checksum[1]):
+                reached = await run_in_threadpool(appending.drop)
+                if error is None:
+                    raise ChecksumMismatchError(
+                        "Upload-Checksum does not match the bytes received; send this part again",
+                        headers=TUS_HEADERS,
+                    )
+            else:
+                reached = await run_in_threadpool(appending.keep)
+                if reached == row.length:  # every byte is here, even if the client left
+                    await run_in_threadpool(appending.finish)
+        finally:
+            await run_in_threadpool(appending.close)
+        if error is not None and reached < row.length:
             raise error
-        if offset + received == row.length:
-            await run_in_threadpool(uploads.finish_upload, db, storage, row)
-    return Response(
-        status_code=204, headers={**TUS_HEADERS, "Upload-Offset": str(offset + received)}
-    )
+    return Response(status_code=204, headers={**TUS_HEADERS, "Upload-Offset": str(reached)})
 
 
 @router.delete(paths.UPLOAD, status_code=204, response_class=Response)

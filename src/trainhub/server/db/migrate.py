@@ -1,19 +1,33 @@
-"""Apply Alembic migrations (at start-up and by `trainhub db upgrade`)."""
+"""Apply Alembic migrations (at start-up and by `trainhub db upgrade`).
 
+Replicas started together on one database migrate it once: `upgrade` checks and migrates under
+a lock that every trainhub process takes, a session-level advisory lock on PostgreSQL, an
+exclusive `flock` of the database file on SQLite. The second process waits, then finds the
+schema current and does nothing.
+"""
+
+import fcntl
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from trainhub._version import __version__
 from trainhub.server.db.engine import describe_url
 from trainhub.server.filemodes import PRIVATE_FILE_MODE, create_private_file
 
+logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent.parent / "migrations"
+# pg_advisory_lock's key for migrations: any fixed 64-bit number ("trainhub" in ASCII)
+MIGRATION_LOCK_KEY = 0x747261696E687562
 
 
 def alembic_config(url: str) -> Config:
@@ -36,8 +50,51 @@ def upgrade(url: str) -> None:
     """
     restrict_sqlite_files(url)
     config = alembic_config(url)
-    check_not_newer(url, ScriptDirectory.from_config(config))
-    command.upgrade(config, "head")
+    scripts = ScriptDirectory.from_config(config)
+    with migration_lock(url):
+        check_not_newer(url, scripts)
+        revision = current_revision(url)
+        if revision == scripts.get_current_head():
+            return
+        logger.debug(  # the CLI's commands print to stderr at INFO: keep them quiet
+            "migrating the database %s from schema %s to %s",
+            describe_url(url),
+            revision or "(empty)",
+            scripts.get_current_head(),
+        )
+        command.upgrade(config, "head")
+
+
+@contextmanager
+def migration_lock(url: str) -> Iterator[None]:
+    """Hold the lock that makes one trainhub process at a time check and migrate `url`.
+
+    PostgreSQL: a session-level advisory lock on a connection of its own, released when the
+    connection closes (also when the process dies). SQLite: `flock` on the database file, which
+    SQLite's own (POSIX) locks ignore. In-memory SQLite needs no lock.
+    """
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        yield  # no folder for it: connecting fails with SQLite's own message
+        return
+    if path is not None:
+        with path.open("rb") as file:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX)  # released when the file closes
+            yield
+        return
+    if make_url(url).get_backend_name() != "postgresql":
+        yield
+        return
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    finally:
+        engine.dispose()
 
 
 def known_revisions() -> set[str]:

@@ -193,7 +193,12 @@ class AgentRow(Base):
 
 
 class ResumableUploadRow(Base):
-    """A tus upload in progress: its target, declared length and bytes received so far."""
+    """A tus upload in progress: its target, declared length and bytes received so far.
+
+    `state` is where storage keeps the bytes (the S3 multipart upload, its parts and tail), so
+    any replica continues the upload; `offset` moves only by compare-and-set, and `last_part`
+    hands out S3 part numbers (docs/decisions/0022-resumable-uploads-on-any-replica.md).
+    """
 
     __tablename__ = "resumable_uploads"
 
@@ -203,6 +208,8 @@ class ResumableUploadRow(Base):
     length: Mapped[int] = mapped_column(BigInteger)
     offset: Mapped[int] = mapped_column(BigInteger, default=0)
     fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    last_part: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

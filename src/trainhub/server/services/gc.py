@@ -3,8 +3,10 @@
 Four kinds of garbage, each removed only when it is older than a grace period, so that nothing
 an upload in flight still needs is touched:
 
-- resumable (tus) uploads nothing was appended to for `upload_expiry` (their row and file);
-- resumable-upload files without a row (a server killed while it discarded one);
+- resumable (tus) uploads nothing was appended to for `upload_expiry` (their row, and their
+  file or S3 multipart upload and tail objects);
+- what resumable uploads stored without a row (a server killed while it created or discarded
+  one): files in the storage folder's `partial/`, S3 multipart uploads and objects under it;
 - leftovers of interrupted uploads: temp files, and unfinished S3 multipart uploads;
 - orphaned blobs: published, but referenced by no row (a server killed between publishing a
   blob and committing the row that names it, or a delete whose blob removal failed).
@@ -21,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from pathlib import Path
 
 from trainhub.server.db import garbage as queries
 from trainhub.server.db.engine import Database
@@ -37,7 +38,7 @@ DEFAULT_UPLOAD_EXPIRY = timedelta(hours=24)  # as services/uploads.py drops idle
 class Garbage:
     """One thing to remove: what it is (for the operator), and how."""
 
-    kind: str  # "expired upload", "upload file", "leftover", "orphaned blob"
+    kind: str  # "expired upload", "stray upload", "leftover", "orphaned blob"
     what: str
     remove: Callable[[], None]
 
@@ -78,27 +79,18 @@ def _drop_upload(db: Database, storage: Storage, upload_id: str, before: datetim
     with db.write() as session:
         dropped = queries.delete_idle_upload(session, upload_id, before)
     if dropped:  # still idle: nobody resumed it since it was listed
-        storage.partial_path(upload_id).unlink(missing_ok=True)
+        storage.discard_partial(upload_id)
 
 
-def _stray_upload_files(db: Database, storage: Storage, before: datetime) -> list[Garbage]:
-    files = storage.partial_files()
+def _stray_uploads(db: Database, storage: Storage, before: datetime) -> list[Garbage]:
+    stored = storage.partials()  # before the rows: an upload created meanwhile is too young
     with db.read() as session:
         known = queries.upload_ids(session)
     return [
-        Garbage(
-            "upload file", f"resumable-upload file {path}", partial(path.unlink, missing_ok=True)
-        )
-        for path in files
-        if path.name not in known and _modified_before(path, before)
+        Garbage("stray upload", item.what, item.remove)
+        for item in stored
+        if item.upload_id not in known and item.started_at < before
     ]
-
-
-def _modified_before(path: Path, before: datetime) -> bool:
-    try:
-        return path.stat().st_mtime < before.timestamp()
-    except FileNotFoundError:
-        return False
 
 
 def _leftovers(storage: Storage, before: datetime) -> list[Garbage]:
@@ -136,7 +128,7 @@ def find_garbage(
     before = now - grace
     return [
         *_expired_uploads(db, storage, now - upload_expiry),
-        *_stray_upload_files(db, storage, before),
+        *_stray_uploads(db, storage, before),
         *_leftovers(storage, before),
         *_orphaned_blobs(db, storage, before),
     ]

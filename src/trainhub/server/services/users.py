@@ -82,7 +82,7 @@ def delete_user(
     keys.forget(user_id=user_id)  # this process refuses the keys at once, others within a second
     delete_garbage(storage, garbage)
     for upload_id in uploads:  # their rows went with the user; the bytes received go too
-        storage.partial_path(upload_id).unlink(missing_ok=True)
+        storage.discard_partial(upload_id)
 
 
 def list_keys(db: Database, user_id: str) -> list[ApiKeyRow]:

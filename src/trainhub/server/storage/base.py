@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 _KEY_RE = re.compile(r"^[a-z]+(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}){1,4}$")
 
@@ -67,6 +67,51 @@ class Leftover:
     what: str  # for the operator: "temp file /data/blobs/tmp/.upload-x", ...
     started_at: datetime
     remove: Callable[[], None]
+    upload_id: str | None = None  # the resumable upload this belongs to (partials() only)
+
+
+class PartialConflictError(StorageError):
+    """A resumable upload's bytes changed under this request (another replica appended)."""
+
+
+class PartialLostError(StorageError):
+    """A resumable upload's bytes are nowhere this server looks (kept by an older version)."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a resumable upload's bytes are durable: `offset`, and the backend's `state`.
+
+    `state` is JSON the database keeps on the upload's row (the S3 parts and tail object, say),
+    so that any replica can continue from it.
+    """
+
+    offset: int
+    state: dict[str, Any]
+
+
+class PartialAppender(Protocol):
+    """One request's bytes going into a resumable upload, from the offset it was opened at."""
+
+    def write(self, chunk: bytes) -> Progress | None:
+        """Append `chunk`; return the progress to record when more bytes became durable."""
+        ...
+
+    def keep(self) -> Progress:
+        """Make every byte written durable; return the progress to record."""
+        ...
+
+    def drop(self) -> None:
+        """Forget every byte written by this request (a part whose checksum failed)."""
+        ...
+
+    def recorded(self) -> None:
+        """The last progress returned is recorded: remove what it superseded."""
+        ...
+
+    def close(self) -> None:
+        """Release what the request held (the file lock, the buffer)."""
+        ...
 
 
 class BlobWriter(Protocol):
@@ -93,9 +138,37 @@ class Storage(Protocol):
 
     def create_writer(self) -> BlobWriter: ...
 
-    def partial_path(self, upload_id: str) -> Path: ...
+    def start_partial(self, upload_id: str) -> dict[str, Any]:
+        """Make room for a resumable upload's bytes; return its first state (for the row)."""
+        ...
 
-    def adopt(self, path: Path) -> BlobWriter: ...
+    def append_partial(
+        self,
+        upload_id: str,
+        state: dict[str, Any],
+        offset: int,
+        length: int,
+        reserve_part: Callable[[], int],
+    ) -> PartialAppender:
+        """Open a resumable upload at its recorded `offset` and `state` to append to it.
+
+        `reserve_part` returns a part number no other request of this upload gets (a database
+        counter): two replicas appending at once never overwrite each other's parts. Raises
+        PartialConflictError when another request holds or changed the bytes.
+        """
+        ...
+
+    def finish_partial(self, upload_id: str, state: dict[str, Any], length: int) -> BlobWriter:
+        """Return a writer holding a complete upload's bytes, hashed, ready to publish."""
+        ...
+
+    def discard_partial(self, upload_id: str) -> None:
+        """Remove everything a resumable upload stored (idempotent)."""
+        ...
+
+    def partials(self) -> list[Leftover]:
+        """Return what resumable uploads stored, each with its upload id (for the clean-up)."""
+        ...
 
     def iter_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
         """Return the bytes start..end (inclusive); BlobNotFoundError before the first chunk."""
@@ -113,10 +186,6 @@ class Storage(Protocol):
 
     def leftovers(self) -> list[Leftover]:
         """Return the temp files and unfinished multipart uploads of interrupted uploads."""
-        ...
-
-    def partial_files(self) -> list[Path]:
-        """Return the files of resumable uploads that this server holds."""
         ...
 
     def presign_download(

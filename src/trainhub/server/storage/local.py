@@ -1,18 +1,25 @@
 """Blobs in a local folder: temp file, fsync, hard link, fsync directory (docs/security.md §2.10).
 
 A blob is published by linking its temp file under its key: it appears whole or not at all, and
-an existing blob is never replaced (keys name the content's hash).
+an existing blob is never replaced (keys name the content's hash). A resumable upload collects in
+`partial/<upload id>` of the same folder, so replicas that share the folder continue each other's
+uploads; a request appends under an exclusive lock on that file (flock), which the kernel drops
+when the process dies (docs/decisions/0022-resumable-uploads-on-any-replica.md).
 """
 
+import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from trainhub.server.filemodes import make_private_dir, make_private_dirs
+from trainhub.server.filemodes import create_private_file, make_private_dir, make_private_dirs
 from trainhub.server.storage.base import (
     BlobNotFoundError,
     Leftover,
+    PartialConflictError,
+    Progress,
     StorageError,
     StoredBlob,
     check_key,
@@ -68,6 +75,62 @@ class LocalBlobWriter(SpoolWriter):
             self.abort()
 
 
+class FileAppender:
+    """One request's bytes appended to a partial file, which it holds locked meanwhile.
+
+    Bytes past the recorded offset were never acknowledged (a request cut off, or a server
+    killed before recording them), so they are cut away first.
+    """
+
+    def __init__(self, path: Path, offset: int) -> None:
+        try:
+            self._file = path.open("r+b")
+        except FileNotFoundError as exc:
+            raise PartialConflictError(
+                "the storage folder of this server does not hold the bytes of this upload; "
+                "replicas must share one storage folder (docs/deployment.md)"
+            ) from exc
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self._file.close()
+            raise PartialConflictError("another request is appending to this upload") from exc
+        self._offset, self._written = offset, 0
+        self._file.seek(offset)
+        self._file.truncate()
+
+    def write(self, chunk: bytes) -> Progress | None:
+        """Append `chunk`; nothing is recorded before `keep` (the file is fsynced once)."""
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            raise StorageError(f"cannot write the upload's file: {exc.strerror}") from exc
+        self._written += len(chunk)
+        return None
+
+    def keep(self) -> Progress:
+        """Flush and fsync what was written; return the offset it reaches."""
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as exc:
+            raise StorageError(f"cannot write the upload's file: {exc.strerror}") from exc
+        return Progress(self._offset + self._written, {})
+
+    def drop(self) -> None:
+        """Cut the file back to where this request started."""
+        self._file.flush()
+        self._file.truncate(self._offset)
+        self._written = 0
+
+    def recorded(self) -> None:
+        """Nothing to clean once progress is recorded: the file is the only copy."""
+
+    def close(self) -> None:
+        """Close the file, which releases the lock."""
+        self._file.close()
+
+
 def _check_same(target: Path, size: int) -> None:
     found = target.stat().st_size
     if found != size:
@@ -107,9 +170,34 @@ class LocalStorage:
         """Return the file that collects a resumable upload (kept across restarts)."""
         return partial_file(self.root / "partial", upload_id)
 
-    def adopt(self, path: Path) -> LocalBlobWriter:
-        """Return a writer for a finished partial file, ready to publish like any other blob."""
+    def start_partial(self, upload_id: str) -> dict[str, Any]:
+        """Create the upload's empty file; the file is all its state."""
+        create_private_file(self.partial_path(upload_id))
+        return {}
+
+    def append_partial(
+        self,
+        upload_id: str,
+        state: dict[str, Any],
+        offset: int,
+        length: int,
+        reserve_part: Callable[[], int],
+    ) -> FileAppender:
+        """Open the upload's file at `offset`, locked against every other request."""
+        return FileAppender(self.partial_path(upload_id), offset)
+
+    def finish_partial(self, upload_id: str, state: dict[str, Any], length: int) -> LocalBlobWriter:
+        """Return a writer for the complete file, hashed by reading it once."""
+        path = self.partial_path(upload_id)
+        if not path.is_file() or path.stat().st_size != length:
+            raise PartialConflictError(
+                f"the file of upload {upload_id} does not hold its {length} bytes"
+            )
         return LocalBlobWriter(self.root, existing=path)
+
+    def discard_partial(self, upload_id: str) -> None:
+        """Remove the upload's file."""
+        self.partial_path(upload_id).unlink(missing_ok=True)
 
     def local_path(self, key: str) -> Path:
         """Return the file that holds `key`."""
@@ -153,9 +241,19 @@ class LocalStorage:
         """Return the temp files of uploads in flight or interrupted."""
         return temp_leftovers(self.root / "tmp")
 
-    def partial_files(self) -> list[Path]:
-        """Return the files of resumable uploads."""
-        return partial_files_in(self.root / "partial")
+    def partials(self) -> list[Leftover]:
+        """Return the files of resumable uploads, each named by its upload id."""
+        found = []
+        for path in partial_files_in(self.root / "partial"):
+            try:
+                started = modified_at(path)
+            except FileNotFoundError:  # finished or dropped meanwhile
+                continue
+            remove = partial(path.unlink, missing_ok=True)
+            found.append(
+                Leftover(f"resumable-upload file {path}", started, remove, upload_id=path.name)
+            )
+        return found
 
     def presign_download(
         self, key: str, *, filename: str, media_type: str, expires_s: int

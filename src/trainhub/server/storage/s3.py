@@ -12,8 +12,8 @@ so the bucket refuses bytes damaged on the way, and the completing request carri
 `If-None-Match: *`, so a published object is never replaced (keys name the content's hash: the
 object already there is the same blob). S3 shows an object only once its upload is complete, so
 publication is atomic; a failed multipart upload is aborted, and one a killed server left behind
-is aborted by the clean-up (services/gc.py). Resumable (tus) uploads collect in
-`<data_dir>/spool/partial` of the replica that received them. boto3 is an extra
+is aborted by the clean-up (services/gc.py). Resumable (tus) uploads are multipart uploads
+of their own under `partial/` that any replica continues (s3partial.py). boto3 is an extra
 (`trainhub[server,s3]`): it is imported here, when a bucket is opened, never by the rest of the
 server.
 """
@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 from trainhub.server.filemodes import make_private_dirs
 from trainhub.server.storage.base import (
     BlobNotFoundError,
+    BlobWriter,
     Leftover,
     StorageConfigError,
     StorageError,
@@ -37,14 +38,13 @@ from trainhub.server.storage.base import (
     check_key,
     is_server_key,
 )
+from trainhub.server.storage.s3partial import S3Appender, S3Partials
 from trainhub.server.storage.s3upload import ObjectExistsError, PartUploader
 from trainhub.server.storage.spool import (
     CHUNK_BYTES,
     SpoolWriter,
     check_writable,
-    partial_file,
-    partial_files_in,
-    sweep_partial_files,
+    sweep_folder,
     sweep_temp_files,
     temp_leftovers,
 )
@@ -52,9 +52,6 @@ from trainhub.server.storage.spool import (
 MULTIPART_THRESHOLD_BYTES = 16 * 1024**2
 MULTIPART_CHUNK_BYTES = 8 * 1024**2
 MAX_CONCURRENCY = 4  # parts of one upload in flight at once
-# Resumable uploads are dropped after 24 h without a byte (api/uploads.py); the replica that
-# swept the row may not be the one holding the file, so each replica clears its own later.
-STALE_PARTIAL_S = 2 * 24 * 3600
 INSTALL_HINT = 'S3 storage needs boto3: pip install "trainhub[server,s3]"'
 _BUCKET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
@@ -132,9 +129,8 @@ class S3BlobWriter(SpoolWriter):
         self,
         folder: Path,
         upload: Callable[[Path, str, bytes], None],
-        existing: Path | None = None,
     ) -> None:
-        super().__init__(folder, existing)
+        super().__init__(folder)
         self._upload = upload
 
     def publish(self, key: str) -> None:
@@ -185,12 +181,14 @@ class S3Storage:
         self._parts = PartUploader(
             self._client, bucket, multipart_threshold_bytes, multipart_chunk_bytes, MAX_CONCURRENCY
         )
-        self._temp_dir, self._partial_dir = spool_dir / "tmp", spool_dir / "partial"
-        for folder in (self._temp_dir, self._partial_dir):
-            make_private_dirs(folder)
+        self._temp_dir = spool_dir / "tmp"
+        make_private_dirs(self._temp_dir)
         if sweep:  # a server starting; not `trainhub gc` beside a running one
             sweep_temp_files(self._temp_dir)
-            sweep_partial_files(self._partial_dir, STALE_PARTIAL_S)
+            sweep_folder(spool_dir / "partial")  # tus files of versions before 0009: unused
+        self._partials = S3Partials(
+            self._client, bucket, self.object_key, self._errors, self._failure, self.create_writer
+        )
         self._probe = f"healthz/probe-{secrets.token_hex(8)}"
 
     @classmethod
@@ -250,13 +248,32 @@ class S3Storage:
         """Start a new blob (a temp file in the spool folder)."""
         return S3BlobWriter(self._temp_dir, self._upload)
 
-    def partial_path(self, upload_id: str) -> Path:
-        """Return the spool file that collects a resumable upload on this replica."""
-        return partial_file(self._partial_dir, upload_id)
+    def start_partial(self, upload_id: str) -> dict[str, Any]:
+        """Start the multipart upload that collects a resumable upload (s3partial.py)."""
+        return self._partials.start(upload_id)
 
-    def adopt(self, path: Path) -> S3BlobWriter:
-        """Return a writer for a finished partial file, ready to publish like any other blob."""
-        return S3BlobWriter(self._temp_dir, self._upload, existing=path)
+    def append_partial(
+        self,
+        upload_id: str,
+        state: dict[str, Any],
+        offset: int,
+        length: int,
+        reserve_part: Callable[[], int],
+    ) -> S3Appender:
+        """Open a resumable upload at its recorded offset, to send parts to it."""
+        return self._partials.open(upload_id, state, offset, length, reserve_part)
+
+    def finish_partial(self, upload_id: str, state: dict[str, Any], length: int) -> BlobWriter:
+        """Complete a resumable upload and return it read back into a hashed spool file."""
+        return self._partials.finish(upload_id, state, length)
+
+    def discard_partial(self, upload_id: str) -> None:
+        """Abort a resumable upload's multipart upload and delete its objects."""
+        self._partials.discard(upload_id)
+
+    def partials(self) -> list[Leftover]:
+        """Return the multipart uploads and objects of resumable uploads."""
+        return self._partials.leftovers()
 
     def iter_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
         """Return the bytes start..end (inclusive) of `key` in chunks (one ranged GetObject)."""
@@ -335,10 +352,6 @@ class S3Storage:
         except self._errors as exc:
             if _error_code(exc) not in ("NoSuchUpload", "404"):
                 raise self._failure("abort the multipart upload of", name, exc) from exc
-
-    def partial_files(self) -> list[Path]:
-        """Return the files of resumable uploads in this replica's spool."""
-        return partial_files_in(self._partial_dir)
 
     def presign_download(
         self, key: str, *, filename: str, media_type: str, expires_s: int

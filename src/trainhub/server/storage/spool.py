@@ -9,7 +9,6 @@ sweep removes them.
 import hashlib
 import os
 import tempfile
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -102,12 +101,12 @@ def sweep_temp_files(folder: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def sweep_partial_files(folder: Path, older_than_s: float) -> None:
-    """Remove resumable-upload files in `folder` that nothing wrote to for `older_than_s`."""
-    cutoff = time.time() - older_than_s
-    for path in folder.iterdir():
-        if path.is_file() and path.stat().st_mtime < cutoff:
+def sweep_folder(folder: Path) -> None:
+    """Remove `folder` and the files in it, if it is there."""
+    if folder.is_dir():
+        for path in folder.iterdir():
             path.unlink(missing_ok=True)
+        folder.rmdir()
 
 
 def partial_file(folder: Path, upload_id: str) -> Path:
