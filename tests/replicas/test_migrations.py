@@ -1,7 +1,9 @@
 """Two replicas started at the same moment on an empty database migrate it once, together.
 
 Nothing creates the tables first (no `trainhub db upgrade`, no `migrate` service): both replicas
-find the database empty and start migrating at once. Both must come up healthy on a schema at
+find the database empty and start migrating at once. They reach PostgreSQL through a proxy that
+holds their first connections until both have arrived (tests/replicas/proxy.py), so they really
+do start together, however long each took to import. Both must come up healthy on a schema at
 the newest revision, with one row in `alembic_version`.
 """
 
@@ -10,7 +12,9 @@ from pathlib import Path
 import httpx
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
 
+from tests.replicas.proxy import start_proxy
 from tests.replicas.stack import start_replicas
 from tests.s3 import Bucket
 from tests.servers import assert_healthy, create_user
@@ -23,7 +27,16 @@ def test_two_replicas_started_together_on_an_empty_database_migrate_it_once(
 ) -> None:
     assert not is_created(postgres_database)
     head = ScriptDirectory.from_config(alembic_config(postgres_database)).get_current_head()
-    with start_replicas(tmp_path, postgres_database, s3_bucket, create_admin=False) as replicas:
+    postgres = make_url(postgres_database)
+    with (
+        start_proxy([(postgres.host or "127.0.0.1", postgres.port or 5432)], hold_until=2) as gate,
+        start_replicas(
+            tmp_path,
+            postgres.set(port=gate.port).render_as_string(hide_password=False),
+            s3_bucket,
+            create_admin=False,
+        ) as replicas,
+    ):
         for server in (replicas.a, replicas.b):
             assert_healthy(httpx.get(f"{server.url}/healthz", timeout=30))
         assert current_revision(postgres_database) == head
