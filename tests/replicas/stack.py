@@ -106,11 +106,12 @@ def spawn_together(folder: Path, env: dict[str, str], count: int = 2) -> list[Ru
             for i, port in enumerate(ports)
         ]
     started = [f.result() for f in futures if f.exception() is None]
-    failures = [f.exception() for f in futures if f.exception() is not None]
-    if failures:
-        for server in started:
-            stop_server(server)
-        raise failures[0]  # type: ignore[misc]  # an exception, as the filter above says
+    for future in futures:
+        failure = future.exception()
+        if failure is not None:
+            for server in started:
+                stop_server(server)
+            raise failure
     return started
 
 
