@@ -25,13 +25,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.factories import Users, create_users
+from tests.postgres import POSTGRES_URL, postgres_databases
 from tests.s3 import Bucket, aws_env, create_bucket, start_moto
 from tests.seaweed import SeaweedServer, start_seaweed
 from trainhub.server.app import create_app
 from trainhub.server.settings import Settings
 from trainhub.server.state import hub_state
 
-POSTGRES_URL = os.environ.get("TRAINHUB_TEST_DATABASE_URL")
 DATABASES = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 
 
@@ -113,27 +113,12 @@ def make_postgres_database() -> Iterator[Callable[[], str]]:
     """Make fresh PostgreSQL databases (CREATE DATABASE) for tests of whole databases.
 
     Needs TRAINHUB_TEST_DATABASE_URL (`make test` sets it), whose user may create databases.
-    Every database made is dropped at the end of the test.
+    Every database made is dropped at the end of the test (tests/postgres.py).
     """
     if POSTGRES_URL is None:
         pytest.skip("set TRAINHUB_TEST_DATABASE_URL to a PostgreSQL server (make test does)")
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    made: list[str] = []
-
-    def make() -> str:
-        name = f"t_{secrets.token_hex(6)}"
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE DATABASE {name}"))
-        made.append(name)
-        return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-
-    try:
+    with postgres_databases(POSTGRES_URL) as make:
         yield make
-    finally:
-        with admin.connect() as conn:
-            for name in made:
-                conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
 
 
 @pytest.fixture
