@@ -2,7 +2,7 @@
 
 While another process holds the lock (here: the test), an upgrade waits; once it is released the
 upgrade finds its way to the newest schema. Replicas started together therefore migrate once
-(tests/replicas/test_migrate_once.py shows it with real processes on PostgreSQL).
+(tests/replicas/test_migrations.py shows it with real processes on PostgreSQL).
 """
 
 import threading

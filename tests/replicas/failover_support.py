@@ -6,46 +6,16 @@ client, and a request cut off mid-body that stays open while its server is kille
 import base64
 import hashlib
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
-from tests.servers import RunningServer, free_port, spawn_server
+from tests.servers import RunningServer
 
 TUS = {"Tus-Resumable": "1.0.0"}
-
-
-def start_together(data_dirs: list[Path], env: dict[str, str]) -> list[RunningServer]:
-    """Start one server per data directory at the same moment; wait until all answer /healthz."""
-    started: dict[int, RunningServer] = {}
-    failures: list[BaseException] = []
-    barrier = threading.Barrier(len(data_dirs))
-
-    def start(index: int, data_dir: Path, port: int) -> None:
-        barrier.wait()
-        try:
-            started[index] = spawn_server(data_dir, port, env)
-        except BaseException as exc:
-            failures.append(exc)
-
-    threads = [
-        threading.Thread(target=start, args=(index, data_dir, free_port()))
-        for index, data_dir in enumerate(data_dirs)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    if failures:
-        for server in started.values():
-            server.kill()
-        raise failures[0]
-    return [started[index] for index in range(len(data_dirs))]
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:

@@ -128,7 +128,12 @@ def forget_queue(queue_name: str) -> None:
 
 @contextmanager
 def start_replicas(
-    folder: Path, database_url: str, bucket: Bucket, *, create_admin: bool = True
+    folder: Path,
+    database_url: str,
+    bucket: Bucket,
+    *,
+    create_admin: bool = True,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Replicas]:
     """Run replicas A and B for the duration of the block.
 
@@ -137,7 +142,7 @@ def start_replicas(
     the replicas start on the database as it is, and migrate it themselves.
     """
     queue_name = f"replicas-{secrets.token_hex(4)}"
-    env = replica_env(database_url, bucket, queue_name)
+    env = {**replica_env(database_url, bucket, queue_name), **(extra_env or {})}
     with ExitStack() as cleanup:
         cleanup.callback(forget_queue, queue_name)
         admin_key = ""

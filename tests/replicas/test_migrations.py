@@ -35,10 +35,19 @@ def test_two_replicas_started_together_on_an_empty_database_migrate_it_once(
             postgres.set(port=gate.port).render_as_string(hide_password=False),
             s3_bucket,
             create_admin=False,
+            extra_env={"TRAINHUB_LOG_LEVEL": "DEBUG"},  # the migration's own line is at DEBUG
         ) as replicas,
     ):
         for server in (replicas.a, replicas.b):
             assert_healthy(httpx.get(f"{server.url}/healthz", timeout=30))
+        # each took the migration lock (src/trainhub/server/db/migrate.py): one migrated, the
+        # other found the schema current
+        logs = [server.log() for server in (replicas.a, replicas.b)]
+        migrated = [log for log in logs if "migrating the database" in log]
+        assert len(migrated) == 1, replicas.logs()
+        assert "from schema (empty)" in migrated[0]
+        for log in logs:
+            assert "Traceback" not in log and "already exists" not in log, replicas.logs()
         assert current_revision(postgres_database) == head
         engine = create_engine(postgres_database)
         try:

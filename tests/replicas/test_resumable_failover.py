@@ -22,12 +22,12 @@ from sqlalchemy import create_engine, text
 from tests.factories import create_model
 from tests.replicas.failover_support import (
     patch_cut_off,
-    start_together,
     tus_create,
     tus_offset,
     tus_patch,
     wait_for,
 )
+from tests.replicas.stack import spawn_together
 from tests.s3 import Bucket
 from tests.seaweed import environment_for
 from tests.servers import TRAINHUB, create_user
@@ -67,10 +67,10 @@ def test_an_upload_cut_off_by_a_killed_replica_finishes_on_the_other(
         env["TRAINHUB_STORAGE_URL"] = f"s3://{bucket.name}/hub"
     else:
         env["TRAINHUB_STORAGE_URL"] = f"file://{tmp_path / 'shared-blobs'}"
-    a, b = start_together([tmp_path / "a" / "data", tmp_path / "b" / "data"], env)
+    a, b = spawn_together(tmp_path, env)
     storage = from_url(env["TRAINHUB_STORAGE_URL"], tmp_path / "test-spool", sweep=False)
     try:
-        key = create_user(tmp_path / "a" / "data", "alice", env=env)
+        key = create_user(tmp_path / "cli", "alice", env=env)
         data = os.urandom(12 * MIB + 12_345)
         with (
             httpx.Client(base_url=a.url, headers={"x-api-key": key}, timeout=60) as on_a,
