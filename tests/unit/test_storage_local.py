@@ -1,6 +1,8 @@
 """Local storage: streamed, hashed, atomic publication; nothing partial is ever visible."""
 
 import hashlib
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from trainhub.server.storage import (
     check_key,
     from_url,
 )
+from trainhub.server.storage.local import SHARED_TEMP_MIN_AGE_S
 
 
 def test_a_published_blob_is_complete_and_hashed(tmp_path: Path) -> None:
@@ -39,9 +42,14 @@ def test_an_aborted_blob_leaves_nothing(tmp_path: Path) -> None:
 
 def test_temp_files_of_a_killed_process_are_swept_at_start(tmp_path: Path) -> None:
     (tmp_path / "tmp").mkdir()
-    (tmp_path / "tmp" / ".upload-stale").write_bytes(b"x")
+    stale = tmp_path / "tmp" / ".upload-stale"
+    stale.write_bytes(b"x")
+    written = time.time() - SHARED_TEMP_MIN_AGE_S - 60
+    os.utime(stale, (written, written))
+    # replicas may share the folder: a file written lately is another replica's upload in flight
+    (tmp_path / "tmp" / ".upload-in-flight").write_bytes(b"y")
     LocalStorage(tmp_path)
-    assert list((tmp_path / "tmp").iterdir()) == []
+    assert [path.name for path in (tmp_path / "tmp").iterdir()] == [".upload-in-flight"]
 
 
 @pytest.mark.parametrize(

@@ -152,6 +152,11 @@ def _read_range(file: BinaryIO, start: int, end: int) -> Iterator[bytes]:
             yield chunk
 
 
+# A temp file unwritten for this long is left by a dead process: a live upload writes at least
+# every `body_idle_timeout_s` and ends within `body_deadline_s` (docs/settings.md).
+SHARED_TEMP_MIN_AGE_S = 3600.0
+
+
 class LocalStorage:
     """Storage in a folder of the data directory."""
 
@@ -160,7 +165,8 @@ class LocalStorage:
         make_private_dir(self.root)
         make_private_dirs(self.root / "tmp")
         if sweep:  # a server starting; not `trainhub gc` beside a running one
-            sweep_temp_files(self.root / "tmp")
+            # replicas may share this folder: leave the temp files another one may still write
+            sweep_temp_files(self.root / "tmp", SHARED_TEMP_MIN_AGE_S)
 
     def create_writer(self) -> LocalBlobWriter:
         """Start a new blob."""

@@ -9,6 +9,7 @@ sweep removes them.
 import hashlib
 import os
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -95,10 +96,19 @@ def check_writable(create_writer: Callable[[], SpoolWriter], folder: str) -> Non
         raise StorageError(f"{folder} is not writable: {exc}") from exc
 
 
-def sweep_temp_files(folder: Path) -> None:
-    """Remove the temp files a killed process left in `folder`; they are never published."""
+def sweep_temp_files(folder: Path, min_age_s: float = 0.0) -> None:
+    """Remove the temp files a killed process left in `folder`; they are never published.
+
+    With `min_age_s`, only files unwritten for that long go: in a folder that other live
+    processes share, a younger file may be an upload in flight.
+    """
+    cutoff = time.time() - min_age_s
     for stale in folder.glob(f"{TEMP_PREFIX}*"):
-        stale.unlink(missing_ok=True)
+        try:
+            if min_age_s <= 0 or stale.stat().st_mtime < cutoff:
+                stale.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def sweep_folder(folder: Path) -> None:
