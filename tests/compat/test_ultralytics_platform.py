@@ -8,8 +8,8 @@ it did is read back from the hub with httpx: through the HUB v1 API, as any clie
 
 import hashlib
 import json
-import re
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass

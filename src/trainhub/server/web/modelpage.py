@@ -178,4 +178,4 @@ def model_events(request: Request, model_id: str, user: SignedIn, db: Db) -> Res
     def snapshot() -> live.Snapshot:
         return live_state(db, request_hub(request).settings, model_id, user.user_id)
 
-    return live.event_stream(request, user, snapshot)
+    return live.event_stream(request, user, snapshot, lambda change: change.model_id == model_id)

@@ -74,4 +74,9 @@ def models_events(
         state[("list", "newest")] = {"newest": newest or ""}
         return state
 
-    return live.event_stream(request, user, snapshot)
+    def watches(change: live.Change) -> bool:
+        # the newest model under the filters may be anyone's public model
+        mine = change.user_id == user.user_id or change.model_id in watched
+        return mine or filters.scope != "mine"
+
+    return live.event_stream(request, user, snapshot, watches)
