@@ -7,6 +7,7 @@ number of this test worker's own, whose channel no other worker uses) or, for th
 a private `redis-server` that the test stops and starts again (docs/dashboard.md, "Live updates").
 """
 
+import asyncio
 import json
 import os
 import queue
@@ -31,7 +32,10 @@ from tests.factories import Users, create_model, create_users, epoch_metrics, ok
 from tests.security.test_web_limits import served
 from tests.servers import free_port
 from tests.world import sign_in
+from trainhub.server import changefeed
 from trainhub.server.app import create_app
+from trainhub.server.db import changes
+from trainhub.server.db.tables import LiveChangeRow, utcnow
 from trainhub.server.state import hub_state
 from trainhub.server.web import live
 
@@ -228,6 +232,62 @@ def test_a_reconnecting_page_resumes_with_last_event_id(tmp_path: Path, database
         resumed = hubs.open(f"/models/{model_id}/events", {"Last-Event-ID": str(last_id)})
         resumed.wait_for("metrics", ARRIVAL_DEADLINE_S, epoch=1)
         assert resumed.last_id(ARRIVAL_DEADLINE_S) > last_id  # ids go on from the database's
+
+
+# --- the database as the source ----------------------------------------------------------
+
+
+def test_the_database_cursor_hands_out_a_change_that_committed_after_a_newer_one(
+    app: FastAPI,
+) -> None:
+    # PostgreSQL takes ids when rows are written, so a transaction that began first may commit
+    # its smaller id after a larger one was read; the cursor must still hand it out, once.
+    db = hub_state(app).db
+
+    def commit(change_id: int) -> None:
+        with db.write() as session:
+            session.add(LiveChangeRow(id=change_id, model_id="m", user_id="u", at=utcnow()))
+
+    cursor = changefeed._Cursor(floor=999)
+    commit(1001)
+    assert [c.id for c in cursor.read(db) or []] == [1001]
+    commit(1000)  # taken before 1001, committed after it was read
+    assert [c.id for c in cursor.read(db) or []] == [1000]
+    assert cursor.read(db) == []  # nothing twice
+
+
+def test_the_feed_fans_changes_out_and_drops_a_slow_streams_backlog(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(changefeed, "QUEUE_LIMIT", 3)
+    monkeypatch.setattr(changefeed, "POLL_INTERVAL_S", 0.05)
+    db, feed = hub_state(app).db, hub_state(app).changes
+
+    async def scenario() -> tuple[list[int], bool]:
+        fast, slow = feed.subscribe(), feed.subscribe()
+        try:
+            await fast.wait(5.0)  # the thread started: a resync for what went by before it
+            assert fast.take() == ([], True)
+            seen: list[int] = []
+            for number in range(6):
+                with db.write() as session:
+                    changes.note(session, f"model{number}", "owner")
+                while len(seen) < number + 1:
+                    await fast.wait(5.0)
+                    taken, resync = fast.take()
+                    assert not resync
+                    seen += [c.id for c in taken]
+            return seen, slow.take()[1]
+        finally:
+            feed.unsubscribe(fast)
+            feed.unsubscribe(slow)
+
+    try:
+        seen, slow_resyncs = asyncio.run(scenario())
+    finally:
+        feed.close()
+    assert seen == sorted(seen) and len(seen) == 6
+    assert slow_resyncs  # six changes went by a stream that holds three: it reads again
 
 
 # --- Redis lost and back -------------------------------------------------------------------

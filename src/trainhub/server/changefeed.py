@@ -70,7 +70,9 @@ class Subscription:
     def offer(self, changes: list[Change], *, resync: bool = False) -> None:
         """Add changes for the stream (from any thread); past the limit, ask it to resync."""
         with self._lock:
-            if resync or len(self._changes) + len(changes) > self._limit:
+            if self._resync:
+                pass  # the stream reads everything again anyway
+            elif resync or len(self._changes) + len(changes) > self._limit:
                 self._changes.clear()
                 self._resync = True
             else:
@@ -244,9 +246,9 @@ class ChangeFeed:
         failing = False
         while self._keep_running():
             if self._redis_url is not None and time.monotonic() >= retry_at:
-                self._listen()
+                if self._listen():  # Redis was the source for a while: read from now on
+                    cursor = None
                 retry_at = time.monotonic() + REDIS_RETRY_S
-                cursor = None
                 continue
             try:
                 if cursor is None:
@@ -265,11 +267,16 @@ class ChangeFeed:
                     self._fan_out(found)
             self._stop.wait(POLL_INTERVAL_S)
 
-    def _listen(self) -> None:
-        """Hand out the changes published on Redis until it fails or the thread should stop."""
+    def _listen(self) -> bool:
+        """Hand out the changes published on Redis until it fails or the thread should stop.
+
+        Return whether Redis answered at all (False: it is still down).
+        """
         pubsub = self._client().pubsub(ignore_subscribe_messages=True)
+        subscribed = False
         try:
             pubsub.subscribe(self._channel)
+            subscribed = True
             if self.source != "redis":
                 logger.warning("Redis is back: live updates come from Redis again")
             self.source = "redis"
@@ -287,6 +294,7 @@ class ChangeFeed:
         finally:
             with contextlib.suppress(redis.RedisError, OSError):
                 pubsub.close()
+        return subscribed
 
 
 def _parse(data: object) -> list[Change]:
