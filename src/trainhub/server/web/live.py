@@ -3,10 +3,11 @@
 A stream first sends everything it watches, then only changes. It learns of changes from its
 process's change feed (changefeed.py: Redis pub/sub across replicas, or one database poll per
 process), and reads its snapshot again only when a change concerns what it watches, when the feed
-asks it to resync, and every REFRESH_S (what changes by time alone: a trainer that went silent
-turns offline). After each batch of events it sends the id of the newest change it has seen
-(`id:`, from the database, so ids compare across replicas); a browser that reconnects with
-`Last-Event-ID` gets the snapshot of now, which holds every change after that id.
+asks it to resync, when the snapshot said it changes by time alone (`DUE`: a trainer that goes
+quiet turns offline), and at least every REFRESH_S. After each batch of events it sends the id
+of the newest change it has seen (`id:`, from the database, so ids compare across replicas); a
+browser that reconnects with `Last-Event-ID` gets the snapshot of now, which holds every change
+after that id.
 
 A stream ends after `STREAM_LIFETIME_S` (the browser's EventSource reconnects by itself), when the
 client leaves, or with a `signed-out` event when its session ends (sign-out and key revocation
@@ -17,6 +18,7 @@ user's `max_live_streams_per_user` slots (web/limits.py) until it ends, however 
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -26,6 +28,7 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from trainhub.server.changefeed import Change as Change  # the type of a stream's `watches`
+from trainhub.server.db.tables import utcnow
 from trainhub.server.services.sessions import SessionUser
 from trainhub.server.state import request_hub
 from trainhub.server.web import limits
@@ -38,8 +41,11 @@ SLOT_GRACE_S = 60.0  # a slot outlives its stream by this much if its release wa
 KEEPALIVE_S = 15.0
 RECONNECT_MS = 1000
 
-# A snapshot maps (event name, key) to the event's JSON data.
+# A snapshot maps (event name, key) to the event's JSON data; under DUE, if present, the time
+# (an aware datetime) at which it changes by time alone. DUE is not sent.
 Snapshot = dict[tuple[str, str], Any]
+DUE = ("", "due")
+DUE_MARGIN_S = 0.05  # read just after the moment, not just before it
 # Tells whether a change of a model (id, owner) concerns the stream.
 Watches = Callable[[Change], bool]
 
@@ -74,6 +80,13 @@ def _guarded(request: Request, user: SessionUser, snapshot: Callable[[], Snapsho
     return snapshot()
 
 
+def _wait_s(due: datetime | None) -> float:
+    """Return how long a stream may wait before it reads again with no change to wake it."""
+    if due is None:
+        return REFRESH_S
+    return min(REFRESH_S, max(0.0, (due - utcnow()).total_seconds() + DUE_MARGIN_S))
+
+
 def _concerns(change: Change, user: SessionUser, watches: Watches) -> bool:
     """Tell whether a stream of `user` that watches `watches` reads its snapshot again."""
     if change.model_id is None:  # a change of a user's sign-in: sign-out, a revoked key
@@ -91,14 +104,14 @@ async def _events(
         seen_id = await run_in_threadpool(feed.newest_id)
         started = last_sent = time.monotonic()
         before: Snapshot = {}
-        read_at, read = started, True
+        next_read, read = started, True
         while time.monotonic() - started < STREAM_LIFETIME_S:
-            if read or time.monotonic() - read_at >= REFRESH_S:
-                read_at = time.monotonic()
+            if read or time.monotonic() >= next_read:
                 after = await run_in_threadpool(_guarded, request, user, snapshot)
                 if after is SIGNED_OUT:
                     yield format_event("signed-out", SIGNED_OUT[("signed-out", "session")])
                     return
+                next_read = time.monotonic() + _wait_s(after.pop(DUE, None))
                 events = changes(before, after)
                 if events:
                     for event in events:
@@ -109,7 +122,7 @@ async def _events(
             if time.monotonic() - last_sent > KEEPALIVE_S:
                 last_sent = time.monotonic()
                 yield b": keep-alive\n\n"
-            await subscription.wait(POLL_INTERVAL_S)
+            await subscription.wait(min(POLL_INTERVAL_S, max(0.0, next_read - time.monotonic())))
             if await request.is_disconnected():
                 return
             taken, resync = subscription.take()

@@ -161,6 +161,7 @@ def live_state(db: Db, settings: Settings, model_id: str, user_id: str) -> live.
         for agent in agent_rows(state.context, now)
     ]
     return {
+        live.DUE: state.summary.status_changes_at,
         ("exports", model_id): exports,
         ("model", model_id): event,
         ("metrics", model_id): state.metrics,

@@ -72,6 +72,8 @@ def models_events(
         summaries, newest = dashboard.model_list_state(db, user.user_id, watched, filters, utcnow())
         state: live.Snapshot = {("row", s.id): s.event() for s in summaries}
         state[("list", "newest")] = {"newest": newest or ""}
+        due = [s.status_changes_at for s in summaries if s.status_changes_at is not None]
+        state[live.DUE] = min(due, default=None)
         return state
 
     def watches(change: live.Change) -> bool:
