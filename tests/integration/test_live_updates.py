@@ -142,8 +142,7 @@ def replicas(tmp_path: Path, database_url: str, redis_url: str | None) -> Iterat
         for name in ("a", "b"):
             settings = make_settings(tmp_path / name, database_url, redis_url=redis_url)
             hub = create_app(settings)
-            stack.callback(hub_state(hub).db.dispose)
-            stack.callback(hub_state(hub).changes.close)
+            stack.callback(hub_state(hub).db.dispose)  # stops its change feed first
             hubs.append(hub)
         a, b = hubs
         users = create_users(hub_state(a).db)
@@ -282,10 +281,7 @@ def test_the_feed_fans_changes_out_and_drops_a_slow_streams_backlog(
             feed.unsubscribe(fast)
             feed.unsubscribe(slow)
 
-    try:
-        seen, slow_resyncs = asyncio.run(scenario())
-    finally:
-        feed.close()
+    seen, slow_resyncs = asyncio.run(scenario())
     assert seen == sorted(seen) and len(seen) == 6
     assert slow_resyncs  # six changes went by a stream that holds three: it reads again
 

@@ -42,7 +42,7 @@ READ_LIMIT = 10_000  # changes read at once; more than that in COMMIT_GRACE_S me
 REDIS_RETRY_S = 2.0  # how often a lost Redis is tried again
 REDIS_TIMEOUT_S = 2.0
 PUBLISH_TIMEOUT_S = 0.5  # a write waits at most this long for a Redis that hangs
-IDLE_EXIT_S = 10.0
+IDLE_EXIT_S = 5.0
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 CHANNEL = "trainhub:live-changes:"  # + the Redis database number: pub/sub ignores databases
 
@@ -144,6 +144,7 @@ class ChangeFeed:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.source: Source = "redis" if self._redis_url else "database"
+        db.before_dispose.append(self.close)
 
     def _client(self, timeout_s: float = REDIS_TIMEOUT_S) -> "redis.Redis":
         assert self._redis_url is not None
@@ -214,12 +215,15 @@ class ChangeFeed:
         )
 
     def close(self) -> None:
-        """Stop the thread (it would stop by itself IDLE_EXIT_S after the last stream)."""
+        """Stop the thread (it stops by itself IDLE_EXIT_S after the last stream); the database
+        calls this before it closes its connections."""
         self._stop.set()
         with self._lock:
             thread = self._thread
         if thread is not None:
             thread.join(timeout=REDIS_TIMEOUT_S + POLL_INTERVAL_S + 1)
+        if self._publisher is not None:
+            self._publisher.close()  # a later publish connects again
 
     # --- the thread ---------------------------------------------------------------------------
 

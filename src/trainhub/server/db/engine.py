@@ -67,6 +67,7 @@ class Database:
         self._read = sessionmaker(self.reader, expire_on_commit=False)
         self._write = sessionmaker(self.writer, expire_on_commit=False)
         self.on_changes: Callable[[list[Change]], None] | None = None  # set by create_app
+        self.before_dispose: list[Callable[[], None]] = []  # e.g. stop threads that read
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -112,7 +113,9 @@ class Database:
         return describe_url(self.url)
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Stop what reads in the background, then close every pooled connection."""
+        for stop in self.before_dispose:
+            stop()
         self.reader.dispose()
         if self.writer is not self.reader:
             self.writer.dispose()
