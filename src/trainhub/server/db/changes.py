@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from trainhub.server.db.tables import LiveChangeRow, ModelRow, utcnow
 
 PENDING = "trainhub.live_changes"  # key of the noted changes in Session.info / Connection.info
+_INSERT = insert(LiveChangeRow).returning(LiveChangeRow.id)  # built once: compiled once
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,8 @@ class Change:
 
 def note(conn: Session | Connection, model_id: str | None, user_id: str | None) -> None:
     """Write that `model_id` (owned by `user_id`) changed, or that `user_id`'s sign-in did."""
-    change_id = conn.execute(
-        insert(LiveChangeRow)
-        .values(model_id=model_id, user_id=user_id, at=utcnow())
-        .returning(LiveChangeRow.id)
-    ).scalar_one()
+    values = {"model_id": model_id, "user_id": user_id, "at": utcnow()}
+    change_id = conn.execute(_INSERT, values).scalar_one()
     conn.info.setdefault(PENDING, []).append(Change(change_id, model_id, user_id))
 
 
