@@ -238,6 +238,8 @@ class ChangeFeed:
     def _keep_running(self) -> bool:
         """Tell whether the thread goes on; if not, it is forgotten (the next stream starts one)."""
         with self._lock:
+            if self._thread is not threading.current_thread():
+                return False  # closed, and another thread started since: this one ends
             idle = not self._subscribers and time.monotonic() - self._idle_since > IDLE_EXIT_S
             if self._stop.is_set() or idle:
                 self._thread = None
