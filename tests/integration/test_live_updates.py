@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import queue
+import secrets
 import shutil
 import subprocess
 import threading
@@ -37,7 +38,7 @@ from trainhub.server.app import create_app
 from trainhub.server.db import changes
 from trainhub.server.db.tables import LiveChangeRow, utcnow
 from trainhub.server.state import hub_state
-from trainhub.server.web import live
+from trainhub.server.web import csrf, live
 
 # a Redis database number of this xdist worker's own: the channel is named after it
 WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
@@ -113,6 +114,7 @@ class Replicas:
     api_a: TestClient  # alice's API key, through hub A
     served_b: httpx.Client  # hub B behind a real server
     cookie_b: dict[str, str]  # alice signed in on hub B
+    csrf_b: str  # that session's CSRF token
     stack: ExitStack
 
     def open(self, path: str, headers: dict[str, str] | None = None) -> Stream:
@@ -137,10 +139,13 @@ class Replicas:
 @contextmanager
 def replicas(tmp_path: Path, database_url: str, redis_url: str | None) -> Iterator[Replicas]:
     """Two hubs on one database (and Redis, if given); hub B served on a Unix socket."""
+    secret = "replicas-share-" + secrets.token_hex(8)  # as TRAINHUB_SECRET_KEY is shared
     with ExitStack() as stack:
         hubs = []
         for name in ("a", "b"):
-            settings = make_settings(tmp_path / name, database_url, redis_url=redis_url)
+            settings = make_settings(
+                tmp_path / name, database_url, redis_url=redis_url, secret_key=secret
+            )
             hub = create_app(settings)
             stack.callback(hub_state(hub).db.dispose)  # stops its change feed first
             hubs.append(hub)
@@ -148,8 +153,8 @@ def replicas(tmp_path: Path, database_url: str, redis_url: str | None) -> Iterat
         users = create_users(hub_state(a).db)
         api_a = stack.enter_context(TestClient(a, headers={"x-api-key": users.alice.key}))
         served_b = stack.enter_context(served(b, tmp_path / "b.sock"))
-        cookie, _ = sign_in(b, users.alice.key)
-        yield Replicas(a, b, users, api_a, served_b, {"cookie": cookie}, stack)
+        cookie, token = sign_in(b, users.alice.key)
+        yield Replicas(a, b, users, api_a, served_b, {"cookie": cookie}, token, stack)
 
 
 def shared_redis_url() -> str:
@@ -188,6 +193,25 @@ def test_the_list_page_of_the_other_replica_sees_a_new_model(
         stream.wait_for("list", ARRIVAL_DEADLINE_S, newest=first)
         second = create_model(hubs.api_a, meta={"name": "second"})
         stream.wait_for("list", ARRIVAL_DEADLINE_S, newest=second)
+
+
+def test_signing_out_through_one_replica_ends_the_page_open_on_the_other(
+    tmp_path: Path, database_url: str
+) -> None:
+    with replicas(tmp_path, database_url, None) as hubs:
+        model_id = create_model(hubs.api_a)
+        stream = hubs.open(f"/models/{model_id}/events")
+        stream.wait_for("model", ARRIVAL_DEADLINE_S, id=model_id)
+        opened = time.monotonic()
+        with TestClient(hubs.a, headers=hubs.cookie_b) as browser_a:
+            answer = browser_a.post(
+                "/logout", data={csrf.FIELD: hubs.csrf_b}, follow_redirects=False
+            )
+        assert answer.status_code == 303
+        signed_out = stream.wait_for("signed-out", ARRIVAL_DEADLINE_S)
+        # told by the change, not found by the refresh, which comes REFRESH_S after the first read
+        assert signed_out.at - opened < live.REFRESH_S / 3
+        assert stream.ended.wait(ARRIVAL_DEADLINE_S)
 
 
 def test_open_pages_share_one_feed_and_read_only_for_their_own_model(
