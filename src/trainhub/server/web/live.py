@@ -89,8 +89,8 @@ def _wait_s(due: datetime | None) -> float:
 
 def _concerns(change: Change, user: SessionUser, watches: Watches) -> bool:
     """Tell whether a stream of `user` that watches `watches` reads its snapshot again."""
-    if change.model_id is None:  # a change of a user's sign-in: sign-out, a revoked key
-        return change.user_id == user.user_id
+    if change.model_id is None:  # a user's sign-in (sign-out, a revoked key), or the workers
+        return change.user_id in (None, user.user_id)
     return watches(change)
 
 
