@@ -107,7 +107,9 @@ def test_limits_that_are_not_limits_are_refused_at_start() -> None:
 def served(app: FastAPI, socket: Path) -> Iterator[httpx.Client]:
     """Serve `app` with uvicorn on a Unix socket in a thread; yield a client bound to it."""
     server = uvicorn.Server(
-        uvicorn.Config(app, uds=str(socket), log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app, uds=str(socket), log_level="warning", lifespan="off", timeout_graceful_shutdown=2
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -34,6 +34,7 @@ from trainhub.server.api import (
     weights,
 )
 from trainhub.server.apidocs import install_api_docs
+from trainhub.server.changefeed import ChangeFeed
 from trainhub.server.db import migrate
 from trainhub.server.db.engine import Database
 from trainhub.server.filemodes import make_private_dir
@@ -135,7 +136,9 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
         ),
         telemetry=Telemetry(),
         queue=create_queue(settings),
+        changes=ChangeFeed(db, settings.redis_url),
     )
+    db.on_changes = hub_state(app).changes.publish
     if settings.redis_url:
         hub_state(app).rate_limiter.check()  # ValueError: Redis does not answer
     hub_state(app).telemetry.count_active_runs(lambda: active_runs(db))

@@ -38,6 +38,22 @@ def state_of(agent: AgentRow, now: datetime) -> str:
     return "offline"
 
 
+def state_changes_at(agent: AgentRow, now: datetime) -> datetime | None:
+    """Return when the agent's state changes if it says nothing more; None if it never does.
+
+    A live page reads again then, so a trainer that goes quiet shows as such on time.
+    """
+    if agent.state != "running":
+        return None
+    online_until = agent.last_seen + window_of(agent)
+    if now <= online_until:
+        return online_until
+    stale_until = agent.last_seen + timedelta(seconds=agent.interval_s * LIVENESS_INTERVALS)
+    if agent.protocol == "platform" and now <= stale_until:
+        return stale_until
+    return None
+
+
 def is_online(agent: AgentRow, now: datetime) -> bool:
     """Tell whether an agent spoke recently enough and has not said it finished."""
     return state_of(agent, now) == "online"

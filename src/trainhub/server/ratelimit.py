@@ -2,7 +2,9 @@
 
 Counters live in this process's memory by default, in a file every worker process maps when the
 server runs several (`--workers N`, sharedcounts.py), and in Redis when `redis_url` is set, so
-replicas count together (the `limits` library's fixed-window strategy there). Every answer carries
+replicas count together (the `limits` library's fixed-window strategy there); while that Redis
+does not answer, each process counts in its memory and tries Redis again every REDIS_RETRY_S
+(docs/deployment.md, "Redis"). Every answer carries
 X-RateLimit-*; a 429 also carries Retry-After, because the stock client indexes all four headers
 without defaults (docs/protocol/hub-v1.md §2.3).
 
@@ -11,21 +13,28 @@ thread (the `limits` memory storage starts one per key and window), which matter
 of metrics and heartbeats.
 """
 
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import redis
 from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from trainhub.server.sharedcounts import SharedWindows
 
+logger = logging.getLogger(__name__)
 MAX_MEMORY_KEYS = 100_000  # identities counted at once before expired windows are swept
+REDIS_RETRY_S = 2.0  # while Redis fails, counters stay in memory this long before it is tried
 
 
 @dataclass(frozen=True)
@@ -93,9 +102,14 @@ class RedisWindows:
     """Fixed-window counters in Redis, shared by every replica (the `limits` library)."""
 
     def __init__(self, url: str) -> None:
-        self._storage = storage_from_string(url)
+        # a failure shows at once (no retries with back-off): the counters fall back to memory
+        fail_fast: dict[str, Any] = {"retry": Retry(NoBackoff(), 0), "socket_timeout": 2.0}
+        redis_url = urlsplit(url).scheme in ("redis", "rediss", "unix")
+        self._storage = storage_from_string(url, **(fail_fast if redis_url else {}))
         self._limiter = FixedWindowRateLimiter(self._storage)
         self._url = url
+        self._local = MemoryWindows()  # while Redis does not answer
+        self._local_until = 0.0
 
     def check(self) -> None:
         """Raise ValueError, naming the place (no password), when Redis does not answer."""
@@ -108,8 +122,17 @@ class RedisWindows:
             )
 
     def hit(self, identity: str, index: int, item: RateLimitItem) -> RateDecision:
-        allowed = self._limiter.hit(item, identity)
-        stats = self._limiter.get_window_stats(item, identity)
+        """Count in Redis; while it fails, in this process (each replica then counts its own)."""
+        if time.monotonic() < self._local_until:
+            return self._local.hit(identity, index, item)
+        try:
+            allowed = self._limiter.hit(item, identity)
+            stats = self._limiter.get_window_stats(item, identity)
+        except (redis.RedisError, OSError):
+            if self._local_until == 0.0 or time.monotonic() - self._local_until > REDIS_RETRY_S:
+                logger.warning("Redis is unreachable: rate limits are counted per process for now")
+            self._local_until = time.monotonic() + REDIS_RETRY_S
+            return self._local.hit(identity, index, item)
         return RateDecision(allowed, item.amount, max(0, stats.remaining), stats.reset_time)
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp
 
+from trainhub.server.changefeed import ChangeFeed
 from trainhub.server.db.engine import Database
 from trainhub.server.jobs.queue import JobQueue
 from trainhub.server.links import Links
@@ -35,6 +36,7 @@ class HubState:
     heartbeats: HeartbeatBoard  # trainers' beats, kept in memory and written when they matter
     queue: JobQueue  # exports and predictions for the worker processes
     telemetry: Telemetry  # the Prometheus metrics of /metrics
+    changes: ChangeFeed  # what changed, for the dashboard's live streams
 
 
 def hub_state(app: ASGIApp) -> HubState:

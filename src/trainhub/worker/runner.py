@@ -19,6 +19,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from trainhub.protocol.ids import create_id
+from trainhub.server.changefeed import ChangeFeed
 from trainhub.server.db import exports as export_queries
 from trainhub.server.db import workers
 from trainhub.server.db.engine import Database
@@ -84,6 +85,7 @@ def release_running(db: Database, queue: JobQueue, worker_id: str) -> None:
         )
         for row in rows:
             export_queries.release(row, utcnow())
+            export_queries.note_change(session, row.id)
     for row in rows:
         queue.enqueue_export(row.id)
         logger.info("export %s put back in the queue", row.id)
@@ -103,6 +105,7 @@ def clear_old_folders(root: Path, db: Database, lease_s: float) -> None:
 def run_worker(settings: Settings, db: Database) -> None:
     """Run a worker until SIGINT (finish the running jobs) or SIGTERM (stop at once)."""
     Image.MAX_IMAGE_PIXELS = settings.max_predict_pixels  # Pillow's own bomb guard, same limit
+    db.on_changes = ChangeFeed(db, settings.redis_url).publish  # what the dashboards show live
     storage = from_url(settings.resolved_storage_url(), settings.data_dir / "spool")
     queue = create_queue(settings)
     worker_id = create_id()

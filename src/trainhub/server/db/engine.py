@@ -5,13 +5,15 @@ that later upgrades to a writer fails with "database is locked" under load (docs
 """
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from trainhub.server.db.changes import Change, take_noted
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +56,18 @@ def describe_url(url: str) -> str:
 
 
 class Database:
-    """Sessions for reading and for writing; a write session commits once, at the end."""
+    """Sessions for reading and for writing; a write session commits once, at the end.
+
+    The live changes a transaction noted (db/changes.py) go to `on_changes` once it committed.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.reader, self.writer = create_engines(url)
         self._read = sessionmaker(self.reader, expire_on_commit=False)
         self._write = sessionmaker(self.writer, expire_on_commit=False)
+        self.on_changes: Callable[[list[Change]], None] | None = None  # set by create_app
+        self.before_dispose: list[Callable[[], None]] = []  # e.g. stop threads that read
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -71,8 +78,30 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """Yield a session whose changes are committed together when the block ends."""
-        with self._write() as session, session.begin():
-            yield session
+        with self._write() as session:
+            try:
+                with session.begin():
+                    yield session
+                committed = take_noted(session)
+            finally:
+                take_noted(session)  # a rolled-back change is not announced
+        self._announce(committed)
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """Yield a connection whose statements are committed together when the block ends."""
+        with self.writer.connect() as conn:
+            try:
+                with conn.begin():
+                    yield conn
+                committed = take_noted(conn)
+            finally:
+                take_noted(conn)  # the connection goes back to the pool without them
+        self._announce(committed)
+
+    def _announce(self, changes: list[Change]) -> None:
+        if changes and self.on_changes is not None:
+            self.on_changes(changes)
 
     def ping(self) -> None:
         """Run a trivial query; raise if the database cannot be reached."""
@@ -84,7 +113,9 @@ class Database:
         return describe_url(self.url)
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Stop what reads in the background, then close every pooled connection."""
+        for stop in self.before_dispose:
+            stop()
         self.reader.dispose()
         if self.writer is not self.reader:
             self.writer.dispose()

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from trainhub.protocol.exports import ExportStatus
 from trainhub.protocol.ids import create_id
+from trainhub.server.db import changes
 from trainhub.server.db.tables import ExportRow, ModelRow, WeightRow, utcnow
 
 QUEUED, RUNNING = ExportStatus.QUEUED.value, ExportStatus.RUNNING.value
@@ -128,6 +129,17 @@ class ClaimedExport:
     attempt: int
 
 
+def note_change(session: Session, export_id: str) -> None:
+    """Write that an export of a model changed (its model's page shows the export's state)."""
+    found = session.execute(
+        select(ModelRow.id, ModelRow.owner_id)
+        .join(ExportRow, ExportRow.model_seq == ModelRow.seq)
+        .where(ExportRow.id == export_id)
+    ).first()
+    if found is not None:
+        changes.note(session, found.id, found.owner_id)
+
+
 def claim(session: Session, export_id: str, worker_id: str) -> ClaimedExport | None:
     """Move a queued export to running for `worker_id`; None when it is not queued any more."""
     now = utcnow()
@@ -151,6 +163,7 @@ def claim(session: Session, export_id: str, worker_id: str) -> ClaimedExport | N
         .where(ExportRow.id == export_id)
     ).one()
     row, model_id = found
+    note_change(session, export_id)
     return ClaimedExport(
         row.id, model_id, row.format, row.weights_key, row.weights_sha256, row.attempts
     )
@@ -178,28 +191,28 @@ def finish(
     session: Session, export_id: str, worker_id: str, *, key: str, sha256: str, size: int
 ) -> bool:
     """Record the published file of a running export; False when the job is gone or not its own."""
-    return bool(
-        _changed(
-            session,
-            update(ExportRow)
-            .where(*_mine(export_id, worker_id))
-            .values(
-                status=DONE, blob_key=key, sha256=sha256, size_bytes=size, finished_at=utcnow()
-            ),
-        )
+    done = _changed(
+        session,
+        update(ExportRow)
+        .where(*_mine(export_id, worker_id))
+        .values(status=DONE, blob_key=key, sha256=sha256, size_bytes=size, finished_at=utcnow()),
     )
+    if done:
+        note_change(session, export_id)
+    return bool(done)
 
 
 def fail(session: Session, export_id: str, worker_id: str, error: str) -> bool:
     """Mark a running export failed with its reason; False when it is not the worker's job."""
-    return bool(
-        _changed(
-            session,
-            update(ExportRow)
-            .where(*_mine(export_id, worker_id))
-            .values(status=FAILED, error=error, finished_at=utcnow()),
-        )
+    failed = _changed(
+        session,
+        update(ExportRow)
+        .where(*_mine(export_id, worker_id))
+        .values(status=FAILED, error=error, finished_at=utcnow()),
     )
+    if failed:
+        note_change(session, export_id)
+    return bool(failed)
 
 
 def stale_running(session: Session, lease_s: float, now: datetime) -> list[ExportRow]:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trainhub.protocol.ids import create_id
+from trainhub.server.db import changes
 from trainhub.server.db.tables import AgentRow, ModelRow, RunRow
 
 MAX_RUNS_LISTED = 50
@@ -125,13 +126,17 @@ def agent_of(session: Session, run: RunRow, now: datetime) -> AgentRow:
 def note_event(
     session: Session, row: ModelRow, run: RunRow, now: datetime, interval_s: float
 ) -> None:
-    """Record that `run` was heard from at `now`; a silent run that speaks again is live again."""
+    """Record that `run` was heard from at `now`; a silent run that speaks again is live again.
+
+    Every Platform event ends here, so this is where the model's page is told it changed.
+    """
     run.last_event_at = max(run.last_event_at, now)
     agent = agent_of(session, run, now)
     agent.last_seen = max(agent.last_seen, now)
     agent.interval_s = interval_s
     agent.state = "running" if run.ended_at is None else "finished"
     row.last_heartbeat_at = now
+    changes.note_model(session, row)
 
 
 def note_epoch(run: RunRow, epoch: int, now: datetime) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from trainhub.server.db import owned
 from trainhub.server.db.tables import AgentRow, DatasetRow, ModelRow, ProjectRow, iso
-from trainhub.server.liveness import state_of
+from trainhub.server.liveness import state_changes_at, state_of
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class ModelSummary:
     epoch_text: str
     best: float | None
     last_heartbeat: datetime | None
+    status_changes_at: datetime | None = None  # when `status` changes if its trainers go quiet
 
     def event(self) -> dict[str, Any]:
         """Return the small JSON a live update carries."""
@@ -70,6 +71,14 @@ def live_status(row: ModelRow, agents: list[AgentRow], now: datetime) -> str:
         return row.status
     states = {state_of(a, now) for a in agents}
     return next((s for s in ("online", "stale") if s in states), "offline")
+
+
+def _changes_at(row: ModelRow, agents: list[AgentRow], now: datetime) -> datetime | None:
+    """Return the first time a training model's agents change state by silence alone."""
+    if row.status != "training":
+        return None
+    times = [t for t in (state_changes_at(a, now) for a in agents) if t is not None]
+    return min(times, default=None)
 
 
 LABELS = {
@@ -136,6 +145,7 @@ def summarize(
                 epoch_text=epoch_text(row),
                 best=row.best_map if row.best_map is not None else row.best_metric,
                 last_heartbeat=row.last_heartbeat_at,
+                status_changes_at=_changes_at(row, agents[row.seq], now),
             )
         )
     return summaries

@@ -351,3 +351,21 @@ class DatasetExportRow(Base):
     blob_keys: Mapped[list[Any]] = mapped_column(JSON, default=list)
     images: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LiveChangeRow(Base):
+    """One change that open dashboard pages may show: which model, whose (db/changes.py).
+
+    Written in the transaction of the change; `id` orders the changes of every replica and is
+    the id of the live events that follow it (docs/dashboard.md, "Live updates"). Rows older than
+    an hour are pruned.
+    """
+
+    __tablename__ = "live_changes"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    model_id: Mapped[str | None] = mapped_column(String(20), default=None)
+    user_id: Mapped[str | None] = mapped_column(String(20), default=None)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

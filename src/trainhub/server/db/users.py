@@ -7,7 +7,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from trainhub.protocol.ids import create_api_key, create_id, hash_api_key, is_id, key_prefix
-from trainhub.server.db import dataset_exports
+from trainhub.server.db import changes, dataset_exports
 from trainhub.server.db.tables import (
     ApiKeyRow,
     DatasetRow,
@@ -137,6 +137,7 @@ def revoke_key(session: Session, user_id: str, key_id: str) -> ApiKeyRow | None:
     ).first()
     if row is not None and row.revoked_at is None:
         row.revoked_at = utcnow()
+        changes.note(session, None, user_id)  # the streams of its sessions end
     return row
 
 

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from trainhub.server.db import changes
 from trainhub.server.db.tables import WorkerRow, utcnow
 
 FORGET_AFTER = timedelta(days=7)
@@ -20,6 +21,7 @@ def register(
     session.add(
         WorkerRow(id=worker_id, name=name, threads=threads, info=info, started_at=now, seen_at=now)
     )
+    changes.note(session, None, None)  # every model page says whether a worker is alive
 
 
 def report(session: Session, worker_id: str) -> None:
@@ -30,6 +32,7 @@ def report(session: Session, worker_id: str) -> None:
 def stop(session: Session, worker_id: str) -> None:
     """Note that the worker stopped on purpose."""
     session.execute(update(WorkerRow).where(WorkerRow.id == worker_id).values(stopped_at=utcnow()))
+    changes.note(session, None, None)  # every model page says whether a worker is alive
 
 
 def live_workers(session: Session, lease_s: float, now: datetime | None = None) -> list[WorkerRow]:

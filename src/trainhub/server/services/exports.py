@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from trainhub.protocol.exports import ExportFormat, ExportStatus, find_format, format_names
 from trainhub.protocol.ids import is_id
 from trainhub.protocol.weights import WeightKind
+from trainhub.server.db import changes, owned, workers
 from trainhub.server.db import exports as queries
-from trainhub.server.db import owned, workers
 from trainhub.server.db.engine import Database
 from trainhub.server.db.tables import ExportRow, ModelRow, WeightRow, utcnow
 from trainhub.server.errors import (
@@ -114,6 +114,7 @@ def request_export(
                 )
             else:
                 queries.requeue(row)
+            changes.note_model(session, model)
     assert row is not None
     if fresh:
         _enqueue(db, queue, row)
@@ -130,6 +131,7 @@ def _enqueue(db: Database, queue: JobQueue, row: ExportRow) -> None:
             if stored is not None and stored.status == ExportStatus.QUEUED:
                 stored.status, stored.finished_at = ExportStatus.FAILED.value, utcnow()
                 stored.error = "the job queue was unavailable; request the export again"
+                queries.note_change(session, stored.id)
         raise ServiceUnavailableError(
             "the job queue is unavailable; try again later (the server log has why)",
             headers={"Retry-After": str(RETRY_AFTER_S)},
@@ -203,6 +205,7 @@ def clear_exports(db: Database, storage: Storage, model_id: str, user_id: str) -
         model = owned.load(session, ModelRow, model_id, user_id, write=True)
         count = len(queries.list_exports(session, model.seq))
         garbage = queries.delete_exports(session, model.seq)
+        changes.note_model(session, model)
     delete_garbage(storage, garbage)
     return count
 
@@ -219,6 +222,7 @@ def take_back_abandoned(db: Database, queue: JobQueue, settings: Settings) -> in
     with db.write() as session:
         for row in queries.stale_running(session, settings.job_lease_s, now):
             again = queries.take_back(row, settings.job_max_attempts, now)
+            queries.note_change(session, row.id)
             logger.warning(
                 "export %s: its worker %s went silent; %s",
                 row.id,

@@ -20,6 +20,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from anyio import to_thread
 from sqlalchemy.exc import IntegrityError
@@ -27,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from trainhub.protocol.ids import create_id, is_id
 from trainhub.protocol.models import Heartbeat
 from trainhub.server.db import agents as queries
-from trainhub.server.db import ingest
+from trainhub.server.db import changes, ingest
 from trainhub.server.db.agents import Agent
 from trainhub.server.db.engine import Database
 from trainhub.server.db.owned import KIND
@@ -61,6 +62,15 @@ class _ModelAgents:
     written: dict[str, datetime] = field(default_factory=dict)  # agent id -> last beat written
 
 
+class _Unwritten(NamedTuple):
+    """A beat only noted in memory: its model (row number, id, owner) and when it came."""
+
+    seq: int
+    model_id: str
+    owner_id: str
+    seen: datetime
+
+
 @dataclass(frozen=True)
 class Beat:
     """What a heartbeat did: the agent id to send next, and how many agents train the model."""
@@ -78,7 +88,7 @@ class HeartbeatBoard:
         self._default_interval_s = default_interval_s
         self._models: dict[str, _ModelAgents] = {}
         self._loading: dict[str, asyncio.Future[_ModelAgents]] = {}
-        self._unwritten: dict[str, tuple[int, datetime]] = {}  # agent id -> (model seq, seen)
+        self._unwritten: dict[str, _Unwritten] = {}  # agent id -> its last beat
         self._flusher: asyncio.Task[None] | None = None
 
     async def beat(self, model_id: str, user_id: str, beat: Heartbeat) -> Beat:
@@ -109,7 +119,9 @@ class HeartbeatBoard:
             known.written[agent.id] = now
             self._unwritten.pop(agent.id, None)
         else:
-            self._unwritten[agent.id] = (known.access.seq, now)
+            self._unwritten[agent.id] = _Unwritten(
+                known.access.seq, model_id, known.access.owner_id, now
+            )
             self._schedule_flush()
         running = sum(1 for a in known.agents.values() if a.is_online(now))
         return Beat(agent.id, running)
@@ -185,8 +197,12 @@ class HeartbeatBoard:
         now: datetime,
     ) -> str:
         try:
-            with self._db.writer.begin() as conn:
-                return queries.write_beat(conn, known.access.seq, agent, replaced=replaced, now=now)
+            with self._db.begin() as conn:
+                status = queries.write_beat(
+                    conn, known.access.seq, agent, replaced=replaced, now=now
+                )
+                changes.note(conn, model_id, known.access.owner_id)
+                return status
         except IntegrityError as exc:  # the model was deleted for good since it was loaded
             self._models.pop(model_id, None)
             raise NotFoundError(KIND[ModelRow], model_id) from exc
@@ -215,11 +231,13 @@ class HeartbeatBoard:
         if not pending:
             return
         models: dict[int, datetime] = {}
-        for seq, seen in pending.values():
-            models[seq] = max(seen, models.get(seq, seen))
+        for beat in pending.values():
+            models[beat.seq] = max(beat.seen, models.get(beat.seq, beat.seen))
         try:
-            with self._db.writer.begin() as conn:
-                queries.write_seen(conn, {a: seen for a, (_, seen) in pending.items()}, models)
+            with self._db.begin() as conn:
+                queries.write_seen(conn, {a: beat.seen for a, beat in pending.items()}, models)
+                for model_id, owner_id in {(b.model_id, b.owner_id) for b in pending.values()}:
+                    changes.note(conn, model_id, owner_id)
         except Exception:
             for agent_id, entry in pending.items():  # keep them for the next flush
                 self._unwritten.setdefault(agent_id, entry)

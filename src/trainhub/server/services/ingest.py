@@ -20,7 +20,7 @@ from anyio import to_thread
 
 from trainhub.protocol.ids import is_id
 from trainhub.protocol.metrics import EpochMetrics
-from trainhub.server.db import ingest
+from trainhub.server.db import changes, ingest
 from trainhub.server.db.engine import Database
 from trainhub.server.db.metrics import main_metric
 from trainhub.server.db.owned import KIND
@@ -121,7 +121,7 @@ class MetricsWriter:
     def _write(self, batch: list[_Upload]) -> list[BaseException | None]:
         """Write the uploads that may be written in one transaction; return each one's outcome."""
         now = utcnow()
-        with self._db.writer.begin() as conn:
+        with self._db.begin() as conn:
             models = ingest.models_by_id(conn, {u.model_id for u in batch})
             outcomes: list[BaseException | None] = []
             epochs: dict[tuple[int, int], EpochMetrics] = {}
@@ -143,6 +143,11 @@ class MetricsWriter:
                 if value is not None and (seq not in best or value > best[seq]):
                     best[seq] = value
             ingest.note_training(conn, newest, best, now)
+            written = {
+                u.model_id for u, refusal in zip(batch, outcomes, strict=True) if refusal is None
+            }
+            for model_id in sorted(written):
+                changes.note(conn, model_id, models[model_id].owner_id)
         return outcomes
 
 

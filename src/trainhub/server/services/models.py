@@ -5,8 +5,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement
 
+from trainhub.server.db import changes, owned
 from trainhub.server.db import models as queries
-from trainhub.server.db import owned
 from trainhub.server.db.engine import Database
 from trainhub.server.db.models import ModelContext
 from trainhub.server.db.tables import ModelRow
@@ -18,7 +18,9 @@ from trainhub.server.storage import Storage
 def create_model(db: Database, user_id: str, document: dict[str, Any]) -> ModelRow:
     """Create a model from its owner's document; the references it names are checked."""
     with db.write() as session:
-        return queries.create_model(session, user_id, document)
+        row = queries.create_model(session, user_id, document)
+        changes.note_model(session, row)
+        return row
 
 
 def check_writable(db: Database, model_id: str, user_id: str) -> None:
@@ -79,6 +81,7 @@ def update_model(db: Database, model_id: str, user_id: str, patch: dict[str, Any
     with db.write() as session:
         row = owned.load(session, ModelRow, model_id, user_id, write=True)
         queries.update_model(session, row, patch, user_id)
+        changes.note_model(session, row)
         return queries.load_context(session, row, user_id)
 
 
@@ -94,6 +97,7 @@ def delete_model(
     """Delete a model: hidden with its data kept, or with `hard`, removed with its files."""
     with db.write() as session:
         row = owned.load(session, ModelRow, model_id, user_id, write=True)
+        changes.note_model(session, row)
         garbage = queries.delete_model(session, row, hard=hard)
     heartbeats.forget(model_id)
     delete_garbage(storage, garbage)
@@ -110,5 +114,6 @@ def reset_model(
     with db.write() as session:
         row = owned.load(session, ModelRow, model_id, user_id, write=True)
         garbage = queries.reset_model(session, row)
+        changes.note_model(session, row)
     heartbeats.forget(model_id)
     delete_garbage(storage, garbage)

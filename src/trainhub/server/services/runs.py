@@ -25,8 +25,8 @@ from trainhub.protocol.platform import (
 )
 from trainhub.protocol.platform_metrics import epoch_values, is_final_validation, numbers_of
 from trainhub.server import modelspec
+from trainhub.server.db import changes, owned, slugs, staging
 from trainhub.server.db import models as model_queries
-from trainhub.server.db import owned, slugs, staging
 from trainhub.server.db import platform_runs as queries
 from trainhub.server.db.engine import Database
 from trainhub.server.db.metrics import MAIN_METRIC
@@ -325,6 +325,7 @@ def request_cancel(db: Database, model_id: str, user_id: str, silence: Silence) 
             )
         run.cancel_requested_at = run.cancel_requested_at or now
         owned.touch(row)
+        changes.note_model(session, row)
         silent_s = (now - run.last_event_at).total_seconds()
         if silent_s > 2 * silence.of(run):
             queries.end_run(session, run, "cancelled", now)

@@ -7,6 +7,7 @@ See docs/decisions/0011-server-side-dashboard-sessions.md.
 from dataclasses import dataclass
 from datetime import timedelta
 
+from trainhub.server.db import changes
 from trainhub.server.db import sessions as queries
 from trainhub.server.db.engine import Database
 from trainhub.server.db.tables import utcnow
@@ -65,3 +66,4 @@ def end_session(db: Database, user: SessionUser) -> None:
     """End the session `user` is signed in with: its cookie signs nobody in from now on."""
     with db.write() as session:
         queries.end_session(session, user.session_id, utcnow())
+        changes.note(session, None, user.user_id)  # its open streams end

@@ -6,9 +6,9 @@ See docs/protocol/hub-v1.md §5.8-§5.9.
 from typing import Any
 
 from trainhub.protocol.metrics import EpochMetrics, parse_epoch, parse_epoch_metrics
+from trainhub.server.db import changes, owned
 from trainhub.server.db import metrics as metric_queries
 from trainhub.server.db import models as queries
-from trainhub.server.db import owned
 from trainhub.server.db.engine import Database
 from trainhub.server.db.tables import ModelRow
 from trainhub.server.errors import ValidationError
@@ -35,6 +35,7 @@ def record_metrics(
     with db.write() as session:
         row = owned.load(session, ModelRow, model_id, user_id, write=True)
         queries.record_metrics(session, row, epochs)
+        changes.note_model(session, row)
     return sorted(epochs)
 
 

@@ -6,6 +6,7 @@ A user deletes with everything they own, and their uploads in progress with them
 
 from sqlalchemy.orm import Session
 
+from trainhub.server.db import changes
 from trainhub.server.db import users as queries
 from trainhub.server.db.engine import Database
 from trainhub.server.db.tables import ApiKeyRow, UserRow
@@ -79,6 +80,7 @@ def delete_user(
         row = _load(session, user_id, caller)
         uploads = queries.unfinished_uploads(session, row.id)
         garbage = queries.delete_user(session, row)
+        changes.note(session, None, user_id)  # the streams of its sessions end
     keys.forget(user_id=user_id)  # this process refuses the keys at once, others within a second
     delete_garbage(storage, garbage)
     for upload_id in uploads:  # their rows went with the user; the bytes received go too

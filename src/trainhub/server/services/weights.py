@@ -8,8 +8,8 @@ failure after publishing removes it again, and the version it replaced becomes g
 from collections.abc import Mapping
 
 from trainhub.protocol.weights import StoredWeights, WeightUpload
+from trainhub.server.db import changes, owned
 from trainhub.server.db import models as queries
-from trainhub.server.db import owned
 from trainhub.server.db.engine import Database
 from trainhub.server.db.tables import ModelRow
 from trainhub.server.errors import BadRequestError, ValidationError
@@ -56,6 +56,7 @@ def store_weights(
             garbage = queries.record_weights(
                 session, row, upload, key=key, sha256=sha256, size=writer.size
             )
+            changes.note_model(session, row)
     except BaseException:
         storage.delete(key)
         raise

@@ -161,6 +161,7 @@ def live_state(db: Db, settings: Settings, model_id: str, user_id: str) -> live.
         for agent in agent_rows(state.context, now)
     ]
     return {
+        live.DUE: state.summary.status_changes_at,
         ("exports", model_id): exports,
         ("model", model_id): event,
         ("metrics", model_id): state.metrics,
@@ -178,4 +179,4 @@ def model_events(request: Request, model_id: str, user: SignedIn, db: Db) -> Res
     def snapshot() -> live.Snapshot:
         return live_state(db, request_hub(request).settings, model_id, user.user_id)
 
-    return live.event_stream(request, user, snapshot)
+    return live.event_stream(request, user, snapshot, lambda change: change.model_id == model_id)

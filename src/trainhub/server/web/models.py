@@ -72,6 +72,13 @@ def models_events(
         summaries, newest = dashboard.model_list_state(db, user.user_id, watched, filters, utcnow())
         state: live.Snapshot = {("row", s.id): s.event() for s in summaries}
         state[("list", "newest")] = {"newest": newest or ""}
+        due = [s.status_changes_at for s in summaries if s.status_changes_at is not None]
+        state[live.DUE] = min(due, default=None)
         return state
 
-    return live.event_stream(request, user, snapshot)
+    def watches(change: live.Change) -> bool:
+        # the newest model under the filters may be anyone's public model
+        mine = change.user_id == user.user_id or change.model_id in watched
+        return mine or filters.scope != "mine"
+
+    return live.event_stream(request, user, snapshot, watches)

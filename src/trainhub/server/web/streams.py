@@ -3,7 +3,8 @@
 A stream takes a slot before it starts and gives it back when it ends, however it ends. Each slot
 also has a deadline a little after the longest a stream may run, so a slot whose release was lost
 (a replica killed mid-stream) frees itself. With `redis_url` set, the slots of a user live in one
-Redis sorted set (member: slot id, score: deadline), so every replica counts the same streams.
+Redis sorted set (member: slot id, score: deadline), so every replica counts the same streams;
+while that Redis does not answer, each process counts its own.
 """
 
 import logging
@@ -14,11 +15,15 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from trainhub.server.changefeed import REDIS_SCHEMES
 
 logger = logging.getLogger(__name__)
-REDIS_SCHEMES = ("redis", "rediss", "unix")
 KEY_PREFIX = "trainhub:live-streams:"
 REDIS_TIMEOUT_S = 5.0
+REDIS_RETRY_S = 2.0  # while Redis fails, slots are counted in memory this long before a retry
 
 # KEYS[1]: the user's set. ARGV: now, limit, deadline, slot id, set lifetime in ms.
 _ACQUIRE = """
@@ -81,12 +86,27 @@ class RedisSlots:
     def __init__(self, limit: int, url: str) -> None:
         self.limit = limit
         self._redis = redis.Redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+            url,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),  # a failure shows at once: slots fall back to memory
         )
         self._acquire = self._redis.register_script(_ACQUIRE)
+        self._local = MemorySlots(limit)  # while Redis does not answer
+        self._local_until = 0.0
 
     def acquire(self, user_id: str, lifetime_s: float) -> str | None:
         """Take a slot for `lifetime_s` at most; return its id, None when all are taken."""
+        if time.monotonic() < self._local_until:
+            return self._local.acquire(user_id, lifetime_s)
+        try:
+            return self._acquire_shared(user_id, lifetime_s)
+        except redis.RedisError:
+            logger.warning("Redis is unreachable: live streams are counted per process for now")
+            self._local_until = time.monotonic() + REDIS_RETRY_S
+            return self._local.acquire(user_id, lifetime_s)
+
+    def _acquire_shared(self, user_id: str, lifetime_s: float) -> str | None:
         now = time.time()  # replicas compare deadlines: wall-clock time, not monotonic
         slot = secrets.token_hex(8)
         args: list[float | int | str] = [
@@ -101,7 +121,11 @@ class RedisSlots:
 
     def release(self, user_id: str, slot: str) -> None:
         """Give a slot back (nothing happens if it is gone already)."""
-        self._redis.zrem(KEY_PREFIX + user_id, slot)
+        self._local.release(user_id, slot)
+        try:
+            self._redis.zrem(KEY_PREFIX + user_id, slot)
+        except redis.RedisError:  # its deadline frees it
+            logger.warning("could not give a live-stream slot back to Redis; it expires by itself")
 
 
 def create_slots(limit: int, redis_url: str | None) -> StreamSlots:
