@@ -7,6 +7,7 @@ or others, and no folder is enterable by them.
 """
 
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,11 @@ def test_the_database_uploads_blobs_and_temp_files_are_private(tmp_path: Path) -
             temps = temp_files(hub.data_dir)
             assert len(temps) == 1, (temps, hub.log())
             assert mode(temps[0]) == 0o600, oct(mode(temps[0]))
+        # the dropped upload's temp file goes as the server notices that the client left
+        deadline = time.monotonic() + 10
+        while temp_files(hub.data_dir) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert temp_files(hub.data_dir) == [], hub.log()
         files = [path for path in hub.data_dir.rglob("*") if path.is_file()]
         folders = [hub.data_dir, *(path for path in hub.data_dir.rglob("*") if path.is_dir())]
         names = {path.relative_to(hub.data_dir).as_posix() for path in files}
