@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 PYTEST_PARALLEL ?= -n 2 --dist loadscope
 export TRAINHUB_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: serve test lint check bench venvs chromium demo clean
+.PHONY: serve test test-quick lint check bench venvs chromium demo clean
 
 # the export extra too: `trainhub server` then starts a worker, and exports work out of the box
 $(VENV)/.server: pyproject.toml
@@ -48,6 +48,11 @@ check: $(VENV)/.dev
 
 test: venvs chromium check
 	$(VENV)/bin/pytest $(PYTEST_PARALLEL) --durations=25 $(PYTEST_ARGS)
+
+# the in-process tiers only (unit, integration, security): the loop while editing; `make test`
+# before pushing runs everything CI runs
+test-quick: $(VENV)/.dev
+	$(VENV)/bin/pytest $(PYTEST_PARALLEL) tests/unit tests/integration tests/security $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff format src tests bench scripts
