@@ -279,6 +279,24 @@ def test_the_database_cursor_hands_out_a_change_that_committed_after_a_newer_one
     assert cursor.read(db) == []  # nothing twice
 
 
+def test_a_batch_notes_one_change_per_model_in_one_statement_and_announces_them_in_order(
+    app: FastAPI,
+) -> None:
+    db = hub_state(app).db
+    announced: list[changes.Change] = []
+    db.on_changes = announced.extend
+    changed = [("m1", "alice"), ("m2", "bob"), ("m3", "alice")]
+    with db.begin() as conn:
+        changes.note_many(conn, changed)
+        changes.note_many(conn, [])
+    assert [(c.model_id, c.user_id) for c in announced] == changed
+    ids = [c.id for c in announced]
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    with db.read() as session:
+        stored = changes.after(session, ids[0] - 1, 10)
+    assert stored == announced  # the ids announced are the rows written
+
+
 def test_the_feed_fans_changes_out_and_drops_a_slow_streams_backlog(
     app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,6 +17,7 @@ from trainhub.server.db.tables import LiveChangeRow, ModelRow, utcnow
 
 PENDING = "trainhub.live_changes"  # key of the noted changes in Session.info / Connection.info
 _INSERT = insert(LiveChangeRow).returning(LiveChangeRow.id)  # built once: compiled once
+_INSERT_MANY = insert(LiveChangeRow).returning(LiveChangeRow.id, sort_by_parameter_order=True)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,17 @@ def note(conn: Session | Connection, model_id: str | None, user_id: str | None) 
     values = {"model_id": model_id, "user_id": user_id, "at": utcnow()}
     change_id = conn.execute(_INSERT, values).scalar_one()
     conn.info.setdefault(PENDING, []).append(Change(change_id, model_id, user_id))
+
+
+def note_many(conn: Session | Connection, changed: list[tuple[str | None, str | None]]) -> None:
+    """Write one change per (model id, owner id) pair, in one statement (a batch of writes)."""
+    if not changed:
+        return
+    at = utcnow()
+    values = [{"model_id": model_id, "user_id": user_id, "at": at} for model_id, user_id in changed]
+    ids = conn.execute(_INSERT_MANY, values).scalars().all()
+    pending = conn.info.setdefault(PENDING, [])
+    pending.extend(Change(id_, m, u) for id_, (m, u) in zip(ids, changed, strict=True))
 
 
 def note_model(conn: Session | Connection, model: ModelRow) -> None:

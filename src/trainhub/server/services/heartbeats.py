@@ -236,8 +236,9 @@ class HeartbeatBoard:
         try:
             with self._db.begin() as conn:
                 queries.write_seen(conn, {a: beat.seen for a, beat in pending.items()}, models)
-                for model_id, owner_id in {(b.model_id, b.owner_id) for b in pending.values()}:
-                    changes.note(conn, model_id, owner_id)
+                changes.note_many(
+                    conn, sorted({(b.model_id, b.owner_id) for b in pending.values()})
+                )
         except Exception:
             for agent_id, entry in pending.items():  # keep them for the next flush
                 self._unwritten.setdefault(agent_id, entry)

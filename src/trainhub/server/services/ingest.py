@@ -146,8 +146,7 @@ class MetricsWriter:
             written = {
                 u.model_id for u, refusal in zip(batch, outcomes, strict=True) if refusal is None
             }
-            for model_id in sorted(written):
-                changes.note(conn, model_id, models[model_id].owner_id)
+            changes.note_many(conn, [(m, models[m].owner_id) for m in sorted(written)])
         return outcomes
 
 
