@@ -550,18 +550,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def sync_available() -> bool:
-    """Tell whether this checkout has `trainhub sync`."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "trainhub.cli", "sync", "--help"],
-        capture_output=True,
-        timeout=120,
-        cwd=ROOT,
-        check=False,
-    )
-    return proc.returncode == 0
-
-
 def run_sync(
     url: str, key: str, outbox: Path, config_dir: Path, timeout_s: float = 300
 ) -> subprocess.CompletedProcess[str]:

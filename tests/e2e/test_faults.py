@@ -40,7 +40,6 @@ from tests.e2e.faults import (
     run_sync,
     sha256_bytes,
     sha256_file,
-    sync_available,
     write_random_file,
 )
 from tests.servers import RunningServer, create_user, free_port, spawn_server, start_server
@@ -132,16 +131,6 @@ def hub(proxied: ProxiedHub) -> Iterator[ProxiedHub]:
     """The shared hub, its proxy reset to plain forwarding after the test."""
     yield proxied
     proxied.proxy.reset()
-
-
-@pytest.fixture(scope="module")
-def has_sync() -> bool:
-    return sync_available()
-
-
-def need_sync(has_sync: bool) -> None:
-    if not has_sync:
-        pytest.skip("this checkout has no `trainhub sync` yet")
 
 
 # --- 1. the hub killed at random points ---------------------------------------------------------
@@ -264,9 +253,8 @@ def wait_for_upload_share(data_dir: Path, n_bytes: int, phase: Callable[[], str]
 
 @pytest.mark.timeout(300)
 def test_a_trainer_killed_after_30_epochs_leaves_every_epoch_to_sync(
-    hub: ProxiedHub, tmp_path: Path, has_sync: bool
+    hub: ProxiedHub, tmp_path: Path
 ) -> None:
-    need_sync(has_sync)
     model_id = hub.model("killed-trainer")
     args = trainer_args(hub.url, hub.key, model_id, tmp_path, "--metrics-interval", "0.5")
     trainer = Trainer(args, tmp_path / "trainer.log")
@@ -301,9 +289,8 @@ def test_a_trainer_killed_after_30_epochs_leaves_every_epoch_to_sync(
 
 @pytest.mark.timeout(300)
 def test_a_trainer_killed_during_its_final_upload_is_completed_by_sync(
-    hub: ProxiedHub, tmp_path: Path, has_sync: bool
+    hub: ProxiedHub, tmp_path: Path
 ) -> None:
-    need_sync(has_sync)
     model_id = hub.model("killed-mid-upload")
     args = trainer_args(
         hub.url,
@@ -350,13 +337,12 @@ def test_a_trainer_killed_during_its_final_upload_is_completed_by_sync(
 
 @pytest.mark.timeout(300)
 def test_a_trainer_killed_while_staging_its_final_weights_never_sends_a_partial_copy(
-    hub: ProxiedHub, tmp_path: Path, has_sync: bool
+    hub: ProxiedHub, tmp_path: Path
 ) -> None:
     """The trainer is killed once it has read 8 MiB of its 128 MiB final weights, before any of
     them was sent: in the middle of preparing the upload (today: copying the file to a staging
     file in the outbox's folder). Whatever it left behind, the next process must not send a
     partial file as the final weights."""
-    need_sync(has_sync)
     size = 128 * MIB
     model_id = hub.model("killed-mid-staging")
     args = trainer_args(
