@@ -7,8 +7,9 @@
 # One base venv holds torch and torchvision; every other venv is a thin layer on top of it:
 #
 #   .venv-torch    torch 2.14.1 + torchvision 0.29.1 (the releases on this machine's disk) and
-#                  their dependencies, nothing else. The wheel is the CUDA build: it does not
-#                  import without its nvidia-* libraries (3.2 GB), even on a CPU.
+#                  their dependencies, and what the ultralytics layers share (opencv, polars,
+#                  scipy, matplotlib). The torch wheel is the CUDA build: it does not import
+#                  without its nvidia-* libraries (3.2 GB), even on a CPU.
 #   .venv          + trainhub[dev]: the server, the test tools, torch for `trainhub demo`
 #   .venv-compat   + ultralytics 8.3.253, hub-sdk 0.0.25, lightning, transformers, accelerate
 #   .venv-ml84     + ultralytics 8.4.190 (no HUB support) and aiohttp (for data=ul:// datasets)
@@ -35,7 +36,10 @@ ML84="${ML84_VENV:-$ROOT/.venv-ml84}"
 EXPORT="${EXPORT_VENV:-$ROOT/.venv-export}"
 BASE_PYTHON="${BASE_PYTHON:-python3}"
 
-BASE_PINS=(torch==2.14.1 torchvision==0.29.1)
+# The base also holds the heavy dependencies that the three ultralytics layers share (0.7 GB that
+# each layer held a copy of); python-dateutil stays below 3, which botocore (in .venv) requires.
+BASE_PINS=(torch==2.14.1 torchvision==0.29.1 opencv-python==5.1.0.95 polars==2.1.0 scipy==1.17.1
+    matplotlib==3.11.2 python-dateutil==2.9.0.post0)
 COMPAT_PINS=(ultralytics==8.3.253 hub-sdk==0.0.25 lightning==2.6.6 transformers==5.23.0
     accelerate==1.15.0) # transformers.Trainer needs accelerate with torch
 ML84_PINS=(ultralytics==8.4.190 aiohttp==3.14.5)
@@ -98,7 +102,11 @@ headless_opencv_if_needed() {
     version="$("$python" -c 'import importlib.metadata as md; print(md.version("opencv-python"))')"
     echo "cv2 does not import (no libGL?): switching to opencv-python-headless==$version"
     "$python" -m pip uninstall --yes --quiet opencv-python
-    "$python" -m pip install --quiet -c "$BASE/constraints.txt" "opencv-python-headless==$version"
+    # (the base's own swap comes before its constraints exist; a layer's is already satisfied when
+    # the base swapped)
+    local constraints=()
+    [[ -f "$BASE/constraints.txt" && "$1" != "$BASE" ]] && constraints=(-c "$BASE/constraints.txt")
+    "$python" -m pip install --quiet "${constraints[@]}" "opencv-python-headless==$version"
 }
 
 site_packages() {
@@ -113,7 +121,8 @@ else
     [[ -x "$BASE/bin/python" ]] || "$BASE_PYTHON" -m venv "$BASE"
     echo '*' >"$BASE/.gitignore" # git never sees a venv, whatever the repo's .gitignore says
     "$BASE/bin/python" -m pip install --quiet "${BASE_PINS[@]}"
-    verify "$BASE" "torch torchvision" "${BASE_PINS[@]}"
+    headless_opencv_if_needed "$BASE"
+    verify "$BASE" "torch torchvision cv2 polars scipy matplotlib" "${BASE_PINS[@]}"
     # What every layer is held to: the base's exact versions (pip itself is each layer's own).
     "$BASE/bin/python" -m pip freeze --all | grep -v -e '^pip==' -e '^setuptools==' \
         >"$BASE/constraints.txt"
@@ -136,6 +145,10 @@ layer() {
     fi
     if [[ -d "$venv" ]] && ! compgen -G "$venv/lib/python3*/site-packages/$PTH" >/dev/null; then
         echo "$venv is not a layer on $BASE yet: rebuilding it"
+        rm -rf "$venv"
+    elif [[ -f "$venv/.trainhub-stamp" && "$(cat "$venv/.trainhub-stamp")" != *"| $BASE_TAG" ]]; then
+        # what it holds may now be in the base as well: start again rather than shadow the base
+        echo "$venv was built on another base: rebuilding it"
         rm -rf "$venv"
     fi
     [[ -x "$venv/bin/python" ]] || "$BASE_PYTHON" -m venv "$venv"

@@ -7,6 +7,7 @@ documented setup: `ULTRALYTICS_PLATFORM_URL`, `ULTRALYTICS_API_KEY` (or a key sa
 (docs/protocol/platform.md §2), never reach the child. Runs are offline, on CPU, loopback only.
 """
 
+import functools
 import os
 import shutil
 import signal
@@ -31,11 +32,22 @@ SILENCERS = ("PYTEST_CURRENT_TEST", "GITHUB_ACTIONS", "GITHUB_WORKFLOW", "RUNNER
 T = TypeVar("T")
 
 
+@functools.cache
 def font_file() -> Path:
-    """Return a real TrueType font of the venv's matplotlib: 8.4 cannot plot with empty fonts."""
-    found = sorted(ML84_VENV.glob("lib/python3*/site-packages/matplotlib/mpl-data/fonts/ttf"))
-    assert found, f"no matplotlib fonts in {ML84_VENV}"
-    return found[0] / "DejaVuSans.ttf"
+    """Return a real TrueType font of the venv's matplotlib: 8.4 cannot plot with empty fonts.
+
+    matplotlib is in the torch base the venv is a layer on (scripts/venvs.sh), so the venv's own
+    Python says where.
+    """
+    where = subprocess.run(
+        [PYTHON, "-c", "import matplotlib; print(matplotlib.get_data_path())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    font = Path(where) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    assert font.is_file(), f"no matplotlib fonts for {PYTHON}: {font}"
+    return font
 
 
 @dataclass

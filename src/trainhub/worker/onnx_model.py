@@ -40,13 +40,15 @@ def letterbox(image: NDArray[np.uint8], shape: tuple[int, int]) -> NDArray[np.ui
     new_w, new_h = round(width * gain), round(height * gain)
     pad_w, pad_h = (shape[1] - new_w) / 2, (shape[0] - new_h) / 2
     if (width, height) != (new_w, new_h):
-        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        image = np.asarray(  # (no copy: names cv2's answer as the uint8 array it is)
+            cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR), dtype=np.uint8
+        )
     top, bottom = round(pad_h - 0.1), round(pad_h + 0.1)
     left, right = round(pad_w - 0.1), round(pad_w + 0.1)
-    padded: NDArray[np.uint8] = cv2.copyMakeBorder(
+    padded = cv2.copyMakeBorder(
         image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3
     )
-    return padded
+    return np.asarray(padded, dtype=np.uint8)
 
 
 def center_crop(image: NDArray[np.uint8], size: int) -> NDArray[np.uint8]:
