@@ -4,9 +4,11 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 DATA_DIR ?= trainhub-data
 PYTEST_ARGS ?=
-# Two workers (tests marked `serial` run alone, see tests/conftest.py); each module stays on one
-# worker, so its module-scoped servers and trainings are made once.
-PYTEST_PARALLEL ?= -n 2 --dist loadscope
+# Three workers on two cores: much of the suite waits on servers, subprocesses and clocks (tests
+# marked `serial` run alone, see tests/conftest.py). Each module stays on one worker, so its
+# module-scoped servers and trainings are made once; modules go out in the order
+# tests/conftest.py sorts them (serial ones first, long folders before short ones).
+PYTEST_PARALLEL ?= -n 3 --dist loadscope --no-loadscope-reorder
 export TRAINHUB_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 .PHONY: serve test test-quick lint check bench venvs chromium demo clean

@@ -8,7 +8,7 @@ test on the local folder and on SeaweedFS.
 
 `make test` runs the suite on pytest-xdist workers: each worker is a session of its own (its own
 SeaweedFS server, its own temp dirs, its own block of ports: tests/servers.py), and tests marked
-`serial` run while no other worker runs a test (`pytest_runtest_protocol` below).
+`serial` run while no worker runs a test that is not (`pytest_runtest_protocol` below).
 """
 
 import fcntl
@@ -36,6 +36,10 @@ from trainhub.server.settings import Settings
 from trainhub.server.state import hub_state
 
 DATABASES = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+TESTS = Path(__file__).parent
+# The order in which `make test` hands test modules to its workers (after the `serial` ones): the
+# folders of long tests first, so that the many short in-process tests even out the end.
+FOLDER_ORDER = ("compat", "exports", "e2e", "replicas", "security", "integration", "unit")
 
 
 @pytest.fixture(autouse=True)
@@ -234,24 +238,51 @@ def bob(app: FastAPI, users: Users) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the tests: modules with `serial` tests first, then by folder (FOLDER_ORDER).
+
+    pytest-xdist's loadscope hands modules out in this order (`--no-loadscope-reorder`, as the
+    Makefile runs it). A `serial` test waits until every test running on another worker has
+    ended, and the others wait meanwhile; at the start of the run nothing long is running yet.
+    The sort is stable: within a module the tests keep their order.
+    """
+    serial_modules = {item.path for item in items if item.get_closest_marker("serial")}
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        folder = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(TESTS) else ""
+        position = FOLDER_ORDER.index(folder) if folder in FOLDER_ORDER else len(FOLDER_ORDER)
+        return (0 if item.path in serial_modules else 1, position)
+
+    items.sort(key=rank)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
-    """Run a test marked `serial` while no other pytest-xdist worker runs a test.
+    """Run a test marked `serial` while no other pytest-xdist worker runs a test that is not.
 
-    Each test holds a lock on a file that the workers share, from the setup of its fixtures to
-    their teardown: a shared lock for ordinary tests, an exclusive one for `serial` tests. Taking
-    a turnstile lock first keeps a waiting `serial` test from being overtaken forever. Without
-    workers nothing runs beside a test and no lock is taken.
+    `serial` tests pace themselves by the clock, and each uses a fraction of one core, so they
+    may run beside each other, but not beside the rest of the suite, which keeps every core busy.
+    Each test holds a shared lock on its kind's file (`serial.lock` or `tests.lock`), from the
+    setup of its fixtures to their teardown, and enters only once it could lock the other kind's
+    file exclusively, that is once no test of the other kind runs. A turnstile lock, held while
+    entering, keeps a test that waits from being overtaken forever by tests of the other kind.
+    Without workers nothing runs beside a test and no lock is taken.
     """
     if not hasattr(item.config, "workerinput"):
         return (yield)
     # Each worker's --basetemp is a folder of the run's own temp dir, which they all share.
     shared = Path(item.config.option.basetemp).parent
     serial = item.get_closest_marker("serial") is not None
-    with (shared / "tests.lock").open("a") as tests, (shared / "turnstile.lock").open("a") as gate:
+    with (
+        (shared / "tests.lock").open("a") as tests,
+        (shared / "serial.lock").open("a") as serials,
+        (shared / "turnstile.lock").open("a") as gate,
+    ):
+        own, other = (serials, tests) if serial else (tests, serials)
         fcntl.flock(gate, fcntl.LOCK_EX)
-        if not serial:
-            fcntl.flock(gate, fcntl.LOCK_UN)
-        fcntl.flock(tests, fcntl.LOCK_EX if serial else fcntl.LOCK_SH)
+        fcntl.flock(own, fcntl.LOCK_SH)
+        fcntl.flock(other, fcntl.LOCK_EX)  # no test of the other kind runs now
+        fcntl.flock(other, fcntl.LOCK_UN)
         fcntl.flock(gate, fcntl.LOCK_UN)
         return (yield)

@@ -4,12 +4,16 @@ A server runs on a free 127.0.0.1 port with its own data directory; `start_serve
 /healthz and fails with the server's output attached if it does not come up.
 """
 
+import atexit
+import functools
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from trainhub.server.db import users as user_queries
+from trainhub.server.db.engine import Database
+from trainhub.server.db.migrate import sqlite_path, upgrade
+from trainhub.server.filemodes import create_private_file, make_private_dirs
+from trainhub.server.settings import Settings
 
 TRAINHUB = [sys.executable, "-m", "trainhub.cli"]
 FIRST_PORT = 20000  # below the ephemeral range (Linux: 32768-60999) that client sockets use
@@ -68,16 +78,59 @@ def run_cli(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> st
     return proc.stdout
 
 
-def create_user(
+def cli_create_user(
     data_dir: Path, name: str, *, admin: bool = False, env: dict[str, str] | None = None
 ) -> str:
-    """Create a user with the CLI (and the database if need be); return its API key.
+    """Create a user (and the database if need be) with the real CLI; return its API key.
 
     `env` adds settings, such as the TRAINHUB_DATABASE_URL of a server that uses PostgreSQL.
     """
     flags = ["--admin"] if admin else []
     out = run_cli("users", "create", name, "--init", *flags, data_dir=data_dir, env=env)
     return out.strip().splitlines()[-1].strip()
+
+
+def create_user(
+    data_dir: Path, name: str, *, admin: bool = False, env: dict[str, str] | None = None
+) -> str:
+    """Create a user (and the database if need be) as `trainhub users create --init` would.
+
+    `env` adds settings, such as the TRAINHUB_DATABASE_URL of a server that uses PostgreSQL.
+    This runs in the test's process: the command itself is tested through the real CLI
+    (tests/integration/test_cli.py and test_cli_startup.py), and every server start saves
+    two interpreter starts this way. A new SQLite database starts as a copy of one migrated
+    once per process, as the `settings` fixture's do.
+    """
+    url = (env or {}).get("TRAINHUB_DATABASE_URL") or database_url_of(data_dir)
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        make_private_dirs(path.parent)
+        create_private_file(path)
+        shutil.copyfile(migrated_sqlite_template(), path)
+    else:
+        upgrade(url)
+    db = Database(url)
+    try:
+        with db.write() as session:
+            _, key = user_queries.create_user(session, name, admin=admin)
+    finally:
+        db.dispose()
+    return key
+
+
+def database_url_of(data_dir: Path) -> str:
+    """The database URL a server given only `--data-dir data_dir` uses."""
+    return Settings(data_dir=data_dir).resolved_database_url()
+
+
+@functools.cache
+def migrated_sqlite_template() -> Path:
+    """A SQLite file holding the newest schema, made once per process (removed at its exit)."""
+    folder = Path(tempfile.mkdtemp(prefix="trainhub-schema-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "trainhub.db"
+    upgrade(f"sqlite:///{path}")
+    return path
 
 
 @dataclass
@@ -147,14 +200,22 @@ def spawn_server(
 
 @contextmanager
 def start_server(
-    tmp_path: Path, *extra_args: str, extra_env: dict[str, str] | None = None
+    tmp_path: Path,
+    *extra_args: str,
+    extra_env: dict[str, str] | None = None,
+    users_by_cli: bool = False,
 ) -> Iterator[RunningServer]:
-    """Run a server with users `alice` (admin) and `bob` for the duration of the block."""
+    """Run a server with users `alice` (admin) and `bob` for the duration of the block.
+
+    `users_by_cli` makes the users with `trainhub users create` in a subprocess, as an operator
+    does, rather than in the test's process.
+    """
     data_dir = tmp_path / "hub-data"
     data_dir.mkdir(parents=True, exist_ok=True)
+    make_user = cli_create_user if users_by_cli else create_user
     keys = {
-        "alice": create_user(data_dir, "alice", admin=True),
-        "bob": create_user(data_dir, "bob"),
+        "alice": make_user(data_dir, "alice", admin=True),
+        "bob": make_user(data_dir, "bob"),
     }
     server = spawn_server(data_dir, free_port(), extra_env, *extra_args)
     server.keys = keys

@@ -26,7 +26,7 @@ import redis
 
 from tests.s3 import Bucket
 from tests.seaweed import environment_for
-from tests.servers import RunningServer, create_user, free_port, spawn_server
+from tests.servers import RunningServer, cli_create_user, free_port, spawn_server
 
 REDIS_DB = 12  # the tier's own database number on the machine's Redis (0 is everybody's)
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
@@ -147,7 +147,7 @@ def start_replicas(
         cleanup.callback(forget_queue, queue_name)
         admin_key = ""
         if create_admin:
-            admin_key = create_user(folder / "cli", "admin", admin=True, env=env)
+            admin_key = cli_create_user(folder / "cli", "admin", admin=True, env=env)
         a, b = spawn_together(folder, env)
         for server in (a, b):
             cleanup.callback(stop_server, server)

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from tests.replicas.proxy import start_proxy
 from tests.replicas.stack import start_replicas
 from tests.s3 import Bucket
-from tests.servers import assert_healthy, create_user
+from tests.servers import assert_healthy, cli_create_user
 from trainhub.server.db.migrate import alembic_config, current_revision, is_created
 from trainhub.server.db.tables import Base
 
@@ -59,7 +59,7 @@ def test_two_replicas_started_together_on_an_empty_database_migrate_it_once(
         assert [row[0] for row in versions] == [head]
         assert tables == {*Base.metadata.tables, "alembic_version"}
         # and both serve it: the first user's key works on either
-        key = create_user(tmp_path / "cli", "admin", admin=True, env=replicas.env)
+        key = cli_create_user(tmp_path / "cli", "admin", admin=True, env=replicas.env)
         for server in (replicas.a, replicas.b):
             answer = httpx.get(f"{server.url}/v1/models", headers={"x-api-key": key}, timeout=30)
             assert answer.status_code == 200, answer.text

@@ -30,7 +30,7 @@ from tests.replicas.failover_support import (
 from tests.replicas.stack import spawn_together
 from tests.s3 import Bucket
 from tests.seaweed import environment_for
-from tests.servers import TRAINHUB, create_user
+from tests.servers import TRAINHUB, cli_create_user
 from trainhub.server.storage import Storage, from_url
 
 pytestmark = pytest.mark.e2e
@@ -70,7 +70,7 @@ def test_an_upload_cut_off_by_a_killed_replica_finishes_on_the_other(
     a, b = spawn_together(tmp_path, env)
     storage = from_url(env["TRAINHUB_STORAGE_URL"], tmp_path / "test-spool", sweep=False)
     try:
-        key = create_user(tmp_path / "cli", "alice", env=env)
+        key = cli_create_user(tmp_path / "cli", "alice", env=env)
         data = os.urandom(12 * MIB + 12_345)
         with (
             httpx.Client(base_url=a.url, headers={"x-api-key": key}, timeout=60) as on_a,

@@ -23,7 +23,7 @@ def mode(path: Path) -> int:
 
 
 def test_the_database_uploads_blobs_and_temp_files_are_private(tmp_path: Path) -> None:
-    with start_server(tmp_path) as hub:
+    with start_server(tmp_path, users_by_cli=True) as hub:
         assert mode(hub.data_dir) == 0o700, oct(mode(hub.data_dir))
         flow = run_flow(hub)
         with stalled_upload(hub, flow.model_id):

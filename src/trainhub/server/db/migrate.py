@@ -7,6 +7,7 @@ schema current and does nothing.
 """
 
 import fcntl
+import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,20 +50,31 @@ def upgrade(url: str) -> None:
     on it could corrupt it, and downgrading it would lose what the newer version stored.
     """
     restrict_sqlite_files(url)
-    config = alembic_config(url)
-    scripts = ScriptDirectory.from_config(config)
+    head = schema_revisions()[1]
     with migration_lock(url):
-        check_not_newer(url, scripts)
-        revision = current_revision(url)
-        if revision == scripts.get_current_head():
+        revision = check_not_newer(url)
+        if revision == head:
             return
         logger.debug(  # the CLI's commands print to stderr at INFO: keep them quiet
             "migrating the database %s from schema %s to %s",
             describe_url(url),
             revision or "(empty)",
-            scripts.get_current_head(),
+            head,
         )
-        command.upgrade(config, "head")
+        command.upgrade(alembic_config(url), "head")
+
+
+@functools.cache
+def schema_revisions() -> tuple[frozenset[str], str]:
+    """Return every schema revision this code knows, and the newest one.
+
+    Read once per process: Alembic loads every migration file to answer, and the files do not
+    change while the process runs.
+    """
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    head = scripts.get_current_head()
+    assert head is not None, "the migrations folder has no head revision"
+    return frozenset(script.revision for script in scripts.walk_revisions()), head
 
 
 @contextmanager
@@ -97,10 +109,9 @@ def migration_lock(url: str) -> Iterator[None]:
         engine.dispose()
 
 
-def known_revisions() -> set[str]:
+def known_revisions() -> frozenset[str]:
     """Return every schema revision this code can migrate from or to."""
-    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    return {script.revision for script in scripts.walk_revisions()}
+    return schema_revisions()[0]
 
 
 def current_revision(url: str) -> str | None:
@@ -113,20 +124,22 @@ def current_revision(url: str) -> str | None:
         engine.dispose()
 
 
-def check_not_newer(url: str, scripts: ScriptDirectory) -> None:
-    """Raise SchemaTooNewError when the database's revision is not one of `scripts`."""
+def check_not_newer(url: str) -> str | None:
+    """Return the database's schema revision; raise SchemaTooNewError when this code does not
+    know it (None: a database without trainhub's tables)."""
     path = sqlite_path(url)
     if path is not None and not path.is_file():
-        return  # a new SQLite file: nothing to compare (and connecting would create it)
+        return None  # a new SQLite file: nothing to compare (and connecting would create it)
     revision = current_revision(url)
-    known = {script.revision for script in scripts.walk_revisions()}
+    known, head = schema_revisions()
     if revision is not None and revision not in known:
         raise SchemaTooNewError(
             f"the database {describe_url(url)} has schema revision {revision!r}, newer than "
-            f"this trainhub {__version__} knows (up to {scripts.get_current_head()!r}); "
+            f"this trainhub {__version__} knows (up to {head!r}); "
             "run the trainhub version that migrated it (upgrade this one), or restore a backup "
             "made with this version"
         )
+    return revision
 
 
 def sqlite_path(url: str) -> Path | None:
