@@ -539,6 +539,50 @@ def assert_metrics_exactly(series: dict[str, dict[str, Any]], epochs: range | li
             assert data[str(epoch)] == epoch_metrics(epoch)[name], (name, epoch)
 
 
+# --- shared by the fault tests (test_faults.py, test_network_faults.py) ------------------------
+
+EPOCHS = 50
+CKPT_BYTES = 64 * 1024
+BIG = 64 * MIB
+
+
+def say(text: str) -> None:
+    """Print a figure or a random choice (shown with `pytest -s`, and kept in the log)."""
+    sys.stdout.write(f"[faults] {text}\n")
+    sys.stdout.flush()
+    logging.getLogger("tests.faults").warning(text)
+
+
+def checkpoint_shas(ckpt_bytes: int = CKPT_BYTES) -> set[str]:
+    return {sha256_bytes(checkpoint_bytes(e, ckpt_bytes)) for e in range(EPOCHS)}
+
+
+def trainer_args(url: str, key: str, model_id: str, work: Path, *extra: str) -> list[str]:
+    return [
+        "--url",
+        url,
+        "--key",
+        key,
+        "--model",
+        model_id,
+        "--outbox",
+        str(work / "outbox" / "outbox.sqlite3"),
+        "--workdir",
+        str(work / "run"),
+        "--ckpt-bytes",
+        str(CKPT_BYTES),
+        *extra,
+    ]
+
+
+def assert_trained_with(url: str, key: str, model_id: str, sha256: str) -> dict[str, Any]:
+    record = hub_record(url, key, model_id)
+    assert record["status"] == "trained", record["status"]
+    assert record["weights"], record
+    assert download_sha256(record["weights"]) == sha256
+    return record
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """os.environ without TRAINHUB_/HUB settings, plus `extra`."""
     env = {
