@@ -14,7 +14,6 @@ SeaweedFS server, its own temp dirs, its own block of ports: tests/servers.py), 
 import fcntl
 import os
 import secrets
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,9 @@ from tests.factories import Users, create_users
 from tests.postgres import POSTGRES_URL, migrated_schema_script, postgres_databases, schema_url
 from tests.s3 import Bucket, aws_env, create_bucket, start_moto
 from tests.seaweed import SeaweedServer, start_seaweed
+from tests.servers import lay_migrated_sqlite
 from trainhub.server.app import create_app
-from trainhub.server.db.migrate import sqlite_path, upgrade
-from trainhub.server.filemodes import create_private_file
+from trainhub.server.db.migrate import sqlite_path
 from trainhub.server.settings import Settings
 from trainhub.server.state import hub_state
 
@@ -153,16 +152,6 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
 
 
 @pytest.fixture(scope="session")
-def sqlite_schema(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite database migrated to the newest schema, made once per worker (`settings`)."""
-    path = tmp_path_factory.mktemp("schema") / "trainhub.db"
-    upgrade(f"sqlite:///{path}")
-    leftovers = [p.name for p in path.parent.iterdir() if p != path]
-    assert not leftovers, f"the migrated database is not one file: {leftovers}"
-    return path
-
-
-@pytest.fixture(scope="session")
 def postgres_schema() -> Iterator[Callable[[str], str] | None]:
     """The SQL that lays the newest schema into a PostgreSQL schema (tests/postgres.py)."""
     if POSTGRES_URL is None:
@@ -176,21 +165,18 @@ def postgres_schema() -> Iterator[Callable[[str], str] | None]:
 def settings(
     tmp_path: Path,
     database_url: str,
-    sqlite_schema: Path,
     postgres_schema: Callable[[str], str] | None,
 ) -> Settings:
     """Settings of a hub whose database already holds the newest schema.
 
-    A SQLite file starts as a copy of `sqlite_schema`, a PostgreSQL schema from the script of
-    `postgres_schema`: what the hub's first start would have made, for a fraction of the cost of
-    running every migration for every test; the hub then starts as it restarts. Tests of a
-    database the hub creates itself use `database_url` directly.
+    A SQLite file is laid by `lay_migrated_sqlite` (tests/servers.py), a PostgreSQL schema from
+    the script of `postgres_schema`: what the hub's first start would have made, for a fraction
+    of the cost of running every migration for every test; the hub then starts as it restarts.
+    Tests of a database the hub creates itself use `database_url` directly.
     """
     path = sqlite_path(database_url)
     if path is not None and not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        create_private_file(path)
-        shutil.copyfile(sqlite_schema, path)
+        lay_migrated_sqlite(path)
     search_path = make_url(database_url).query.get("options", "").removeprefix("-csearch_path=")
     if path is None and postgres_schema is not None and search_path:
         engine = create_engine(database_url, isolation_level="AUTOCOMMIT")

@@ -98,15 +98,13 @@ def create_user(
     `env` adds settings, such as the TRAINHUB_DATABASE_URL of a server that uses PostgreSQL.
     This runs in the test's process: the command itself is tested through the real CLI
     (tests/integration/test_cli.py and test_cli_startup.py), and every server start saves
-    two interpreter starts this way. A new SQLite database starts as a copy of one migrated
-    once per process, as the `settings` fixture's do.
+    two interpreter starts this way. A new SQLite database is laid by `lay_migrated_sqlite`, as
+    the `settings` fixture's are.
     """
     url = (env or {}).get("TRAINHUB_DATABASE_URL") or database_url_of(data_dir)
     path = sqlite_path(url)
     if path is not None and not path.exists():
-        make_private_dirs(path.parent)
-        create_private_file(path)
-        shutil.copyfile(migrated_sqlite_template(), path)
+        lay_migrated_sqlite(path)
     else:
         upgrade(url)
     db = Database(url)
@@ -123,6 +121,17 @@ def database_url_of(data_dir: Path) -> str:
     return Settings(data_dir=data_dir).resolved_database_url()
 
 
+def lay_migrated_sqlite(path: Path) -> None:
+    """Make `path` (0600, in folders made 0700) a SQLite database holding the newest schema.
+
+    It is a copy of a file the hub's own migrations made once in this process: what a hub's
+    first start would have made, for a fraction of the cost of running every migration again.
+    """
+    make_private_dirs(path.parent)
+    create_private_file(path)
+    shutil.copyfile(migrated_sqlite_template(), path)
+
+
 @functools.cache
 def migrated_sqlite_template() -> Path:
     """A SQLite file holding the newest schema, made once per process (removed at its exit)."""
@@ -130,6 +139,8 @@ def migrated_sqlite_template() -> Path:
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     path = folder / "trainhub.db"
     upgrade(f"sqlite:///{path}")
+    leftovers = [p.name for p in folder.iterdir() if p != path]
+    assert not leftovers, f"the migrated database is not one file: {leftovers}"
     return path
 
 
