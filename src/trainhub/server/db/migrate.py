@@ -73,7 +73,8 @@ def schema_revisions() -> tuple[frozenset[str], str]:
     """
     scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
     head = scripts.get_current_head()
-    assert head is not None, "the migrations folder has no head revision"
+    if head is None:
+        raise RuntimeError(f"the migrations folder {MIGRATIONS} holds no revision")
     return frozenset(script.revision for script in scripts.walk_revisions()), head
 
 
