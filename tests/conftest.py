@@ -22,15 +22,19 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from tests.factories import Users, create_users
-from tests.postgres import POSTGRES_URL, migrated_schema_script, postgres_databases, schema_url
+from tests.postgres import (
+    POSTGRES_URL,
+    MigratedSchemas,
+    migrated_schema_script,
+    postgres_databases,
+    schema_url,
+)
 from tests.s3 import Bucket, aws_env, create_bucket, start_moto
 from tests.seaweed import SeaweedServer, start_seaweed
 from tests.servers import lay_migrated_sqlite
 from trainhub.server.app import create_app
-from trainhub.server.db.migrate import sqlite_path
 from trainhub.server.settings import Settings
 from trainhub.server.state import hub_state
 
@@ -39,6 +43,17 @@ TESTS = Path(__file__).parent
 # The order in which `make test` hands test modules to its workers (after the `serial` ones): the
 # folders of long tests first, so that the many short in-process tests even out the end.
 FOLDER_ORDER = ("compat", "exports", "e2e", "replicas", "security", "integration", "unit")
+# The modules of `serial` tests, longest first (seconds of one run at -n 3, 2026-12-05): the
+# serial phase ends when its longest worker does, and a worker takes the next module when it has
+# two tests left, so the long ones go out first. A module missing here goes after them.
+SERIAL_ORDER = (
+    "e2e/test_network_faults.py",  # 35 s
+    "e2e/test_faults.py",  # 29 s
+    "e2e/test_dashboard_exports.py",  # 28 s
+    "e2e/test_dashboard.py",  # 20 s
+    "e2e/test_slow_clients.py",  # 6 s
+    "e2e/test_overload.py",  # 5 s
+)
 
 
 @pytest.fixture(autouse=True)
@@ -94,13 +109,47 @@ def storage_url(request: pytest.FixtureRequest, storage_kind: str) -> str | None
     return f"s3://{bucket.name}/hub"
 
 
+@pytest.fixture(scope="session")
+def migrated_schemas() -> Iterator[MigratedSchemas | None]:
+    """PostgreSQL schemas at the newest revision, reused from test to test (tests/postgres.py)."""
+    if POSTGRES_URL is None:
+        yield None
+        return
+    with migrated_schema_script(POSTGRES_URL) as script:
+        schemas = MigratedSchemas(POSTGRES_URL, script)
+        try:
+            yield schemas
+        finally:
+            schemas.close()
+
+
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database of its own for one test: a SQLite file, or a fresh PostgreSQL schema."""
+    """A database of its own for one test: a SQLite file, or a PostgreSQL schema.
+
+    A test that uses `settings` (conftest's or a module's own) gets a database that already
+    holds the newest schema, as the hub's first start leaves it: a SQLite file laid by
+    `lay_migrated_sqlite` (tests/servers.py), a PostgreSQL schema from `migrated_schemas`,
+    emptied and reused after the test. The hub then starts as it restarts, for a fraction of
+    the cost of running every migration for every test. Any other test gets an empty database
+    (a file not made yet, a new schema): tests of migrations and of a hub's first start.
+    """
+    migrated = "settings" in request.fixturenames
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'trainhub.db'}"
+        path = tmp_path / "trainhub.db"
+        if migrated:
+            lay_migrated_sqlite(path)
+        yield f"sqlite:///{path}"
         return
     assert POSTGRES_URL is not None
+    if migrated:
+        schemas: MigratedSchemas = request.getfixturevalue("migrated_schemas")
+        schema = schemas.take()
+        try:
+            yield schema_url(POSTGRES_URL, schema)
+        finally:
+            schemas.give_back(schema)
+        return
     schema = f"t_{secrets.token_hex(6)}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -151,42 +200,9 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
     return Settings(**{**values, **overrides})
 
 
-@pytest.fixture(scope="session")
-def postgres_schema() -> Iterator[Callable[[str], str] | None]:
-    """The SQL that lays the newest schema into a PostgreSQL schema (tests/postgres.py)."""
-    if POSTGRES_URL is None:
-        yield None
-        return
-    with migrated_schema_script(POSTGRES_URL) as script:
-        yield script
-
-
 @pytest.fixture
-def settings(
-    tmp_path: Path,
-    database_url: str,
-    postgres_schema: Callable[[str], str] | None,
-) -> Settings:
-    """Settings of a hub whose database already holds the newest schema.
-
-    A SQLite file is laid by `lay_migrated_sqlite` (tests/servers.py), a PostgreSQL schema from
-    the script of `postgres_schema`: what the hub's first start would have made, for a fraction
-    of the cost of running every migration for every test; the hub then starts as it restarts.
-    Tests of a database the hub creates itself use `database_url` directly.
-    """
-    path = sqlite_path(database_url)
-    if path is not None and not path.exists():
-        lay_migrated_sqlite(path)
-    search_path = make_url(database_url).query.get("options", "").removeprefix("-csearch_path=")
-    if path is None and postgres_schema is not None and search_path:
-        engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as conn:
-                # (another fixture's hub may have made the schema already)
-                if conn.exec_driver_sql("SELECT to_regclass('alembic_version')").scalar() is None:
-                    conn.exec_driver_sql(postgres_schema(str(search_path)))
-        finally:
-            engine.dispose()
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings of a hub whose database already holds the newest schema (`database_url`)."""
     return make_settings(tmp_path, database_url)
 
 
@@ -226,7 +242,8 @@ def bob(app: FastAPI, users: Users) -> Iterator[TestClient]:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Order the tests: modules with `serial` tests first, then by folder (FOLDER_ORDER).
+    """Order the tests: modules with `serial` tests first (SERIAL_ORDER), then by folder
+    (FOLDER_ORDER).
 
     pytest-xdist's loadscope hands modules out in this order (`--no-loadscope-reorder`, as the
     Makefile runs it). A `serial` test waits until every test running on another worker has
@@ -236,9 +253,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     serial_modules = {item.path for item in items if item.get_closest_marker("serial")}
 
     def rank(item: pytest.Item) -> tuple[int, int]:
-        folder = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(TESTS) else ""
-        position = FOLDER_ORDER.index(folder) if folder in FOLDER_ORDER else len(FOLDER_ORDER)
-        return (0 if item.path in serial_modules else 1, position)
+        path = item.path.relative_to(TESTS) if item.path.is_relative_to(TESTS) else item.path
+        if item.path in serial_modules:
+            name = path.as_posix()
+            return (0, SERIAL_ORDER.index(name) if name in SERIAL_ORDER else len(SERIAL_ORDER))
+        folder = path.parts[0]
+        return (1, FOLDER_ORDER.index(folder) if folder in FOLDER_ORDER else len(FOLDER_ORDER))
 
     items.sort(key=rank)
 

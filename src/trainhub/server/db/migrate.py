@@ -3,7 +3,8 @@
 Replicas started together on one database migrate it once: `upgrade` checks and migrates under
 a lock that every trainhub process takes, a session-level advisory lock on PostgreSQL, an
 exclusive `flock` of the database file on SQLite. The second process waits, then finds the
-schema current and does nothing.
+schema current and does nothing. A schema already at the newest revision (every start but the
+first after an upgrade) is found so without the lock.
 """
 
 import fcntl
@@ -51,9 +52,12 @@ def upgrade(url: str) -> None:
     """
     restrict_sqlite_files(url)
     head = schema_revisions()[1]
+    # the common case, a restart: a schema already at the head needs no lock to find so
+    if check_not_newer(url) == head:
+        return
     with migration_lock(url):
         revision = check_not_newer(url)
-        if revision == head:
+        if revision == head:  # another process migrated it while this one waited
             return
         logger.debug(  # the CLI's commands print to stderr at INFO: keep them quiet
             "migrating the database %s from schema %s to %s",
