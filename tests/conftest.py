@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from tests.factories import Users, create_users
@@ -34,6 +33,7 @@ from tests.postgres import (
 from tests.s3 import Bucket, aws_env, create_bucket, start_moto
 from tests.seaweed import SeaweedServer, start_seaweed
 from tests.servers import lay_migrated_sqlite
+from tests.testclient import TestClient
 from trainhub.server.app import create_app
 from trainhub.server.settings import Settings
 from trainhub.server.state import hub_state

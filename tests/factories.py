@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
+from tests.testclient import TestClient
 from trainhub.server.db import users as user_queries
 from trainhub.server.db.engine import Database
 

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi.testclient import TestClient
+from tests.testclient import TestClient
 
 EVENTS = "/api/webhooks/training/metrics"
 UPLOAD_REQUEST = "/api/webhooks/models/upload"

@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from tests.factories import (
     PNG_1PX,
@@ -31,6 +30,7 @@ from tests.factories import (
     weights_file,
 )
 from tests.routes import Endpoint
+from tests.testclient import TestClient
 from trainhub.server.web import csrf
 
 FILES = "/files/{token}/{object_id}/{label}/{name}"

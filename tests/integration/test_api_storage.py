@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from tests.conftest import make_settings
 from tests.factories import (
@@ -34,6 +33,7 @@ from tests.factories import (
 from tests.s3 import Bucket
 from tests.seaweed import S3FaultProxy, start_fault_proxy
 from tests.servers import free_port
+from tests.testclient import TestClient
 from trainhub.server.app import create_app
 from trainhub.server.errors import ConflictError
 from trainhub.server.services import uploads

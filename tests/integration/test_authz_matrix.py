@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from tests.factories import Users, ok
 from tests.routes import Endpoint, api_endpoints
+from tests.testclient import TestClient
 from tests.world import FILES, FORGED_TOKEN, TUS, Answer, World, build_world, call
 from trainhub.server.web.routing import PageRoute
 

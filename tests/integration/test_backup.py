@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from tests.conftest import make_settings
@@ -29,6 +28,7 @@ from tests.factories import (
     weights_file,
 )
 from tests.s3 import Bucket, create_bucket
+from tests.testclient import TestClient
 from trainhub.cli import app as cli_app
 from trainhub.server.app import create_app
 from trainhub.server.state import hub_state

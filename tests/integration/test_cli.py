@@ -3,10 +3,10 @@
 import re
 from pathlib import Path
 
-from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from tests.conftest import make_settings
+from tests.testclient import TestClient
 from trainhub.cli import app as cli_app
 from trainhub.protocol.ids import is_api_key
 from trainhub.server.app import create_app

@@ -19,12 +19,12 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from tests.blobs import stored_files
 from tests.factories import Users, create_users, dataset_zip, weights_file
+from tests.testclient import TestClient
 from trainhub import __version__
 from trainhub.client.api import ARCHIVE_CHECK_TIMEOUT_S, HubClient
 from trainhub.client.errors import (

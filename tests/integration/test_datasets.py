@@ -14,11 +14,11 @@ import zipfile
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from tests.blobs import stored_files
 from tests.factories import DATASET_YAML, dataset_zip, error, local_path, ok, published_name
 from tests.multipart import Part, file_part, multipart_body
+from tests.testclient import TestClient
 from trainhub.server.settings import Settings
 
 

@@ -12,7 +12,6 @@ from datetime import timedelta
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from tests.conftest import make_settings
 from tests.factories import (
@@ -23,6 +22,7 @@ from tests.factories import (
     upload_weights,
     weights_file,
 )
+from tests.testclient import TestClient
 from trainhub.server.app import create_app
 from trainhub.server.db import exports as export_queries
 from trainhub.server.db.tables import ExportRow, utcnow

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from tests.conftest import make_settings
 from tests.factories import create_model, ok, upload_weights, weights_file
 from tests.s3 import Bucket
+from tests.testclient import TestClient
 from trainhub.server.app import create_app
 from trainhub.server.services.gc import collect_garbage, find_garbage
 from trainhub.server.settings import Settings

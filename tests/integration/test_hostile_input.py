@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from tests.blobs import files_under, stored_files
 from tests.conftest import make_settings
@@ -26,6 +25,7 @@ from tests.factories import (
 )
 from tests.multipart import Part, file_part, multipart_body
 from tests.routes import api_endpoints
+from tests.testclient import TestClient
 from tests.world import World, as_sent, build_world, call
 from trainhub.server.app import create_app
 from trainhub.server.settings import Settings

@@ -26,12 +26,12 @@ import httpx
 import pytest
 import redis
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from tests.conftest import make_settings
 from tests.factories import Users, create_model, create_users, epoch_metrics, ok
 from tests.security.test_web_limits import served
 from tests.servers import free_port
+from tests.testclient import TestClient
 from tests.world import sign_in
 from trainhub.server import changefeed
 from trainhub.server.app import create_app

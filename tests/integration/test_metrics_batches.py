@@ -9,10 +9,10 @@ import asyncio
 import json
 
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from tests.asgi import call
 from tests.factories import Users, create_model, ok
+from tests.testclient import TestClient
 
 
 def series(client: TestClient, model_id: str) -> dict[str, dict[str, float]]:

@@ -4,11 +4,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import make_settings
 from tests.factories import Users, create_model, ok, upload_weights, weights_file
+from tests.testclient import TestClient
 from trainhub.server.app import create_app
 from trainhub.server.settings import Settings
 from trainhub.server.state import hub_state

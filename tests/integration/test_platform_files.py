@@ -10,10 +10,10 @@ import tarfile
 import zipfile
 
 import pytest
-from fastapi.testclient import TestClient
 
 from tests.factories import PNG_1PX, dataset_zip, error, local_path, ok, stored_blobs
 from tests.platform import UPLOAD_REQUEST, PlatformClient, complete_data
+from tests.testclient import TestClient
 from trainhub.protocol.ids import platform_spelling
 from trainhub.server.state import hub_state
 

@@ -8,10 +8,10 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-from fastapi.testclient import TestClient
 
 from tests.factories import error, local_path, ok, stored_blobs
 from tests.platform import UPLOAD_REQUEST, PlatformClient, complete_data, epoch_data
+from tests.testclient import TestClient
 from trainhub.protocol.ids import platform_spelling
 from trainhub.server.signing import create_upload_token
 from trainhub.server.state import hub_state

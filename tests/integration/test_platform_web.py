@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from tests.factories import Users, error
 from tests.integration.test_web import HTML, csrf_of, sign_in
@@ -18,6 +17,7 @@ from tests.platform import (
     console_data,
     epoch_data,
 )
+from tests.testclient import TestClient
 from trainhub.protocol.ids import platform_spelling
 from trainhub.server.state import hub_state
 from trainhub.server.web.modelpage import live_state

@@ -9,10 +9,10 @@ import struct
 import zlib
 
 import pytest
-from fastapi.testclient import TestClient
 
 from tests.conftest import make_settings
 from tests.factories import create_model, create_users, error, ok, upload_weights, weights_file
+from tests.testclient import TestClient
 from trainhub.server.app import create_app
 from trainhub.server.db import workers
 from trainhub.server.state import hub_state

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from tests.blobs import stored_files
 from tests.conftest import make_settings
 from tests.factories import PNG_1PX, Users, create_model, error, local_path, ok, published_name
 from tests.multipart import Part, multipart_body
+from tests.testclient import TestClient
 from trainhub.server.app import create_app
 from trainhub.server.settings import Settings
 from trainhub.server.state import hub_state

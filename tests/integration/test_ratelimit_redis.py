@@ -2,10 +2,9 @@
 
 from pathlib import Path
 
-from fastapi.testclient import TestClient
-
 from tests.conftest import make_settings
 from tests.factories import create_users
+from tests.testclient import TestClient
 from trainhub.server.app import create_app
 from trainhub.server.state import hub_state
 

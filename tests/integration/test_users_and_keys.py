@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from tests.blobs import stored_files
 from tests.factories import (
@@ -22,6 +21,7 @@ from tests.factories import (
     upload_weights,
     weights_file,
 )
+from tests.testclient import TestClient
 from trainhub.server.settings import Settings
 
 UNKNOWN_KEY = "ul" + "0" * 40

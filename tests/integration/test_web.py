@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from fastapi.testclient import TestClient
 
 from tests.factories import (
     Users,
@@ -19,6 +18,7 @@ from tests.factories import (
     upload_weights,
     weights_file,
 )
+from tests.testclient import TestClient
 from trainhub.server import web
 from trainhub.server.db.tables import ModelRow
 from trainhub.server.deps import PUBLIC_ENDPOINTS

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from tests.factories import (
@@ -25,6 +24,7 @@ from tests.factories import (
     weights_file,
 )
 from tests.integration.test_web import sign_in
+from tests.testclient import TestClient
 from trainhub.server.db.tables import AgentRow, utcnow
 from trainhub.server.state import hub_state
 from trainhub.server.web import charts, live

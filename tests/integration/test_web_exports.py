@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from tests.conftest import make_settings
 from tests.factories import Users, create_model, create_users, error, ok
@@ -19,6 +18,7 @@ from tests.integration.test_exports import WORKER, run_as_worker, trained_model
 from tests.integration.test_predictions import png
 from tests.integration.test_web import HTML, csrf_of, page_token, sign_in
 from tests.integration.test_web_data import events
+from tests.testclient import TestClient
 from trainhub.server.app import create_app
 from trainhub.server.db import exports as export_queries
 from trainhub.server.state import hub_state

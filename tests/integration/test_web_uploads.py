@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from tests.factories import PNG_1PX, Users, dataset_zip, ok, stored_blobs
 from tests.integration.test_web import csrf_of, page_token, sign_in
+from tests.testclient import TestClient
 from trainhub.server.state import hub_state
 
 XHR = {"accept": "application/json"}

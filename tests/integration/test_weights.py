@@ -12,7 +12,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from fastapi.testclient import TestClient
 
 from tests.conftest import make_settings
 from tests.factories import (
@@ -26,6 +25,7 @@ from tests.factories import (
     upload_weights,
     weights_file,
 )
+from tests.testclient import TestClient
 from trainhub.server.app import create_app
 from trainhub.server.signing import create_token, download_path
 from trainhub.server.state import hub_state

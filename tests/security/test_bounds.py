@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from tests.asgi import call
 from tests.conftest import make_settings
@@ -24,6 +23,7 @@ from tests.factories import (
     multipart_body,
     ok,
 )
+from tests.testclient import TestClient
 from trainhub.server.app import create_app
 from trainhub.server.ratelimit import RateLimiter
 from trainhub.server.state import hub_state

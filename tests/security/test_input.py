@@ -12,10 +12,10 @@ import tarfile
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from tests.asgi import call
 from tests.factories import Users, create_model, error, ok
+from tests.testclient import TestClient
 from trainhub.server.state import hub_state
 
 JSON = {"content-type": "application/json"}

@@ -12,11 +12,11 @@ import os
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.factories import Users, create_model
+from tests.testclient import TestClient
 from trainhub.protocol.metrics import parse_epoch_metrics
 from trainhub.server.bodies import decode_json
 from trainhub.server.errors import BadRequestError

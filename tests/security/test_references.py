@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from tests.factories import (
     Users,
@@ -27,6 +26,7 @@ from tests.factories import (
     weights_file,
 )
 from tests.integration.test_web import sign_in
+from tests.testclient import TestClient
 
 SECRET_NAME = "hidden-name-7f3a"
 READERS = ("owner", "other", "anonymous")

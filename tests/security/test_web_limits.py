@@ -18,12 +18,12 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from tests.conftest import make_settings
 from tests.factories import create_model, create_users
 from tests.integration.test_web import sign_in
+from tests.testclient import TestClient
 from trainhub.server.app import create_app
 from trainhub.server.settings import Settings
 from trainhub.server.state import hub_state

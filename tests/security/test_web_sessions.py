@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from tests.conftest import make_settings
 from tests.factories import Users, create_model, create_users, error, ok
 from tests.integration.test_web import HTML, csrf_of, page_token, sign_in
 from tests.integration.test_web_data import events
+from tests.testclient import TestClient
 from trainhub.server.app import create_app
 from trainhub.server.db.sessions import hash_token
 from trainhub.server.db.tables import WebSessionRow, utcnow
