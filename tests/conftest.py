@@ -26,8 +26,8 @@ from tests.factories import Users, create_users
 from tests.postgres import (
     POSTGRES_URL,
     MigratedSchemas,
-    migrated_schema_script,
     postgres_databases,
+    schema_pool,
     schema_url,
 )
 from tests.s3 import Bucket, aws_env, create_bucket, start_moto
@@ -115,12 +115,8 @@ def migrated_schemas() -> Iterator[MigratedSchemas | None]:
     if POSTGRES_URL is None:
         yield None
         return
-    with migrated_schema_script(POSTGRES_URL) as script:
-        schemas = MigratedSchemas(POSTGRES_URL, script)
-        try:
-            yield schemas
-        finally:
-            schemas.close()
+    with schema_pool(POSTGRES_URL) as schemas:
+        yield schemas
 
 
 @pytest.fixture(params=DATABASES)

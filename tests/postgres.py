@@ -197,3 +197,14 @@ class MigratedSchemas:
         statements += [f"DELETE FROM {{schema}}.{table}" for table in tables]
         statements += [f"ALTER SEQUENCE {{schema}}.{name} RESTART" for name in sequences]
         return ";\n".join(statements)
+
+
+@contextmanager
+def schema_pool(server_url: str) -> Iterator[MigratedSchemas]:
+    """A pool of migrated schemas on `server_url` for a block; drops every one at its end."""
+    with migrated_schema_script(server_url) as script:
+        schemas = MigratedSchemas(server_url, script)
+        try:
+            yield schemas
+        finally:
+            schemas.close()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.postgres import POSTGRES_URL, MigratedSchemas, migrated_schema_script, schema_url
+from tests.postgres import POSTGRES_URL, MigratedSchemas, schema_pool, schema_url
 from trainhub.server.db import users as user_queries
 from trainhub.server.db.engine import Database
 from trainhub.server.db.migrate import schema_revisions
@@ -22,12 +22,8 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture
 def pool() -> Iterator[MigratedSchemas]:
     assert POSTGRES_URL is not None
-    with migrated_schema_script(POSTGRES_URL) as script:
-        schemas = MigratedSchemas(POSTGRES_URL, script)
-        try:
-            yield schemas
-        finally:
-            schemas.close()
+    with schema_pool(POSTGRES_URL) as schemas:
+        yield schemas
 
 
 def run(schema: str, sql: str) -> list[tuple]:
