@@ -97,24 +97,30 @@ def migrated_schema_script(server_url: str) -> Iterator[Callable[[str], str] | N
 # What a schema holds beyond its rows: its tables, columns, indexes, sequences, views,
 # constraints, triggers and functions. A schema a test changed in any of these is not reused.
 SHAPE = """
+WITH classes AS MATERIALIZED (
+    SELECT c.oid, c.relname, c.relkind FROM pg_class c
+    WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = '{schema}')
+)
 SELECT md5(
-    coalesce((SELECT string_agg(c.relname::text || ':' || c.relkind::text
-                                || ':' || coalesce(a.attname::text, '')
-                                || ':' || coalesce(format_type(a.atttypid, a.atttypmod), ''),
-                                ',' ORDER BY c.relname, a.attnum)
-              FROM pg_class c
-              LEFT JOIN pg_attribute a
-                ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-              WHERE c.relnamespace = n.oid), '')
+    coalesce((SELECT string_agg(
+                  relname::text || ':' || relkind::text || ':' || coalesce(
+                      (SELECT string_agg(a.attname::text || ':'
+                                         || format_type(a.atttypid, a.atttypmod),
+                                         ',' ORDER BY a.attnum)
+                       FROM pg_attribute a  -- by its index, per class: never the whole catalog
+                       WHERE a.attrelid = classes.oid AND a.attnum > 0 AND NOT a.attisdropped),
+                      ''),
+                  ';' ORDER BY relname)
+              FROM classes), '')
     || '|' || coalesce((SELECT string_agg(conname::text || ':' || contype::text, ','
                                           ORDER BY conname)
-                        FROM pg_constraint WHERE connamespace = n.oid), '')
-    || '|' || (SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-               WHERE c.relnamespace = n.oid)::text
-    || '|' || (SELECT count(*) FROM pg_proc WHERE pronamespace = n.oid)::text
+                        FROM pg_constraint WHERE connamespace =
+                            (SELECT oid FROM pg_namespace WHERE nspname = '{schema}')), '')
+    || '|' || (SELECT count(*) FROM pg_trigger WHERE tgrelid IN (SELECT oid FROM classes))::text
+    || '|' || (SELECT count(*) FROM pg_proc WHERE pronamespace =
+                   (SELECT oid FROM pg_namespace WHERE nspname = '{schema}'))::text
     || '|' || coalesce((SELECT string_agg(version_num, ',') FROM {schema}.alembic_version), '')
 )
-FROM pg_namespace n WHERE n.nspname = '{schema}'
 """
 
 
