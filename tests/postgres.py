@@ -164,10 +164,10 @@ class MigratedSchemas:
         """Empty `schema` for the next test, or drop it if it cannot be reused as it is."""
         try:
             with self.admin.connect() as conn:
-                if self.laid_shape is not None and self.shape(conn, schema) == self.laid_shape:
+                if self.emptying is not None and self.shape(conn, schema) == self.laid_shape:
                     # one query, so one transaction (PostgreSQL runs a query of several
                     # statements as one); a lock a test left held fails it in 5 s
-                    conn.exec_driver_sql(str(self.emptying).format(schema=schema))
+                    conn.exec_driver_sql(self.emptying.format(schema=schema))
                     self.idle.append(schema)
                     return
         except DBAPIError:
