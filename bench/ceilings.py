@@ -5,7 +5,9 @@ Served by the same uvicorn (httptools, uvloop) as `trainhub server`:
   (WAL, synchronous=NORMAL, one connection), the least a metrics upload must do;
 - POST /hello: a FastAPI route that answers a fixed JSON object (the least a heartbeat costs);
 - POST /sink: streams a multipart body through python-multipart into a file and fsyncs it (the
-  least a weights upload costs before its sha256, which bench/hotpaths.py measures apart).
+  least a weights upload costs before its sha256, which bench/hotpaths.py measures apart); every
+  64 MiB it hands the file's pages to the disk the way trainhub's storage does (decision 0027),
+  so the page cache costs both the same.
 
 Run: python bench/ceilings.py PORT DATA_DIR
 """
@@ -20,6 +22,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+WRITE_BACK_EVERY_BYTES = 64 * 1024 * 1024
 DATA = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(".")
 app = FastAPI()
 _db = sqlite3.connect(DATA / "ceiling.db", check_same_thread=False, isolation_level=None)
@@ -44,14 +47,18 @@ async def hello() -> dict[str, str]:
 @app.post("/sink")
 async def sink(request: Request) -> dict[str, object]:
     _, options = parse_options_header(request.headers["content-type"])
-    size = 0
+    size = handed = 0
     with open(DATA / "sink.bin", "wb") as out:
 
         def on_part_data(data: bytes, start: int, end: int) -> None:
-            nonlocal size
+            nonlocal size, handed
             view = memoryview(data)[start:end]
             out.write(view)
             size += end - start
+            if size - handed >= WRITE_BACK_EVERY_BYTES:
+                out.flush()
+                os.posix_fadvise(out.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+                handed = size
 
         parser = MultipartParser(options[b"boundary"], {"on_part_data": on_part_data})
         async for chunk in request.stream():

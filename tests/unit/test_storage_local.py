@@ -1,6 +1,8 @@
 """Local storage: streamed, hashed, atomic publication; nothing partial is ever visible."""
 
+import ctypes
 import hashlib
+import mmap
 import os
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ from trainhub.server.storage import (
     StorageError,
     check_key,
     from_url,
+    spool,
 )
 from trainhub.server.storage.local import SHARED_TEMP_MIN_AGE_S
 
@@ -30,6 +33,42 @@ def test_a_published_blob_is_complete_and_hashed(tmp_path: Path) -> None:
     assert storage.local_path("models/x/best").read_bytes() == data
     assert b"".join(storage.iter_range("models/x/best", 999, 1001)) == b"abb"
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def resident_bytes(path: Path) -> int:
+    """Return how many bytes of `path` are in the page cache (mincore(2) on a mapping of it)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    size = path.stat().st_size
+    pages = (ctypes.c_ubyte * -(-size // mmap.PAGESIZE))()
+    with path.open("rb") as file, mmap.mmap(file.fileno(), size, access=mmap.ACCESS_COPY) as mapped:
+        start = ctypes.c_char.from_buffer(mapped)  # a private mapping: nothing is read or copied
+        result = libc.mincore(
+            ctypes.c_void_p(ctypes.addressof(start)), ctypes.c_size_t(size), pages
+        )
+        del start  # the mapping closes only once nothing points into it
+    if result != 0:
+        raise OSError(ctypes.get_errno(), "mincore failed")
+    return sum(page & 1 for page in pages) * mmap.PAGESIZE
+
+
+def test_a_large_blob_goes_to_the_disk_as_it_is_written_not_into_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 1 MiB windows instead of 64: the file's pages that went to the disk leave the page cache
+    # while the upload goes on (the fdatasync of each window this replaced kept all of them)
+    monkeypatch.setattr(spool, "WRITE_BACK_EVERY_BYTES", 1024 * 1024)
+    writer = LocalStorage(tmp_path).create_writer()
+    chunk = os.urandom(256 * 1024)
+    digest = hashlib.sha256()
+    for _ in range(128):  # 32 MiB
+        writer.write(chunk)
+        digest.update(chunk)
+    size = writer.temp_path.stat().st_size
+    assert size == 32 * 1024 * 1024
+    assert resident_bytes(writer.temp_path) < size // 2
+    writer.publish("models/x/best")
+    published = (tmp_path / "models/x/best").read_bytes()
+    assert (len(published), hashlib.sha256(published).hexdigest()) == (size, digest.hexdigest())
 
 
 def test_an_aborted_blob_leaves_nothing(tmp_path: Path) -> None:

@@ -125,6 +125,10 @@ def _shown_endpoint(url: str) -> str:
 class S3BlobWriter(SpoolWriter):
     """A spooled upload, sent to the bucket when published; the spool file goes either way."""
 
+    # publish reads the spool file back at once: its pages stay in memory for that read, and a
+    # spool file needs no durability (a crash sweeps it)
+    hand_to_disk = False
+
     def __init__(
         self,
         folder: Path,

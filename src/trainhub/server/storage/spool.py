@@ -20,17 +20,23 @@ from trainhub.server.filemodes import make_private_dirs
 from trainhub.server.storage.base import Leftover, StorageError, check_key, is_key
 
 CHUNK_BYTES = 1024 * 1024
-SYNC_EVERY_BYTES = 64 * 1024 * 1024
+WRITE_BACK_EVERY_BYTES = 64 * 1024 * 1024
 TEMP_PREFIX = ".upload-"
 
 
 class SpoolWriter(ABC):
-    """A temp file in `folder` (or an existing file to adopt), hashed as it is written."""
+    """A temp file in `folder` (or an existing file to adopt), hashed as it is written.
+
+    `hand_to_disk`: whether the file's pages go to the disk while the upload goes on (see
+    `write`). A backend that reads the file back when it publishes (a bucket's spool) keeps them.
+    """
+
+    hand_to_disk = True
 
     def __init__(self, folder: Path, existing: Path | None = None) -> None:
         self._hash = hashlib.sha256()
         self.size = 0
-        self._synced = 0
+        self._handed = 0
         if existing is None:
             fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
             self._file = os.fdopen(fd, "wb")
@@ -53,16 +59,17 @@ class SpoolWriter(ABC):
     def write(self, chunk: bytes | memoryview) -> None:
         """Append `chunk` to the blob.
 
-        Every SYNC_EVERY_BYTES the bytes written so far are flushed to the disk, while the
-        upload goes on, so the fsync at publication has little left to do.
+        Every WRITE_BACK_EVERY_BYTES (with `hand_to_disk`) the bytes written so far are handed
+        to the disk without waiting for it, so the fsync at publication has little left to do
+        and a large upload does not fill the page cache (docs/performance.md, "Uploads").
         """
         try:
             self._file.write(chunk)
             self.size += len(chunk)
-            if self.size - self._synced >= SYNC_EVERY_BYTES:
+            if self.hand_to_disk and self.size - self._handed >= WRITE_BACK_EVERY_BYTES:
                 self._file.flush()
-                os.fdatasync(self._file.fileno())
-                self._synced = self.size
+                _write_back(self._file.fileno())
+                self._handed = self.size
         except OSError as exc:
             self.abort()
             raise StorageError(f"cannot write the upload's temp file: {exc.strerror}") from exc
@@ -84,6 +91,20 @@ class SpoolWriter(ABC):
         """Throw the blob away (nothing happens after a publish)."""
         self._file.close()
         self._path.unlink(missing_ok=True)
+
+
+def _write_back(fd: int) -> None:
+    """Start writing `fd`'s dirty pages to the disk, and drop its pages already written.
+
+    POSIX_FADV_DONTNEED does both on Linux without waiting: the pages of the last window are on
+    their way to the disk, those of the window before are clean by now and leave the page cache,
+    so an upload recycles a few windows of memory. Waiting instead (fdatasync) stalled the upload
+    at every window, and each new page of cache cost a fresh page of the machine's memory.
+    """
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    else:  # macOS: no fadvise; the same flush, waited for
+        os.fsync(fd)
 
 
 def check_writable(create_writer: Callable[[], SpoolWriter], folder: str) -> None:
