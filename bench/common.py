@@ -11,6 +11,7 @@ import math
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -205,9 +206,11 @@ class RssSampler:
 
 
 class LatencyProbe:
-    """GET `url` every `interval_s` in a background thread and keep each latency (seconds).
+    """GET `url` every `interval_s` from a process of its own and keep each latency (seconds).
 
-    Shows how other requests fare while the benchmark loads the server. At most `max_requests`.
+    Shows how other requests fare while the benchmark loads the server. Other requests come from
+    other clients, so the probe is a process apart: a thread beside the benchmark's own client
+    would share its GIL and measure the client as well. At most `max_requests`.
     """
 
     def __init__(
@@ -217,35 +220,28 @@ class LatencyProbe:
         interval_s: float = 0.1,
         max_requests: int = 10_000,
     ) -> None:
-        self.url = url
-        self.headers = headers or {}
-        self.interval_s = interval_s
-        self.max_requests = max_requests
+        self.args = [url, json.dumps(headers or {}), str(interval_s), str(max_requests)]
         self.latencies: list[float] = []
         self.errors = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="latency-probe", daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(headers=self.headers, timeout=60) as client:
-            for _ in range(self.max_requests):
-                if self._stop.is_set():
-                    return
-                start = time.perf_counter()
-                try:
-                    client.get(self.url).raise_for_status()
-                    self.latencies.append(time.perf_counter() - start)
-                except httpx.HTTPError:
-                    self.errors += 1
-                self._stop.wait(self.interval_s)
+        self._child: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> "LatencyProbe":
-        self._thread.start()
+        self._child = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("probe.py")), *self.args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._child.stdout is not None
+        if self._child.stdout.readline().strip() != "ready":
+            raise RuntimeError("the latency probe could not reach the server")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=70)
+        assert self._child is not None
+        out, _ = self._child.communicate(input="stop\n", timeout=70)
+        result = json.loads(out.strip().splitlines()[-1])
+        self.latencies, self.errors = result["latencies"], result["errors"]
 
 
 class CpuMeter:
