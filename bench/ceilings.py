@@ -9,6 +9,8 @@ Served by the same uvicorn (httptools, uvloop) as `trainhub server`:
   64 MiB it hands the file's pages to the disk the way trainhub's storage does (decision 0027),
   so the page cache costs both the same.
 
+Linux only (posix_fadvise).
+
 Run: python bench/ceilings.py PORT DATA_DIR
 """
 

@@ -220,7 +220,8 @@ class LatencyProbe:
         interval_s: float = 0.1,
         max_requests: int = 10_000,
     ) -> None:
-        self.args = [url, json.dumps(headers or {}), str(interval_s), str(max_requests)]
+        self.args = [url, str(interval_s), str(max_requests)]
+        self.headers = headers or {}
         self.latencies: list[float] = []
         self.errors = 0
         self._child: subprocess.Popen[str] | None = None
@@ -231,17 +232,31 @@ class LatencyProbe:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env={**os.environ, "PROBE_HEADERS": json.dumps(self.headers)},
         )
         assert self._child.stdout is not None
         if self._child.stdout.readline().strip() != "ready":
-            raise RuntimeError("the latency probe could not reach the server")
+            self._end()
+            raise RuntimeError(f"the latency probe could not GET {self.args[0]}")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self._child is not None
-        out, _ = self._child.communicate(input="stop\n", timeout=70)
-        result = json.loads(out.strip().splitlines()[-1])
+        out = self._end()
+        lines = out.strip().splitlines()
+        if not lines:
+            raise RuntimeError("the latency probe ended without its figures")
+        result = json.loads(lines[-1])
         self.latencies, self.errors = result["latencies"], result["errors"]
+
+    def _end(self) -> str:
+        """Tell the probe to stop, wait for it (killed after 70 s) and return what it printed."""
+        assert self._child is not None
+        try:
+            out, _ = self._child.communicate(input="stop\n", timeout=70)
+        except subprocess.TimeoutExpired:
+            self._child.kill()
+            out, _ = self._child.communicate()
+        return out
 
 
 class CpuMeter:

@@ -14,6 +14,8 @@ host takes back the memory a guest frees, a page of cache the guest has not touc
 costs a fault in the host; the first run shows that cost, the second does not (docs/performance.md,
 "Uploads hand their pages to the disk"). Prints MiB/s and the CPU time of this process per GiB.
 
+Linux only (fdatasync, and the storage writer's fadvise).
+
 Run: .venv/bin/python bench/disk_writes.py [--size-mib 1024] [--pause-s 65] [--dir DIR]
 """
 

@@ -4,6 +4,7 @@ import ctypes
 import hashlib
 import mmap
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -39,21 +40,40 @@ def resident_bytes(path: Path) -> int:
     """Return how many bytes of `path` are in the page cache (mincore(2) on a mapping of it)."""
     libc = ctypes.CDLL(None, use_errno=True)
     size = path.stat().st_size
+    if size == 0:
+        return 0
     pages = (ctypes.c_ubyte * -(-size // mmap.PAGESIZE))()
     with path.open("rb") as file, mmap.mmap(file.fileno(), size, access=mmap.ACCESS_COPY) as mapped:
         start = ctypes.c_char.from_buffer(mapped)  # a private mapping: nothing is read or copied
-        result = libc.mincore(
-            ctypes.c_void_p(ctypes.addressof(start)), ctypes.c_size_t(size), pages
-        )
-        del start  # the mapping closes only once nothing points into it
+        try:
+            address = ctypes.c_void_p(ctypes.addressof(start))
+            result = libc.mincore(address, ctypes.c_size_t(size), pages)
+        finally:
+            del start  # the mapping closes only once nothing points into it
     if result != 0:
         raise OSError(ctypes.get_errno(), "mincore failed")
     return sum(page & 1 for page in pages) * mmap.PAGESIZE
 
 
+def filesystem_of(path: Path) -> str:
+    """Return the type of the file system `path` is on, from /proc/self/mountinfo."""
+    best, kind = "", ""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        mount_point, fs_type = fields[4], fields[fields.index("-") + 1]
+        if path.is_relative_to(mount_point) and len(mount_point) >= len(best):
+            best, kind = mount_point, fs_type
+    return kind
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="fadvise and mincore as Linux has them"
+)
 def test_a_large_blob_goes_to_the_disk_as_it_is_written_not_into_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if filesystem_of(tmp_path.resolve()) == "tmpfs":  # no disk: its pages are the file itself
+        pytest.skip(f"{tmp_path} is on tmpfs; set TMPDIR to a folder on a disk")
     # 1 MiB windows instead of 64: the file's pages that went to the disk leave the page cache
     # while the upload goes on (the fdatasync of each window this replaced kept all of them)
     monkeypatch.setattr(spool, "WRITE_BACK_EVERY_BYTES", 1024 * 1024)
@@ -69,6 +89,20 @@ def test_a_large_blob_goes_to_the_disk_as_it_is_written_not_into_memory(
     writer.publish("models/x/best")
     published = (tmp_path / "models/x/best").read_bytes()
     assert (len(published), hashlib.sha256(published).hexdigest()) == (size, digest.hexdigest())
+
+
+def test_a_failed_write_back_aborts_the_blob(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_gone(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(spool, "WRITE_BACK_EVERY_BYTES", 1024)
+    monkeypatch.setattr(spool, "_write_back", disk_gone)
+    writer = LocalStorage(tmp_path).create_writer()
+    with pytest.raises(StorageError, match="Input/output error"):
+        writer.write(b"x" * 2048)
+    assert list((tmp_path / "tmp").iterdir()) == []
 
 
 def test_an_aborted_blob_leaves_nothing(tmp_path: Path) -> None:

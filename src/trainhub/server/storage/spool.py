@@ -61,7 +61,8 @@ class SpoolWriter(ABC):
 
         Every WRITE_BACK_EVERY_BYTES (with `hand_to_disk`) the bytes written so far are handed
         to the disk without waiting for it, so the fsync at publication has little left to do
-        and a large upload does not fill the page cache (docs/performance.md, "Uploads").
+        and a large upload does not fill the page cache
+        (docs/decisions/0027-uploads-hand-their-pages-to-the-disk.md).
         """
         try:
             self._file.write(chunk)
@@ -96,14 +97,15 @@ class SpoolWriter(ABC):
 def _write_back(fd: int) -> None:
     """Start writing `fd`'s dirty pages to the disk, and drop its pages already written.
 
-    POSIX_FADV_DONTNEED does both on Linux without waiting: the pages of the last window are on
-    their way to the disk, those of the window before are clean by now and leave the page cache,
-    so an upload recycles a few windows of memory. Waiting instead (fdatasync) stalled the upload
-    at every window, and each new page of cache cost a fresh page of the machine's memory.
+    POSIX_FADV_DONTNEED does both on Linux, waiting for the disk only when its queue is full:
+    the pages of the last window are on their way to the disk, those of the window before are
+    clean by now and leave the page cache, so an upload recycles a few windows of memory.
+    Waiting for each window instead (fdatasync) stalled the upload every 64 MiB, and on a VM each
+    new page of cache can cost a fault in the host.
     """
     if hasattr(os, "posix_fadvise"):
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    else:  # macOS: no fadvise; the same flush, waited for
+    else:  # macOS: no fadvise; flush the window and wait for it
         os.fsync(fd)
 
 
