@@ -338,7 +338,7 @@ def _serve(app: Any, settings: Any, log_config: dict[str, Any]) -> None:
     """Run uvicorn: in this process, or in `settings.workers` processes of its own."""
     import uvicorn
 
-    from trainhub.server.app import WORKER_SETTINGS
+    from trainhub.server.app import WORKER_SETTINGS, freeze_startup_objects
     from trainhub.server.state import hub_state
 
     options: dict[str, Any] = {
@@ -352,6 +352,7 @@ def _serve(app: Any, settings: Any, log_config: dict[str, Any]) -> None:
         "timeout_graceful_shutdown": 10,
     }
     if settings.workers <= 1:
+        freeze_startup_objects()
         uvicorn.run(app, **options)
         return
     # N processes on one port: each builds its own app from the settings handed down here (the
