@@ -176,7 +176,7 @@ def freeze_startup_objects() -> None:
     Called once per server process, after the app is built and before it serves. The modules,
     routes, models and tables made at start-up live as long as the process, yet every full
     collection walked all of them: a request that leaves many objects alive for a while (a
-    chart of 10,000 epochs decodes 10,000 dicts) set one off every other time, and took 70-90 ms
+    chart of 10,000 epochs decodes 10,000 dicts) set one off every other time, and took 70-100 ms
     longer then (docs/performance.md, "Full collections"). Not for in-process apps (tests):
     frozen objects are never freed.
     """
