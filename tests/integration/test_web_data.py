@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import update
+from sqlalchemy import event, select, update
 
 from tests.factories import (
     Users,
@@ -25,7 +25,9 @@ from tests.factories import (
 )
 from tests.integration.test_web import sign_in
 from tests.testclient import TestClient
-from trainhub.server.db.tables import AgentRow, utcnow
+from trainhub.server.db import metrics
+from trainhub.server.db.tables import AgentRow, MetricRow, ModelRow, utcnow
+from trainhub.server.services import dashboard
 from trainhub.server.state import hub_state
 from trainhub.server.web import charts, live
 
@@ -219,6 +221,111 @@ def test_chart_data_of_a_thousand_epochs_by_thirty_metrics_is_compact(alice, ali
     answer = alice_web.get(f"/models/{model_id}/chart.json", headers=JSON)
     assert answer.status_code == 200
     assert len(answer.content) < 200_000
+
+
+def post_epochs(client: TestClient, model_id: str, epochs: dict[int, dict[str, float]]) -> None:
+    metrics = {str(epoch): json.dumps(values) for epoch, values in epochs.items()}
+    ok(client.post(f"/v1/models/{model_id}", json={"type": "metrics", "metrics": metrics}))
+
+
+def model_seq(app: FastAPI, model_id: str) -> int:
+    with hub_state(app).db.read() as session:
+        return session.scalars(select(ModelRow.seq).where(ModelRow.id == model_id)).one()
+
+
+CHANGES = [
+    {0: {"a": 1.0, "b": 2.0}, 1: {"a": 1.5, "b": 2.5}, 2: {"a": 1.2, "b": 2.2}},
+    {3: {"a": 0.9, "b": 1.9}, 4: {"a": 0.8, "b": 1.8}},  # appended
+    {5: {"a": 0.7, "c": 3.0}},  # a new metric, one missing
+    {1: {"a": 9.0}},  # an epoch the chart holds is rewritten
+    {8: {"a": 0.5, "b": 1.5}},  # a gap ...
+    {6: {"a": 0.6}, 7: {"b": 1.6}},  # ... filled
+    {9: {"a": 0.4, "b": 1.4, "c": 2.0}, 10: {"a": 0.3, "b": 1.3, "c": 1.9}},
+]
+
+
+def test_charts_caught_up_after_each_change_equal_a_read_afresh(app, alice, alice_web) -> None:
+    # the columns of the last read are brought up to date (services/dashboard.py COLUMNS); after
+    # every kind of change, the chart equals what reading every epoch again gives
+    model_id = create_model(alice)
+    seq = model_seq(app, model_id)
+    db = hub_state(app).db
+    for change in CHANGES:
+        post_epochs(alice, model_id, change)
+        for first, last, points in (
+            (None, None, 500),
+            (2, None, 500),
+            (1, 6, 500),
+            (None, None, 8),
+        ):
+            query = f"?points={points}" + (f"&first={first}" if first is not None else "")
+            query += f"&last={last}" if last is not None else ""
+            got = alice_web.get(f"/models/{model_id}/chart.json{query}", headers=JSON).json()
+            with db.read() as session:
+                fresh = metrics.read_columns(session, seq, first, last)
+                version = metrics.metrics_state(session, seq)
+            assert got == {**charts.payload(fresh, points), "version": version}, (change, query)
+
+
+def test_a_new_epoch_reads_only_the_epochs_written_since(app, alice, alice_web) -> None:
+    model_id = create_model(alice)
+    upload_epochs(alice, model_id, 300, 5)
+    assert alice_web.get(f"/models/{model_id}/chart.json", headers=JSON).status_code == 200
+    post_epochs(alice, model_id, {300: {"train/loss0": 0.5}})
+    statements: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement)
+
+    engine = hub_state(app).db.reader
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        data = alice_web.get(f"/models/{model_id}/chart.json", headers=JSON).json()
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert data["total"] == 301 and data["series"]["train/loss0"][-1] == 0.5
+    reads = [s for s in statements if re.search(r'metrics\."?values"?', s)]
+    assert reads and all("metrics.updated_at >" in s for s in reads), statements
+
+
+def test_the_column_cache_keeps_the_newest_charts_within_its_bound() -> None:
+    cache = dashboard.ColumnCache(max_values=100)
+
+    def held(epochs: int, names: str) -> dashboard.HeldColumns:
+        columns = charts.Columns(list(range(epochs)), {n: [1.0] * epochs for n in names})
+        return dashboard.HeldColumns(metrics.Version(epochs - 1, epochs, None), columns, 0.0)
+
+    for key in ("one", "two", "three"):
+        cache.put((key,), held(10, "abc"))  # 40 values each
+    assert cache.get(("one",)) is None and cache.get(("three",)) is not None
+    assert cache.get(("two",)) is not None  # now the most recently used
+    cache.put(("four",), held(10, "abc"))
+    assert cache.get(("three",)) is None and cache.get(("two",)) is not None
+    cache.put(("huge",), held(50, "ab"))  # 150 values: more than the whole cache
+    assert cache.get(("huge",)) is None and cache.get(("four",)) is not None
+    cache.put(("four",), held(30, "ab"))  # replaced by a bigger one: 90 values
+    assert cache.get(("two",)) is None and cache.get(("four",)) is not None
+
+
+def test_the_columns_are_read_whole_again_after_a_while(app, alice, alice_web, monkeypatch) -> None:
+    # a change the version cannot see (decision 0028) is simulated by rewriting a value in SQL
+    # under an unchanged version; it shows once the held columns are FULL_READ_EVERY_S old
+    model_id = create_model(alice)
+    post_epochs(alice, model_id, {0: {"a": 1.0}, 1: {"a": 2.0}})
+    url = f"/models/{model_id}/chart.json"
+    assert alice_web.get(url, headers=JSON).json()["series"] == {"a": [1.0, 2.0]}
+    seq = model_seq(app, model_id)
+    with hub_state(app).db.write() as session:
+        session.execute(
+            update(MetricRow)
+            .where(MetricRow.model_seq == seq, MetricRow.epoch == 0)
+            .values(values='{"a": 5.0}')
+        )
+    post_epochs(alice, model_id, {2: {"a": 3.0}})
+    assert alice_web.get(url, headers=JSON).json()["series"] == {"a": [1.0, 2.0, 3.0]}
+    monkeypatch.setattr(dashboard, "FULL_READ_EVERY_S", 0.0)  # the minute has passed
+    post_epochs(alice, model_id, {3: {"a": 4.0}})
+    assert alice_web.get(url, headers=JSON).json()["series"] == {"a": [5.0, 2.0, 3.0, 4.0]}
 
 
 def test_compare_overlays_one_metric_of_several_models(alice, bob, alice_web) -> None:

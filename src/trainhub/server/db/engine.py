@@ -65,6 +65,12 @@ class Database:
         self.url = url
         self.reader, self.writer = create_engines(url)
         self._read = sessionmaker(self.reader, expire_on_commit=False)
+        # SQLite's read transaction is a snapshot already; PostgreSQL's default (READ COMMITTED)
+        # gives each statement its own, so a snapshot asks for REPEATABLE READ
+        snapshot = self.reader
+        if make_url(url).get_backend_name() != "sqlite":
+            snapshot = snapshot.execution_options(isolation_level="REPEATABLE READ")
+        self._snapshot = sessionmaker(snapshot, expire_on_commit=False)
         self._write = sessionmaker(self.writer, expire_on_commit=False)
         self.on_changes: Callable[[list[Change]], None] | None = None  # set by create_app
         self.before_dispose: list[Callable[[], None]] = []  # e.g. stop threads that read
@@ -73,6 +79,12 @@ class Database:
     def read(self) -> Iterator[Session]:
         """Yield a session for queries that change nothing."""
         with self._read() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """Yield a session for queries that change nothing and must all see the same moment."""
+        with self._snapshot() as session, session.begin():
             yield session
 
     @contextmanager

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from trainhub.protocol.metrics import EpochMetrics
@@ -143,15 +143,68 @@ def latest_values(session: Session, model_seq: int) -> tuple[int | None, dict[st
     return row[0], dict(sorted(decode_values(row[1]).items()))
 
 
-def metrics_state(session: Session, model_seq: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Version:
+    """What a model's metrics were at one moment: newest epoch, how many, last change."""
+
+    epoch: int | None
+    count: int
+    changed: datetime | None
+
+    def state(self) -> dict[str, Any]:
+        """Return the version as the live `metrics` event and the chart data name it."""
+        changed = self.changed
+        text = changed.isoformat() if isinstance(changed, datetime) else changed
+        return {"epoch": self.epoch, "count": self.count, "changed": str(text)}
+
+
+def metrics_version(session: Session, model_seq: int) -> Version:
     """Return the newest epoch, the number of epochs and the last change of a model's metrics."""
     newest, count, changed = session.execute(
         select(func.max(MetricRow.epoch), func.count(), func.max(MetricRow.updated_at)).where(
             MetricRow.model_seq == model_seq
         )
     ).one()
-    changed_text = changed.isoformat() if isinstance(changed, datetime) else changed
-    return {"epoch": newest, "count": count, "changed": str(changed_text)}
+    return Version(newest, count, changed)
+
+
+def metrics_state(session: Session, model_seq: int) -> dict[str, Any]:
+    """Return the state of a model's metrics (`Version.state`)."""
+    return metrics_version(session, model_seq).state()
+
+
+def read_changed(
+    session: Session, model_seq: int, since: Version
+) -> list[tuple[int, dict[str, Value]]]:
+    """Return the epochs written after `since`, in order: newer epochs and epochs changed since."""
+    query = select(MetricRow.epoch, MetricRow.values).where(MetricRow.model_seq == model_seq)
+    if since.epoch is not None and since.changed is not None:
+        query = query.where(
+            or_(MetricRow.epoch > since.epoch, MetricRow.updated_at > since.changed)
+        )
+    rows = session.execute(query.order_by(MetricRow.epoch)).all()
+    return [(epoch, decode_values(text)) for epoch, text in rows]
+
+
+def extended(columns: Columns, rows: list[tuple[int, dict[str, Value]]]) -> Columns:
+    """Return `columns` with `rows` (later epochs, in order) appended; `columns` is not changed.
+
+    A metric that only the new rows name gets gaps before them, a metric they lack gets gaps
+    in them, as `columns_of` would have made them from all the rows.
+    """
+    if not rows:
+        return columns
+    added = columns_of(rows)
+    gap_before: list[Value] = [None] * len(columns.epochs)
+    gap_after: list[Value] = [None] * len(added.epochs)
+    names = sorted(columns.series.keys() | added.series.keys())
+    return Columns(
+        columns.epochs + added.epochs,
+        {
+            name: columns.series.get(name, gap_before) + added.series.get(name, gap_after)
+            for name in names
+        },
+    )
 
 
 def main_metric(epochs: Iterable[EpochMetrics]) -> float | None:

@@ -120,8 +120,8 @@ class MetricsWriter:
 
     def _write(self, batch: list[_Upload]) -> list[BaseException | None]:
         """Write the uploads that may be written in one transaction; return each one's outcome."""
-        now = utcnow()
         with self._db.begin() as conn:
+            now = utcnow()  # after BEGIN: on SQLite, commits and their times come in one order
             models = ingest.models_by_id(conn, {u.model_id for u in batch})
             outcomes: list[BaseException | None] = []
             epochs: dict[tuple[int, int], EpochMetrics] = {}

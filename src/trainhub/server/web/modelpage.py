@@ -139,12 +139,12 @@ def chart_data(
     """Return the model's metrics as columns, downsampled to about `points` per series."""
     limits.check_chart_rate(request, user.user_id)
     seq, version = dashboard.chart_version(db, model_id, user.user_id)
-    key = (db.url, seq, tuple(version.values()), points, first, last)
-    data = CHARTS.get(key)
-    if data is None:
-        data = charts.payload(dashboard.chart_columns(db, seq, first, last), points)
+    data = CHARTS.get((db.url, seq, tuple(version.values()), points, first, last))
+    if data is None:  # the version read with the columns names them (an epoch may have come)
+        version, columns = dashboard.chart_columns(db, seq, first, last)
+        data = charts.payload(columns, points)
         data["version"] = version  # what the `metrics` live event says when nothing changed
-        CHARTS.put(key, data)
+        CHARTS.put((db.url, seq, tuple(version.values()), points, first, last), data)
     return Response(orjson.dumps(data), media_type="application/json", headers=NO_STORE)
 
 
