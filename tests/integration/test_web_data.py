@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, select, update
+from sqlalchemy import event, insert, select, update
 
 from tests.factories import (
     Users,
@@ -250,6 +250,8 @@ def test_charts_caught_up_after_each_change_equal_a_read_afresh(app, alice, alic
     model_id = create_model(alice)
     seq = model_seq(app, model_id)
     db = hub_state(app).db
+    empty = alice_web.get(f"/models/{model_id}/chart.json", headers=JSON).json()
+    assert empty["epochs"] == [] and empty["version"]["count"] == 0  # held: no epoch yet
     for change in CHANGES:
         post_epochs(alice, model_id, change)
         for first, last, points in (
@@ -288,28 +290,86 @@ def test_a_new_epoch_reads_only_the_epochs_written_since(app, alice, alice_web) 
     assert reads and all("metrics.updated_at >" in s for s in reads), statements
 
 
+def held(epochs: int, names: str) -> dashboard.HeldColumns:
+    columns = charts.Columns(list(range(epochs)), {n: [1.0] * epochs for n in names})
+    version = metrics.Version(epochs - 1 if epochs else None, epochs, None)
+    return dashboard.HeldColumns(version, columns, 0.0)
+
+
 def test_the_column_cache_keeps_the_newest_charts_within_its_bound() -> None:
-    cache = dashboard.ColumnCache(max_values=100)
-
-    def held(epochs: int, names: str) -> dashboard.HeldColumns:
-        columns = charts.Columns(list(range(epochs)), {n: [1.0] * epochs for n in names})
-        return dashboard.HeldColumns(metrics.Version(epochs - 1, epochs, None), columns, 0.0)
-
+    forty = 40 + dashboard.ENTRY_COST  # 10 epochs x (3 metrics + the epochs)
+    cache = dashboard.ColumnCache(max_values=2 * forty + 10)
     for key in ("one", "two", "three"):
-        cache.put((key,), held(10, "abc"))  # 40 values each
+        cache.put((key,), held(10, "abc"))
     assert cache.get(("one",)) is None and cache.get(("three",)) is not None
     assert cache.get(("two",)) is not None  # now the most recently used
     cache.put(("four",), held(10, "abc"))
     assert cache.get(("three",)) is None and cache.get(("two",)) is not None
-    cache.put(("huge",), held(50, "ab"))  # 150 values: more than the whole cache
+    cache.put(("huge",), held(60, "ab"))  # 180 values: more than the whole cache
     assert cache.get(("huge",)) is None and cache.get(("four",)) is not None
     cache.put(("four",), held(30, "ab"))  # replaced by a bigger one: 90 values
     assert cache.get(("two",)) is None and cache.get(("four",)) is not None
 
 
+def test_empty_windows_count_against_the_column_cache_too() -> None:
+    cache = dashboard.ColumnCache(max_values=10 * dashboard.ENTRY_COST)
+    for first in range(11):  # windows a user may ask for, with no epoch in them
+        cache.put((first,), held(0, ""))
+    assert cache.get((0,)) is None and cache.get((10,)) is not None
+    by_count = dashboard.ColumnCache(max_entries=3)
+    for first in range(4):
+        by_count.put((first,), held(0, ""))
+    assert by_count.get((0,)) is None and by_count.get((3,)) is not None
+
+
+def test_the_version_and_the_columns_come_from_one_snapshot(app, alice, alice_web) -> None:
+    # an epoch committed between the version query and the rows query must be in neither
+    model_id = create_model(alice)
+    post_epochs(alice, model_id, {0: {"a": 1.0}, 1: {"a": 2.0}, 2: {"a": 3.0}})
+    url = f"/models/{model_id}/chart.json"
+    alice_web.get(url, headers=JSON).raise_for_status()
+    seq, db = model_seq(app, model_id), hub_state(app).db
+    armed = [True]
+
+    def commit_an_epoch(conn, cursor, statement, parameters, context, executemany) -> None:
+        if armed[0] and re.search(r'metrics\."?values"?', statement):
+            armed[0] = False
+            with db.begin() as other:
+                other.execute(
+                    insert(MetricRow).values(
+                        model_seq=seq, epoch=4, values='{"a": 5.0}', updated_at=utcnow()
+                    )
+                )
+
+    post_epochs(alice, model_id, {3: {"a": 4.0}})
+    event.listen(db.reader, "before_cursor_execute", commit_an_epoch)
+    try:
+        during = alice_web.get(url, headers=JSON).json()
+    finally:
+        event.remove(db.reader, "before_cursor_execute", commit_an_epoch)
+    assert not armed[0]
+    assert (during["epochs"], during["version"]["count"]) == ([0, 1, 2, 3], 4)
+    after = alice_web.get(url, headers=JSON).json()
+    assert (after["epochs"], after["version"]["count"]) == ([0, 1, 2, 3, 4], 5)
+    assert after["series"]["a"] == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_epochs_removed_and_written_again_above_are_not_appended(app, alice, alice_web) -> None:
+    # a reset removes the epochs; new ones above the old newest must not join the old columns
+    model_id = create_model(alice)
+    post_epochs(alice, model_id, {0: {"a": 1.0}, 1: {"a": 2.0}, 2: {"a": 3.0}})
+    url = f"/models/{model_id}/chart.json"
+    assert alice_web.get(url, headers=JSON).json()["epochs"] == [0, 1, 2]
+    ok(alice.post("/model-reset", json={"modelId": model_id}))
+    post_epochs(alice, model_id, {5: {"a": 6.0}, 6: {"a": 7.0}})
+    data = alice_web.get(url, headers=JSON).json()
+    assert (data["epochs"], data["series"]) == ([5, 6], {"a": [6.0, 7.0]})
+
+
 def test_the_columns_are_read_whole_again_after_a_while(app, alice, alice_web, monkeypatch) -> None:
-    # a change the version cannot see (decision 0028) is simulated by rewriting a value in SQL
-    # under an unchanged version; it shows once the held columns are FULL_READ_EVERY_S old
+    # a change the version cannot see (decision 0028: a replica whose clock is behind) is made
+    # here in SQL under an unchanged version; it shows once the rows were read FULL_READ_EVERY_S
+    # ago, at the next request, whether or not an epoch came since
     model_id = create_model(alice)
     post_epochs(alice, model_id, {0: {"a": 1.0}, 1: {"a": 2.0}})
     url = f"/models/{model_id}/chart.json"
@@ -324,8 +384,7 @@ def test_the_columns_are_read_whole_again_after_a_while(app, alice, alice_web, m
     post_epochs(alice, model_id, {2: {"a": 3.0}})
     assert alice_web.get(url, headers=JSON).json()["series"] == {"a": [1.0, 2.0, 3.0]}
     monkeypatch.setattr(dashboard, "FULL_READ_EVERY_S", 0.0)  # the minute has passed
-    post_epochs(alice, model_id, {3: {"a": 4.0}})
-    assert alice_web.get(url, headers=JSON).json()["series"] == {"a": [5.0, 2.0, 3.0, 4.0]}
+    assert alice_web.get(url, headers=JSON).json()["series"] == {"a": [5.0, 2.0, 3.0]}
 
 
 def test_compare_overlays_one_metric_of_several_models(alice, bob, alice_web) -> None:

@@ -84,9 +84,16 @@ class ModelAccess:
     status: str
 
 
-def models_by_id(conn: Connection, model_ids: Iterable[str]) -> dict[str, ModelAccess]:
-    """Return the models named by `model_ids` (missing ids are absent)."""
-    rows = conn.execute(_MODELS, {"ids": list(set(model_ids))})
+def models_by_id(
+    conn: Connection, model_ids: Iterable[str], *, lock: bool = False
+) -> dict[str, ModelAccess]:
+    """Return the models named by `model_ids` (missing ids are absent).
+
+    `lock` locks their rows until the transaction ends (PostgreSQL, in `seq` order; SQLite's
+    BEGIN IMMEDIATE already holds the whole database), as every writer of metrics does.
+    """
+    query = _MODELS.order_by(ModelRow.seq).with_for_update() if lock else _MODELS
+    rows = conn.execute(query, {"ids": list(set(model_ids))})
     return {
         row.id: ModelAccess(
             row.seq, row.owner_id, row.public, row.deleted_at is not None, row.status

@@ -135,6 +135,9 @@ def chart_version(db: Database, model_id: str, user_id: str) -> tuple[int, dict[
         return row.seq, metrics.metrics_state(session, row.seq)
 
 
+ENTRY_COST = 64  # values' worth of memory: a key, its version, the dict and lists of a chart
+
+
 @dataclass(frozen=True)
 class HeldColumns:
     """A chart's columns, the version of the metrics they hold, and when all were last read."""
@@ -145,7 +148,8 @@ class HeldColumns:
 
     @property
     def size(self) -> int:
-        return len(self.columns.epochs) * (1 + len(self.columns.series))
+        """Its cost in values, plus what an entry costs however small (an empty window too)."""
+        return len(self.columns.epochs) * (1 + len(self.columns.series)) + ENTRY_COST
 
 
 class ColumnCache:
@@ -157,8 +161,9 @@ class ColumnCache:
     about 32 bytes each, list slot included), the least recently used chart going first.
     """
 
-    def __init__(self, max_values: int = 1_000_000) -> None:
+    def __init__(self, max_values: int = 1_000_000, max_entries: int = 512) -> None:
         self._max_values = max_values
+        self._max_entries = max_entries
         self._held = 0
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[Any, ...], HeldColumns] = OrderedDict()
@@ -179,14 +184,15 @@ class ColumnCache:
                 return
             self._entries[key] = held
             self._held += held.size
-            while self._held > self._max_values:
+            while self._held > self._max_values or len(self._entries) > self._max_entries:
                 _, dropped = self._entries.popitem(last=False)
                 self._held -= dropped.size
 
 
 COLUMNS = ColumnCache()  # this process's chart columns (the key names the database)
 # every row is read again this often: a change that the version cannot see (an epoch rewritten
-# by another process with an older timestamp, decision 0028) shows within this time
+# with an older time by a replica whose clock is behind, decision 0028) shows at the first
+# request after this time (web/modelpage.py lets no cached chart outlive it either)
 FULL_READ_EVERY_S = 60.0
 
 
@@ -213,7 +219,7 @@ def _caught_up(
 
 def chart_columns(
     db: Database, model_seq: int, first: int | None, last: int | None
-) -> tuple[dict[str, Any], Columns]:
+) -> tuple[dict[str, Any], HeldColumns]:
     """Return a model's metrics between two epochs as columns, with their version.
 
     Readability is checked before. The version and the rows are read in one snapshot, so the
@@ -237,7 +243,7 @@ def chart_columns(
             columns = metrics.read_columns(session, model_seq, first, last)
             held = HeldColumns(version, columns, time.monotonic())
     COLUMNS.put(key, held)
-    return version.state(), held.columns
+    return version.state(), held
 
 
 @dataclass(frozen=True)

@@ -121,8 +121,10 @@ class MetricsWriter:
     def _write(self, batch: list[_Upload]) -> list[BaseException | None]:
         """Write the uploads that may be written in one transaction; return each one's outcome."""
         with self._db.begin() as conn:
-            now = utcnow()  # after BEGIN: on SQLite, commits and their times come in one order
-            models = ingest.models_by_id(conn, {u.model_id for u in batch})
+            models = ingest.models_by_id(conn, {u.model_id for u in batch}, lock=True)
+            # after the lock: a model's metrics are written in the order of their times, which
+            # the chart's version relies on (docs/decisions/0028-chart-columns-catch-up.md)
+            now = utcnow()
             outcomes: list[BaseException | None] = []
             epochs: dict[tuple[int, int], EpochMetrics] = {}
             newest: dict[int, int] = {}

@@ -93,23 +93,25 @@ class PayloadCache:
     A chart of thousands of epochs costs tens of milliseconds to read and downsample; the page
     asks again whenever its live stream says the metrics changed, and every viewer asks once.
     The key holds the metrics' version (newest epoch, count, last change), so a new or changed
-    epoch is never answered from the cache.
+    epoch is never answered from the cache. Each payload remembers when the rows it was made
+    from were last read whole (`read_at`, time.monotonic()), and `get` can refuse older ones.
     """
 
     def __init__(self, size: int = 64) -> None:
         self._size = size
         self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self._entries: OrderedDict[tuple[Any, ...], tuple[dict[str, Any], float]] = OrderedDict()
 
-    def get(self, key: tuple[Any, ...]) -> dict[str, Any] | None:
+    def get(self, key: tuple[Any, ...], read_since: float | None = None) -> dict[str, Any] | None:
         with self._lock:
             found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-            return found
+            if found is None or (read_since is not None and found[1] < read_since):
+                return None
+            self._entries.move_to_end(key)
+            return found[0]
 
-    def put(self, key: tuple[Any, ...], payload: dict[str, Any]) -> None:
+    def put(self, key: tuple[Any, ...], payload: dict[str, Any], read_at: float) -> None:
         with self._lock:
-            self._entries[key] = payload
+            self._entries[key] = (payload, read_at)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)

@@ -1,5 +1,6 @@
 """The model page (`/models/{id}`, the URL clients print), its chart data and its live updates."""
 
+import time
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -139,12 +140,14 @@ def chart_data(
     """Return the model's metrics as columns, downsampled to about `points` per series."""
     limits.check_chart_rate(request, user.user_id)
     seq, version = dashboard.chart_version(db, model_id, user.user_id)
-    data = CHARTS.get((db.url, seq, tuple(version.values()), points, first, last))
+    key = (db.url, seq, tuple(version.values()), points, first, last)
+    data = CHARTS.get(key, read_since=time.monotonic() - dashboard.FULL_READ_EVERY_S)
     if data is None:  # the version read with the columns names them (an epoch may have come)
-        version, columns = dashboard.chart_columns(db, seq, first, last)
-        data = charts.payload(columns, points)
+        version, held = dashboard.chart_columns(db, seq, first, last)
+        data = charts.payload(held.columns, points)
         data["version"] = version  # what the `metrics` live event says when nothing changed
-        CHARTS.put((db.url, seq, tuple(version.values()), points, first, last), data)
+        key = (db.url, seq, tuple(version.values()), points, first, last)
+        CHARTS.put(key, data, read_at=held.read_at)
     return Response(orjson.dumps(data), media_type="application/json", headers=NO_STORE)
 
 
