@@ -3,9 +3,7 @@
 web/ renders what these return; the queries are in db/ (listing, summaries, metrics).
 """
 
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +20,7 @@ from trainhub.server.db.summaries import ModelSummary, summarize
 from trainhub.server.db.tables import AgentRow, ModelRow, ProjectRow, RunRow
 from trainhub.server.errors import NotFoundError
 from trainhub.server.liveness import state_of
+from trainhub.server.lru import LRUCache
 
 
 @dataclass(frozen=True)
@@ -152,7 +151,7 @@ class HeldColumns:
         return len(self.columns.epochs) * (1 + len(self.columns.series)) + ENTRY_COST
 
 
-class ColumnCache:
+class ColumnCache(LRUCache[tuple[Any, ...], HeldColumns]):
     """The columns of the charts last read, each with the version of the metrics it holds.
 
     The first request of a chart after a new epoch read and decoded every epoch again (10,000
@@ -162,31 +161,7 @@ class ColumnCache:
     """
 
     def __init__(self, max_values: int = 1_000_000, max_entries: int = 512) -> None:
-        self._max_values = max_values
-        self._max_entries = max_entries
-        self._held = 0
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[Any, ...], HeldColumns] = OrderedDict()
-
-    def get(self, key: tuple[Any, ...]) -> HeldColumns | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-            return found
-
-    def put(self, key: tuple[Any, ...], held: HeldColumns) -> None:
-        with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._held -= old.size
-            if held.size > self._max_values:
-                return
-            self._entries[key] = held
-            self._held += held.size
-            while self._held > self._max_values or len(self._entries) > self._max_entries:
-                _, dropped = self._entries.popitem(last=False)
-                self._held -= dropped.size
+        super().__init__(max_entries, max_cost=max_values, cost=lambda held: held.size)
 
 
 COLUMNS = ColumnCache()  # this process's chart columns (the key names the database)

@@ -7,11 +7,10 @@ dips survive downsampling (the min/max envelope of the raw data is preserved exa
 """
 
 import itertools
-import threading
-from collections import OrderedDict
 from typing import Any
 
 from trainhub.server.db.metrics import Columns, Value
+from trainhub.server.lru import LRUCache
 
 # system/* are the Platform runs' CPU, RAM, disk and GPU samples (docs/protocol/platform.md §9.8)
 GROUPS = ("train", "val", "metrics", "system", "model", "other")
@@ -98,20 +97,13 @@ class PayloadCache:
     """
 
     def __init__(self, size: int = 64) -> None:
-        self._size = size
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[Any, ...], tuple[dict[str, Any], float]] = OrderedDict()
+        self._entries: LRUCache[tuple[Any, ...], tuple[dict[str, Any], float]] = LRUCache(size)
 
     def get(self, key: tuple[Any, ...], read_since: float | None = None) -> dict[str, Any] | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is None or (read_since is not None and found[1] < read_since):
-                return None
-            self._entries.move_to_end(key)
-            return found[0]
+        found = self._entries.get(key)
+        if found is None or (read_since is not None and found[1] < read_since):
+            return None
+        return found[0]
 
     def put(self, key: tuple[Any, ...], payload: dict[str, Any], read_at: float) -> None:
-        with self._lock:
-            self._entries[key] = (payload, read_at)
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
+        self._entries.put(key, (payload, read_at))
