@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,22 +34,31 @@ FIRST_PORT = 20000  # below the ephemeral range (Linux: 32768-60999) that client
 PORTS_PER_WORKER = 1000
 
 
+# the ports handed out last: not handed out again, since a caller may not have bound one yet
+# (SeaweedFS takes 11 ports at once, and two draws of one port made `weed mini` fail to start)
+_RECENT: deque[int] = deque(maxlen=PORTS_PER_WORKER // 2)
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that nothing listens on right now.
 
     Each pytest-xdist worker draws from a block of its own (gw0: 20000-20999, gw1: 21000-21999,
     ...; a run without workers uses the first), so two workers never hand out the same port. The
     blocks lie below the kernel's ephemeral range, so no client connection's source port can take
-    the port between this check and the server's bind.
+    the port between this check and the server's bind. A port handed out recently is not handed
+    out again, so callers that take several ports before binding any get distinct ones.
     """
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
     first = FIRST_PORT + worker % 12 * PORTS_PER_WORKER
     for port in random.sample(range(first, first + PORTS_PER_WORKER), 100):
+        if port in _RECENT:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _RECENT.append(port)
             return port
     raise RuntimeError(f"no free port among 100 tried in {first}-{first + PORTS_PER_WORKER - 1}")
 
