@@ -29,6 +29,7 @@ _MODELS = select(
     ModelRow.deleted_at,
     ModelRow.status,
 ).where(ModelRow.id.in_(bindparam("ids", expanding=True)))
+_MODELS_LOCKED = _MODELS.order_by(ModelRow.seq).with_for_update()  # built once: compiled once
 _INSERTS = {
     name: dialect.insert(MetricRow)
     .on_conflict_do_nothing()
@@ -92,7 +93,7 @@ def models_by_id(
     `lock` locks their rows until the transaction ends (PostgreSQL, in `seq` order; SQLite's
     BEGIN IMMEDIATE already holds the whole database), as every writer of metrics does.
     """
-    query = _MODELS.order_by(ModelRow.seq).with_for_update() if lock else _MODELS
+    query = _MODELS_LOCKED if lock else _MODELS
     rows = conn.execute(query, {"ids": list(set(model_ids))})
     return {
         row.id: ModelAccess(
