@@ -10,14 +10,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Connection, CursorResult, delete, func, insert, select
+from sqlalchemy import Connection, CursorResult, bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from trainhub.server.db.driver import Statement, connection
 from trainhub.server.db.tables import LiveChangeRow, ModelRow, utcnow
 
 PENDING = "trainhub.live_changes"  # key of the noted changes in Session.info / Connection.info
 _INSERT = insert(LiveChangeRow).returning(LiveChangeRow.id)  # built once: compiled once
-_INSERT_MANY = insert(LiveChangeRow).returning(LiveChangeRow.id, sort_by_parameter_order=True)
+_INSERT_MANY = Statement(  # a batch of metrics writes notes one per model, every epoch
+    insert(LiveChangeRow)
+    .values(model_id=bindparam("model_id"), user_id=bindparam("user_id"), at=bindparam("at"))
+    .returning(LiveChangeRow.id, sort_by_parameter_order=True)
+)
 
 
 @dataclass(frozen=True)
@@ -53,12 +58,12 @@ def note(conn: Session | Connection, model_id: str | None, user_id: str | None) 
 
 
 def note_many(conn: Session | Connection, changed: list[tuple[str | None, str | None]]) -> None:
-    """Write one change per (model id, owner id) pair, in one statement (a batch of writes)."""
+    """Write one change per (model id, owner id) pair (a batch of writes)."""
     if not changed:
         return
     at = utcnow()
     values = [{"model_id": model_id, "user_id": user_id, "at": at} for model_id, user_id in changed]
-    ids = conn.execute(_INSERT_MANY, values).scalars().all()
+    ids = [row[0] for row in _INSERT_MANY.rows_many(connection(conn), values)]
     pending = conn.info.setdefault(PENDING, [])
     pending.extend(Change(id_, m, u) for id_, (m, u) in zip(ids, changed, strict=True))
 

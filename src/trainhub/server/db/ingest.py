@@ -1,10 +1,11 @@
 """Core SQL for the hot writes of metrics: many uploads of many models in one transaction.
 
 Used by services/ingest.py, which groups concurrent uploads into one commit. The statements are
-built once, so each execution only binds its parameters (SQLAlchemy reuses their compiled form):
-a batch costs one SELECT of its models, one INSERT of its epochs (executemany, RETURNING the rows
-it added), an UPDATE per epoch that was stored before (a retry or a re-sent epoch; rare) and one
-UPDATE per model (its status, last epoch and best main metric).
+built once, so each execution only binds its parameters (SQLAlchemy reuses their compiled form),
+and on SQLite they run on the driver's connection (db/driver.py). A batch costs one SELECT of its
+models (one per model on SQLite), one INSERT of its epochs (RETURNING the rows it added), an
+UPDATE per epoch that was stored before (a retry or a re-sent epoch; rare) and one UPDATE per
+model (its status, last epoch and best main metric).
 """
 
 from collections.abc import Iterable
@@ -16,24 +17,35 @@ from sqlalchemy import Connection, Float, bindparam, case, cast, or_, select, up
 from sqlalchemy.dialects import postgresql, sqlite
 
 from trainhub.protocol.metrics import EpochMetrics
+from trainhub.server.db.driver import Statement
 from trainhub.server.db.metrics import decode_values, encode_values
 from trainhub.server.db.tables import MetricRow, ModelRow
 
 STARTABLE = ("new", "failed")  # a model in these states begins training with its first epoch
 
-_MODELS = select(
+_ACCESS = select(
     ModelRow.id,
     ModelRow.seq,
     ModelRow.owner_id,
     ModelRow.public,
     ModelRow.deleted_at,
     ModelRow.status,
-).where(ModelRow.id.in_(bindparam("ids", expanding=True)))
+)
+_MODELS = _ACCESS.where(ModelRow.id.in_(bindparam("ids", expanding=True)))
 _MODELS_LOCKED = _MODELS.order_by(ModelRow.seq).with_for_update()  # built once: compiled once
+_MODEL = Statement(_ACCESS.where(ModelRow.id == bindparam("id")))
 _INSERTS = {
-    name: dialect.insert(MetricRow)
-    .on_conflict_do_nothing()
-    .returning(MetricRow.model_seq, MetricRow.epoch, sort_by_parameter_order=True)
+    name: Statement(
+        dialect.insert(MetricRow)
+        .values(
+            model_seq=bindparam("model_seq"),
+            epoch=bindparam("epoch"),
+            values=bindparam("values"),
+            updated_at=bindparam("updated_at"),
+        )
+        .on_conflict_do_nothing()
+        .returning(MetricRow.model_seq, MetricRow.epoch, sort_by_parameter_order=True)
+    )
     for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
 }
 _STORED = select(MetricRow.values).where(
@@ -45,7 +57,7 @@ _MERGE = (
     .values(values=bindparam("merged"), updated_at=bindparam("now"))
 )
 _BEST = cast(bindparam("best"), Float)  # a cast: PostgreSQL cannot type `$1 IS NOT NULL`
-_TRAINING = (
+_TRAINING = Statement(
     update(ModelRow)
     .where(ModelRow.seq == bindparam("row_seq"))
     .values(
@@ -93,13 +105,16 @@ def models_by_id(
     `lock` locks their rows until the transaction ends (PostgreSQL, in `seq` order; SQLite's
     BEGIN IMMEDIATE already holds the whole database), as every writer of metrics does.
     """
-    query = _MODELS_LOCKED if lock else _MODELS
-    rows = conn.execute(query, {"ids": list(set(model_ids))})
+    ids = sorted(set(model_ids))
+    if conn.dialect.name == "sqlite":  # one key lookup each: no IN list to compile per count
+        rows = [row for model_id in ids for row in _MODEL.rows(conn, {"id": model_id})]
+    else:
+        rows = [
+            tuple(row) for row in conn.execute(_MODELS_LOCKED if lock else _MODELS, {"ids": ids})
+        ]
     return {
-        row.id: ModelAccess(
-            row.seq, row.owner_id, row.public, row.deleted_at is not None, row.status
-        )
-        for row in rows
+        model_id: ModelAccess(seq, owner_id, bool(public), deleted_at is not None, status)
+        for model_id, seq, owner_id, public, deleted_at, status in rows
     }
 
 
@@ -113,8 +128,8 @@ def upsert_epochs(
         {"model_seq": seq, "epoch": epoch, "values": encode_values(values), "updated_at": now}
         for (seq, epoch), values in epochs.items()
     ]
-    added = conn.execute(_INSERTS[conn.dialect.name], rows)
-    stored_before = set(epochs) - {(row.model_seq, row.epoch) for row in added}
+    added = _INSERTS[conn.dialect.name].rows_many(conn, rows)
+    stored_before = set(epochs) - {(seq, epoch) for seq, epoch in added}
     for seq, epoch in stored_before:
         text = conn.execute(_STORED, {"seq": seq, "ep": epoch}).scalar_one()
         merged = encode_values({**decode_values(text), **epochs[(seq, epoch)]})
@@ -130,5 +145,4 @@ def note_training(
         {"row_seq": seq, "newest": epoch, "best": best.get(seq), "now": now}
         for seq, epoch in newest_epoch.items()
     ]
-    if params:
-        conn.execute(_TRAINING, params)
+    _TRAINING.run_many(conn, params)
