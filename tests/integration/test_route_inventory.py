@@ -8,10 +8,12 @@ explicit `public` marker. The open routes are listed below, so adding one is a v
 
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
+import pytest
+from fastapi import Depends, FastAPI, Request
 
 from tests.routes import Endpoint, api_endpoints, dependency_calls, other_routes
 from trainhub.server.deps import PUBLIC_ENDPOINTS, optional_user, require_user
+from trainhub.server.leanroutes import LeanRoute, install, lean
 from trainhub.server.web import PAGE_AUTH
 
 FILES = "/files/{token}/{object_id}/{label}/{name}"
@@ -91,7 +93,43 @@ def test_the_routes_open_to_callers_without_a_key_are_exactly_the_expected_ones(
 
 
 def test_the_only_other_routes_are_fastapis_docs_and_static_files(app: FastAPI) -> None:
-    assert other_routes(app) == OTHER_ROUTES
+    lean = {route.path for route in app.router.routes if isinstance(route, LeanRoute)}
+    assert other_routes(app) - lean == OTHER_ROUTES
+
+
+def test_each_lean_route_serves_an_api_route_that_needs_a_key(app: FastAPI) -> None:
+    """A lean route answers ahead of its FastAPI route (server/leanroutes.py): same method and
+    path, and a key is required, as the FastAPI route's dependencies say."""
+    lean = [route for route in app.router.routes if isinstance(route, LeanRoute)]
+    assert {f"{m} {r.path}" for r in lean for m in r.methods} == {
+        "POST /v1/models/{model_id}",
+        "POST /v1/agent/heartbeat/models/{model_id}",
+    }
+    by_label = {e.label: e for e in api_endpoints(app)}
+    for route in lean:
+        for method in route.methods:
+            served = by_label[f"{method} {route.path}"]
+            assert served.endpoint is route.endpoint
+            assert require_user in set(dependency_calls(served.dependant))
+
+
+def test_a_lean_endpoint_with_another_dependency_is_refused() -> None:
+    probe = FastAPI()
+
+    def limit() -> int:
+        return 1
+
+    @probe.post("/probe/{model_id}")
+    @lean
+    async def probe_endpoint(
+        model_id: str,
+        user: Annotated[Any, Depends(require_user)],
+        size: Annotated[int, Depends(limit)],
+        request: Request,
+    ) -> None: ...
+
+    with pytest.raises(TypeError, match="a lean endpoint takes only"):
+        install(probe)
 
 
 def test_auth_is_found_when_it_is_nested_in_another_dependency() -> None:

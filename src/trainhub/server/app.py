@@ -14,7 +14,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 
 from trainhub._version import __version__
-from trainhub.server import errors, platform, web
+from trainhub.server import errors, leanroutes, platform, web
 from trainhub.server.admission import Admission
 from trainhub.server.api import (
     auth,
@@ -145,6 +145,7 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
     hub_state(app).telemetry.count_active_runs(lambda: active_runs(db))
     for module in ROUTERS:
         app.include_router(module.router)
+    leanroutes.install(app)  # ahead of the routes above; after them all, so it finds them
     web.mount_static(app)
     install_api_docs(app)
     errors.install_handlers(app)

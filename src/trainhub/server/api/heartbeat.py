@@ -11,6 +11,7 @@ from trainhub.protocol.envelope import Envelope
 from trainhub.protocol.models import AgentRecord, Heartbeat
 from trainhub.server.bodies import json_body_schema, read_body
 from trainhub.server.deps import CurrentUser
+from trainhub.server.leanroutes import lean
 from trainhub.server.responses import fast_json
 from trainhub.server.state import request_hub
 
@@ -22,6 +23,7 @@ router = APIRouter(tags=["heartbeat"])
     response_model=Envelope[AgentRecord],
     openapi_extra=json_body_schema(Heartbeat),
 )
+@lean
 async def heartbeat(
     model_id: str, user: CurrentUser, request: Request, response: Response
 ) -> Response:

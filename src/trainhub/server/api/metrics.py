@@ -10,6 +10,7 @@ from trainhub.protocol.envelope import Envelope
 from trainhub.protocol.metrics import MetricSeries, MetricsUpload, StoredEpochs
 from trainhub.server.bodies import json_body_schema, read_body
 from trainhub.server.deps import CurrentUser, Db, OptionalUser, caller_id
+from trainhub.server.leanroutes import lean
 from trainhub.server.responses import fast_json
 from trainhub.server.services import training
 from trainhub.server.state import request_hub
@@ -22,6 +23,7 @@ router = APIRouter(tags=["metrics"])
     response_model=Envelope[StoredEpochs],
     openapi_extra=json_body_schema(MetricsUpload),
 )
+@lean
 async def upload_metrics(
     model_id: str, user: CurrentUser, request: Request, response: Response
 ) -> Response:
