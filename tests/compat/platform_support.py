@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,6 +167,33 @@ class Running:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
         return Finished(self.args, self.proc.wait(timeout=30), self.output())
+
+    def kill_between_saves(self, checkpoint: Path, timeout_s: float = 60) -> Finished:
+        """Kill the trainer as `kill -9` does, at a moment when `checkpoint` is whole.
+
+        ultralytics writes last.pt in place (torch.save), so a kill during a save leaves a file
+        that no resume can load. A trainer killed then loses its checkpoint, whatever the hub
+        does, and a test of the hub must not depend on where its kill lands. So the trainer is
+        stopped (SIGSTOP) and its checkpoint checked: whole, it is killed; not, it goes on
+        (SIGCONT) and is tried again a moment later.
+        """
+        deadline = time.monotonic() + timeout_s
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            os.kill(self.proc.pid, signal.SIGSTOP)
+            if _whole_zip(checkpoint):
+                break
+            os.kill(self.proc.pid, signal.SIGCONT)
+            time.sleep(0.05)
+        return self.kill()
+
+
+def _whole_zip(path: Path) -> bool:
+    """Tell whether `path` is a complete zip archive (torch.save's format), CRCs checked."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def wait_for(

@@ -236,6 +236,7 @@ def test_a_run_killed_with_sigkill_goes_silent_and_resume_continues_the_same_mod
     machine: Machine, shapes: ShapesDataset, alice: httpx.Client, key: str
 ) -> None:
     running = machine.start(*train_args(shapes, "resumable", 12), key=key)
+    last = machine.save_dir(PROJECT, "resumable") / "weights" / "last.pt"
     try:
         model = wait_for(
             "the hub to hold epoch 1",
@@ -247,7 +248,7 @@ def test_a_run_killed_with_sigkill_goes_silent_and_resume_continues_the_same_mod
             running.output,
         )
     finally:
-        killed = running.kill()
+        killed = running.kill_between_saves(last)
     assert killed.returncode == -9, killed.describe()
     model_id = model["id"]
     before = epochs_of(alice, model_id)
@@ -259,7 +260,6 @@ def test_a_run_killed_with_sigkill_goes_silent_and_resume_continues_the_same_mod
         lambda: json.dumps(runs_of(alice, model_id)[-1], indent=1)[:2000],
     )
     assert data_of(alice.get(f"/v1/models/{model_id}"))["status"] == "training"
-    last = machine.save_dir(PROJECT, "resumable") / "weights" / "last.pt"
     resumed = machine.run("train", "resume", f"model={last}", key=key)
     assert resumed.returncode == 0, resumed.describe()
     assert [m["id"] for m in models_named(alice, "resumable")] == [model_id]

@@ -1,25 +1,34 @@
-"""The hot writes run on SQLite's driver (db/driver.py) store exactly what their Core form stores.
+"""The hot writes run on SQLite's driver (db/driver.py) behave exactly as their Core form.
 
 Each statement is run both ways on one database, for two models side by side: through
-`Statement` (the driver's cursor on SQLite, Core on PostgreSQL) and through SQLAlchemy Core
-(`conn.execute(statement.core, ...)`), then the stored rows are read back raw from the driver
-and compared, times included (a time on a whole second, and one given in another time zone,
-are where a hand-made format would differ from SQLAlchemy's).
+`Statement` and through SQLAlchemy Core (`conn.execute(statement.core, ...)`), then the stored
+rows are read back raw from the driver and compared, times included (a time on a whole second,
+and one given in another time zone, are where a hand-made format would differ from
+SQLAlchemy's). Rows returned are compared the same way, and the driver's errors must come out
+as SQLAlchemy's. On PostgreSQL a `Statement` runs as Core, so there the comparisons only check
+that both calls agree; the SQLite runs are the ones that test the driver.
 """
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, update
+from fastapi import FastAPI
+from sqlalchemy import Connection, bindparam, make_url, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from tests.factories import create_users
+from tests.factories import create_model as create_model_over_http
+from tests.factories import create_users, error
+from tests.testclient import TestClient
 from trainhub.server.db import changes, ingest
+from trainhub.server.db.driver import Statement
 from trainhub.server.db.engine import Database
-from trainhub.server.db.tables import ModelRow
+from trainhub.server.db.tables import ModelRow, utcnow
 from trainhub.server.services.models import create_model
 from trainhub.server.settings import Settings
+from trainhub.server.state import hub_state
 
 WHOLE_SECOND = datetime(2026, 12, 5, 8, 0, 0, tzinfo=UTC)
 ELSEWHERE = datetime(2026, 12, 5, 10, 0, 0, 250, tzinfo=timezone(timedelta(hours=2)))
@@ -130,7 +139,13 @@ def test_model_lookups_agree(db: Database) -> None:
             for row in rows
         }
         found = ingest.models_by_id(conn, [second_id, first_id, "missing0000000000000"], lock=True)
-    assert found == core == {first_id: first, second_id: second}
+        assert found == core == {first_id: first, second_id: second}
+        conn.execute(update(ModelRow).where(ModelRow.id == first_id).values(deleted_at=utcnow()))
+        for model_id in (first_id, second_id):  # a bool, an aware datetime, None: typed alike
+            by_driver = ingest._MODEL.rows(conn, {"id": model_id})
+            by_core = [tuple(row) for row in conn.execute(ingest._MODEL.core, {"id": model_id})]
+            assert by_driver == by_core and len(by_driver) == 1
+        assert ingest.models_by_id(conn, [first_id])[first_id].deleted
 
 
 def test_a_lookup_begins_the_transaction_as_core_would(db: Database) -> None:
@@ -139,3 +154,70 @@ def test_a_lookup_begins_the_transaction_as_core_would(db: Database) -> None:
         assert not conn.in_transaction()
         assert first_id in ingest.models_by_id(conn, [first_id])
         assert conn.in_transaction()  # what follows reads the same snapshot
+
+
+def test_a_driver_error_is_raised_as_sqlalchemys(db: Database) -> None:
+    unknown_model = {"model_seq": 10**9, "epoch": 0, "values": "{}", "updated_at": utcnow()}
+    with pytest.raises(IntegrityError), db.begin() as conn:  # no such model: a foreign key
+        ingest._INSERTS[db.writer.dialect.name].rows_many(conn, [unknown_model])
+    with pytest.raises(IntegrityError), db.begin() as conn:
+        ingest._INSERTS[db.writer.dialect.name].rows(conn, unknown_model)
+
+
+def test_a_statement_that_needs_more_of_core_is_refused_on_sqlite(db: Database) -> None:
+    expanding = Statement(
+        select(ModelRow.seq).where(ModelRow.id.in_(bindparam("ids", expanding=True)))
+    )
+    with db.begin() as conn:
+        if conn.dialect.name != "sqlite":
+            assert expanding.rows(conn, {"ids": ["x"]}) == []  # Core runs it
+            return
+        with pytest.raises(TypeError, match="no expanding IN list"):
+            expanding.rows(conn, {"ids": ["x"]})
+
+
+def lock_sqlite(settings: Settings) -> sqlite3.Connection:
+    """Take SQLite's write lock from a connection of another "process"."""
+    path = make_url(settings.resolved_database_url()).database
+    assert path
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+@SQLITE_ONLY  # SQLite's write lock; on PostgreSQL the statements run as Core
+def test_a_locked_database_is_raised_as_sqlalchemys_operational_error(
+    db: Database, settings: Settings
+) -> None:
+    with db.writer.connect() as conn:  # the pool's one writer connection: wait 50 ms, not 10 s
+        conn.exec_driver_sql("PRAGMA busy_timeout = 50")
+    holder = lock_sqlite(settings)
+    try:
+        with pytest.raises(OperationalError, match="locked"), db.begin():
+            pass
+    finally:
+        holder.rollback()
+        holder.close()
+    with db.begin() as conn:  # and the writer works again once the lock is gone
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+
+
+@SQLITE_ONLY
+def test_a_locked_database_answers_503_with_retry_after(
+    app: FastAPI, alice: TestClient, settings: Settings
+) -> None:
+    db = hub_state(app).db
+    with db.writer.connect() as conn:
+        conn.exec_driver_sql("PRAGMA busy_timeout = 50")
+    holder = lock_sqlite(settings)
+    try:
+        response = alice.post("/v1/models", json={"meta": {"name": "m"}})
+    finally:
+        holder.rollback()
+        holder.close()
+    assert "unavailable" in error(response, 503)
+    assert response.headers["retry-after"] == "1"
+    assert create_model_over_http(alice)  # served again once the lock is gone

@@ -10,14 +10,19 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 
-from tests.factories import Users, create_model, epoch_metrics, ok
+from tests.conftest import make_settings
+from tests.factories import Users, create_model, create_users, epoch_metrics, ok
 from tests.testclient import TestClient
+from trainhub.server.app import create_app
+from trainhub.server.deps import Principal, require_user
 from trainhub.server.leanroutes import LeanRoute
+from trainhub.server.state import hub_state
 
 COUNTERS = {"date", "x-ratelimit-remaining", "x-ratelimit-reset"}
 UNKNOWN_ID = "A" * 20
@@ -137,4 +142,42 @@ def test_the_lean_routes_serve_their_requests_and_leave_the_others(
         "POST /v1/models/{model_id}",
         "POST /v1/agent/heartbeat/models/{model_id}",
     ]
-    assert alice.put(f"/v1/models/{model}", json={}).status_code != 404
+    for path in (f"/v1/models/{model}", f"/v1/agent/heartbeat/models/{model}"):
+        refused = alice.put(path, json={})  # a method neither route takes: FastAPI's 405
+        assert refused.status_code == 405
+        assert "POST" in refused.headers["allow"]
+    assert len(served) == 2
+
+
+def test_past_the_rate_limit_both_refuse_alike(tmp_path: Path, database_url: str) -> None:
+    settings = make_settings(tmp_path, database_url, rate_limit="4/minute")
+    app = create_app(settings)
+    try:
+        alice = TestClient(app, headers={"x-api-key": create_users(hub_state(app).db).alice.key})
+        model = create_model(alice)  # 1
+        beat = {"agent": "a", "agentId": None}
+        path = f"/v1/agent/heartbeat/models/{model}"
+        for _ in range(3):  # 2, 3, 4
+            ok(alice.post(path, json=beat))
+        lean = alice.post(path, json=beat)
+        with without_lean_routes(app):
+            behind = alice.post(path, json=beat)
+        assert lean.status_code == behind.status_code == 429
+        assert int(lean.headers["retry-after"]) > 0
+        assert answer(lean)[:2] == answer(behind)[:2]
+        assert answer(lean)[2].keys() == answer(behind)[2].keys()
+    finally:
+        hub_state(app).db.dispose()
+
+
+def test_an_app_with_overridden_dependencies_is_served_by_fastapis_route(
+    app: FastAPI, alice: TestClient, users: Users
+) -> None:
+    model = create_model(alice)
+    bob = Principal(user_id=users.bob.id, name="bob", is_admin=False, key_id="k")
+    app.dependency_overrides[require_user] = lambda: bob
+    try:
+        answer = alice.post(f"/v1/agent/heartbeat/models/{model}", json={"agent": "a"})
+    finally:
+        app.dependency_overrides.clear()
+    assert answer.status_code == 404  # served as bob, as the override says: not bob's model

@@ -6,18 +6,20 @@ depend on `deps.optional_user`/`deps.require_user`, a dashboard route on the pag
 explicit `public` marker. The open routes are listed below, so adding one is a visible decision.
 """
 
-from typing import Annotated, Any
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeVar
 
 import pytest
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 
 from tests.routes import Endpoint, api_endpoints, dependency_calls, other_routes
 from trainhub.server.deps import PUBLIC_ENDPOINTS, optional_user, require_user
-from trainhub.server.leanroutes import LeanRoute, install, lean
+from trainhub.server.leanroutes import LEAN_ENDPOINTS, LeanRoute, install, lean
 from trainhub.server.web import PAGE_AUTH
 
 FILES = "/files/{token}/{object_id}/{label}/{name}"
 API_AUTH = {optional_user, require_user}
+F = TypeVar("F", bound=Callable[..., Any])
 PUBLIC_ROUTES = {
     "GET /healthz",
     "GET /metrics",  # checks its token or an admin key (docs/decisions/0016-metrics-access.md)
@@ -93,8 +95,7 @@ def test_the_routes_open_to_callers_without_a_key_are_exactly_the_expected_ones(
 
 
 def test_the_only_other_routes_are_fastapis_docs_and_static_files(app: FastAPI) -> None:
-    lean = {route.path for route in app.router.routes if isinstance(route, LeanRoute)}
-    assert other_routes(app) - lean == OTHER_ROUTES
+    assert other_routes(app) == OTHER_ROUTES
 
 
 def test_each_lean_route_serves_an_api_route_that_needs_a_key(app: FastAPI) -> None:
@@ -113,22 +114,89 @@ def test_each_lean_route_serves_an_api_route_that_needs_a_key(app: FastAPI) -> N
             assert require_user in set(dependency_calls(served.dependant))
 
 
-def test_a_lean_endpoint_with_another_dependency_is_refused() -> None:
+@pytest.fixture
+def marked() -> Iterator[Callable[[F], F]]:
+    """`lean`, with what it marks forgotten after the test."""
+    added: list[Callable[..., Any]] = []
+
+    def mark(endpoint: F) -> F:
+        added.append(endpoint)
+        return lean(endpoint)
+
+    yield mark
+    for endpoint in added:
+        LEAN_ENDPOINTS.discard(endpoint)
+
+
+def limit() -> int:
+    return 1
+
+
+def probe_app(mark: Callable[[F], F], case: str) -> FastAPI:
+    """An app with one marked endpoint that a lean route cannot serve, as `case` says."""
     probe = FastAPI()
+    router = APIRouter()
+    User = Annotated[Any, Depends(require_user)]
+    if case == "another dependency":
 
-    def limit() -> int:
-        return 1
+        @router.post("/probe/{model_id}")
+        @mark
+        async def needs_more(
+            model_id: str, user: User, request: Request, size: Annotated[int, Depends(limit)]
+        ) -> None: ...
+    elif case == "a plain def":
 
-    @probe.post("/probe/{model_id}")
-    @lean
-    async def probe_endpoint(
-        model_id: str,
-        user: Annotated[Any, Depends(require_user)],
-        size: Annotated[int, Depends(limit)],
-        request: Request,
+        @router.post("/probe/{model_id}")
+        @mark
+        def blocking(model_id: str, user: User, request: Request) -> None: ...
+
+    elif case == "an int path parameter":
+
+        @router.post("/probe/{number}")
+        @mark
+        async def numbered(number: int, user: User, request: Request) -> None: ...
+
+    elif case == "a shadowed literal path":
+
+        @router.post("/probe/{model_id}")
+        @mark
+        async def shadowing(model_id: str, user: User, request: Request) -> None: ...
+
+        @router.post("/probe/import")
+        async def literal(user: User) -> None: ...
+
+    probe.include_router(router)
+    return probe
+
+
+@pytest.mark.parametrize(
+    ("case", "says"),
+    [
+        ("another dependency", "takes only"),
+        ("a plain def", "async function"),
+        ("an int path parameter", "plain str path"),
+        ("a shadowed literal path", "would shadow /probe/import"),
+    ],
+)
+def test_a_lean_endpoint_it_cannot_serve_alike_is_refused(
+    marked: Callable[[F], F], case: str, says: str
+) -> None:
+    with pytest.raises(TypeError, match=says):
+        install(probe_app(marked, case))
+
+
+def test_a_dependency_of_the_router_counts_too(marked: Callable[[F], F]) -> None:
+    probe = FastAPI()
+    router = APIRouter(dependencies=[Depends(limit)])
+
+    @router.post("/probe/{model_id}")
+    @marked
+    async def looks_lean(
+        model_id: str, user: Annotated[Any, Depends(require_user)], request: Request
     ) -> None: ...
 
-    with pytest.raises(TypeError, match="a lean endpoint takes only"):
+    probe.include_router(router)
+    with pytest.raises(TypeError, match="takes only"):
         install(probe)
 
 

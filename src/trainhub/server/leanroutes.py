@@ -15,13 +15,13 @@ its path parameters, the caller, the request and the response, so a dependency a
 endpoint later cannot be skipped silently.
 """
 
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
-from starlette._utils import get_route_path
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, NoMatchFound, compile_path
@@ -42,7 +42,9 @@ def lean(endpoint: F) -> F:
 class LeanRoute(BaseRoute):
     """Serve an API route's endpoint whose only dependency is the caller (`deps.CurrentUser`)."""
 
-    def __init__(self, path: str, route: APIRoute, dependant: Dependant) -> None:
+    def __init__(
+        self, path: str, route: APIRoute, dependant: Dependant, max_body_size: int | None = None
+    ) -> None:
         needs = [d.call for d in dependant.dependencies]
         extra = (
             dependant.query_params
@@ -51,10 +53,24 @@ class LeanRoute(BaseRoute):
             or dependant.body_params
             or dependant.background_tasks_param_name
         )
-        if needs != [require_user] or extra or not dependant.request_param_name:
+        plain_path = all(
+            field.field_info.annotation is str
+            and not field.field_info.metadata
+            and field.alias == field.name
+            for field in dependant.path_params
+        )
+        if (
+            needs != [require_user]
+            or extra
+            or not plain_path
+            or not dependant.request_param_name
+            or not inspect.iscoroutinefunction(route.endpoint)
+            or max_body_size is not None
+        ):
             raise TypeError(
-                f"{path}: a lean endpoint takes only path parameters, the caller "
-                "(CurrentUser), the request and the response"
+                f"{path}: a lean endpoint is an async function that takes only plain str path "
+                "parameters, the caller (CurrentUser), the request and the response, on a route "
+                "without a body size of its own"
             )
         self.path = path
         self.endpoint = route.endpoint
@@ -65,9 +81,16 @@ class LeanRoute(BaseRoute):
         self._response = dependant.response_param_name
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """Match the route's methods and path only: any other method goes on to FastAPI's.
+
+        An app whose dependencies are overridden (tests do that) is left to FastAPI's route too,
+        which applies the overrides.
+        """
         if scope["type"] != "http" or scope["method"] not in self.methods:
             return Match.NONE, {}
-        found = self.path_regex.match(get_route_path(scope))
+        if getattr(scope.get("app"), "dependency_overrides", None):
+            return Match.NONE, {}
+        found = self.path_regex.match(_route_path(scope))
         if found is None:
             return Match.NONE, {}
         params = {
@@ -77,9 +100,11 @@ class LeanRoute(BaseRoute):
         return Match.FULL, {"endpoint": self.endpoint, "path_params": params, "route": self}
 
     def url_path_for(self, name: str, /, **path_params: Any) -> Any:
-        raise NoMatchFound(name, path_params)  # the FastAPI route builds the URLs
+        """Build no URL: the FastAPI route of the same endpoint builds them."""
+        raise NoMatchFound(name, path_params)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Find the caller, call the endpoint, send its answer; errors go to the app's handlers."""
         request = Request(scope, receive, send)
         response = Response()  # collects the headers the caller's checks set (rate limits)
         del response.headers["content-length"]  # as FastAPI's: not a header of the answer
@@ -97,11 +122,40 @@ def install(app: FastAPI) -> None:
 
     The routes are found as a request reaches them (FastAPI keeps included routers as nodes of
     `app.routes`), with their full path and every dependency, the included routers' own too.
+    A lean route that would also take another route's requests (a literal path its parameter
+    matches, with a method in common) is refused: it would shadow that route.
     """
-    lean_routes = []
+    routes: list[tuple[str, set[str], APIRoute, Dependant, int | None]] = []
     for context in iter_route_contexts(app.routes):
         route = context.original_route
-        if isinstance(route, APIRoute) and route.endpoint in LEAN_ENDPOINTS:
-            dependant = getattr(context, "dependant", route.dependant)
-            lean_routes.append(LeanRoute(str(context.path), route, dependant))
+        if isinstance(route, APIRoute):
+            dependant: Dependant = getattr(context, "dependant", None) or route.dependant
+            size = getattr(context, "max_body_size", None) or route.max_body_size
+            methods = set(context.methods or route.methods or ())
+            routes.append((str(context.path), methods, route, dependant, size))
+    lean_routes = [
+        LeanRoute(path, route, dependant, size)
+        for path, _, route, dependant, size in routes
+        if route.endpoint in LEAN_ENDPOINTS
+    ]
+    for lean_route in lean_routes:
+        for path, methods, *_ in routes:
+            if (
+                path != lean_route.path
+                and methods & lean_route.methods
+                and lean_route.path_regex.match(path)
+            ):
+                raise TypeError(f"the lean route {lean_route.path} would shadow {path}")
     app.router.routes[:0] = lean_routes
+
+
+def _route_path(scope: Scope) -> str:
+    """Return the path below the app's root_path (as Starlette's routing matches it)."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path) and path != root_path:
+        if path[len(root_path)] == "/":
+            return path[len(root_path) :]
+    elif root_path and path == root_path:
+        return ""
+    return path

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from trainhub.server.db.changes import Change, take_noted
+from trainhub.server.db.driver import begin_on_driver
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def _tune_sqlite(engine: Engine, begin: str) -> None:
     def _on_begin(conn: Connection) -> None:
         # on the driver's connection: every transaction starts here, and a statement through
         # SQLAlchemy's execution machinery costs several times the BEGIN itself
-        conn.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
+        begin_on_driver(conn, begin)
 
 
 def create_engines(url: str) -> tuple[Engine, Engine]:
