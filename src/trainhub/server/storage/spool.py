@@ -4,14 +4,22 @@ Every backend receives a blob the same way: a temp file named `.upload-*` in a s
 hashed (sha256) as it is written. The backend's writer adds `publish`: a rename for a local
 folder, an upload for a bucket. Temp files are never published after a crash, so a start-up
 sweep removes them.
+
+The hash runs in a thread of its own (one per process), a few MiB behind the writes: sha256
+takes about as long as the rest of an upload's work in the worker thread, and `hashlib`
+releases the GIL, so it overlaps with the next chunk's receiving (docs/performance.md, "The
+upload on the Intel VM"). Only immutable chunks are hashed later; the digest waits for them.
 """
 
 import hashlib
 import os
 import tempfile
+import threading
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -22,6 +30,28 @@ from trainhub.server.storage.base import Leftover, StorageError, check_key, is_k
 CHUNK_BYTES = 1024 * 1024
 WRITE_BACK_EVERY_BYTES = 64 * 1024 * 1024
 TEMP_PREFIX = ".upload-"
+HASH_AHEAD_BYTES = 2 * 1024 * 1024  # at most this much of an upload waits for its hash
+HASH_INLINE_BELOW = 64 * 1024  # a small chunk with nothing waiting is hashed at once
+
+_hasher: ThreadPoolExecutor | None = None
+_hasher_lock = threading.Lock()
+
+
+def _hash_thread() -> ThreadPoolExecutor:
+    """Return this process's hashing thread (made at first use; a forked child makes its own)."""
+    global _hasher
+    with _hasher_lock:
+        if _hasher is None:
+            _hasher = ThreadPoolExecutor(1, thread_name_prefix="trainhub-sha256")
+        return _hasher
+
+
+def _forget_hash_thread() -> None:
+    global _hasher, _hasher_lock
+    _hasher, _hasher_lock = None, threading.Lock()  # the parent's thread does not exist here
+
+
+os.register_at_fork(after_in_child=_forget_hash_thread)
 
 
 class SpoolWriter(ABC):
@@ -35,6 +65,8 @@ class SpoolWriter(ABC):
 
     def __init__(self, folder: Path, existing: Path | None = None) -> None:
         self._hash = hashlib.sha256()
+        self._hashing: deque[tuple[Future[None], int]] = deque()  # chunks not hashed yet
+        self._hashing_bytes = 0
         self.size = 0
         self._handed = 0
         if existing is None:
@@ -74,15 +106,37 @@ class SpoolWriter(ABC):
         except OSError as exc:
             self.abort()
             raise StorageError(f"cannot write the upload's temp file: {exc.strerror}") from exc
-        self._hash.update(chunk)
+        self._hash_later(chunk)
+
+    def _hash_later(self, chunk: bytes | memoryview) -> None:
+        """Hash `chunk` in the hashing thread, in order; at once when it is small or mutable."""
+        immutable = isinstance(chunk, bytes) or (isinstance(chunk, memoryview) and chunk.readonly)
+        if not immutable or (len(chunk) < HASH_INLINE_BELOW and not self._hashing):
+            self._hashed().update(chunk)  # a buffer the caller may reuse is not kept
+            return
+        self._hashing.append((_hash_thread().submit(self._hash.update, chunk), len(chunk)))
+        self._hashing_bytes += len(chunk)
+        while self._hashing_bytes > HASH_AHEAD_BYTES:
+            self._wait_for_oldest()
+
+    def _wait_for_oldest(self) -> None:
+        done, size = self._hashing.popleft()
+        done.result()
+        self._hashing_bytes -= size
+
+    def _hashed(self) -> "hashlib._Hash":
+        """Return the hash, once every chunk written so far is in it."""
+        while self._hashing:
+            self._wait_for_oldest()
+        return self._hash
 
     def hexdigest(self) -> str:
         """Return the sha256 of what was written so far."""
-        return self._hash.hexdigest()
+        return self._hashed().hexdigest()
 
     def digest(self) -> bytes:
         """Return the sha256 of what was written so far, as bytes."""
-        return self._hash.digest()
+        return self._hashed().digest()
 
     @abstractmethod
     def publish(self, key: str) -> None:
