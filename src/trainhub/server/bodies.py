@@ -112,11 +112,12 @@ async def in_batches(
 ) -> AsyncIterator[list[bytes]]:
     """Group `chunks` into lists of at least `size` bytes (the last may hold fewer).
 
-    Writing and hashing a group happens in a worker thread (hashlib and file writes release the
-    GIL), so a large upload costs the event loop one hand-off per group, not CPU per 64 KiB
-    chunk; the chunks are not joined, so an upload holds at most one group in memory. When
-    `chunks` fails, the chunks already received are yielded before the error is raised, so a
-    resumable upload keeps them.
+    Writing a group happens in a worker thread, and hashing it in the hashing thread (hashlib and
+    file writes release the GIL; storage/spool.py), so a large upload costs the event loop one
+    hand-off per group, not CPU per 64 KiB chunk; the chunks are not joined, so an upload holds
+    one group in memory, and at most 2 MiB more waiting for its hash. When `chunks` fails, the
+    chunks already received are yielded before the error is raised, so a resumable upload keeps
+    them.
     """
     batch: list[bytes] = []
     held = 0

@@ -5,10 +5,12 @@ hashed (sha256) as it is written. The backend's writer adds `publish`: a rename 
 folder, an upload for a bucket. Temp files are never published after a crash, so a start-up
 sweep removes them.
 
-The hash runs in a thread of its own (one per process), a few MiB behind the writes: sha256
-takes about as long as the rest of an upload's work in the worker thread, and `hashlib`
-releases the GIL, so it overlaps with the next chunk's receiving (docs/performance.md, "The
-upload on the Intel VM"). Only immutable chunks are hashed later; the digest waits for them.
+The hash runs in the process's hashing thread (one thread, shared by every writer, each
+writer's chunks in order), at most HASH_AHEAD_BYTES behind the writes: sha256 takes about as
+long as the rest of an upload's work in the worker thread, and `hashlib` releases the GIL, so it
+overlaps with the receiving of the next chunks. Only chunks of `bytes` are hashed later; the
+digest waits for them. Why and what it costs:
+docs/decisions/0031-the-upload-hash-in-the-hashing-thread.md.
 """
 
 import hashlib
@@ -67,6 +69,7 @@ class SpoolWriter(ABC):
         self._hash = hashlib.sha256()
         self._hashing: deque[tuple[Future[None], int]] = deque()  # chunks not hashed yet
         self._hashing_bytes = 0
+        self._hash_failed: BaseException | None = None
         self.size = 0
         self._handed = 0
         if existing is None:
@@ -109,25 +112,42 @@ class SpoolWriter(ABC):
         self._hash_later(chunk)
 
     def _hash_later(self, chunk: bytes | memoryview) -> None:
-        """Hash `chunk` in the hashing thread, in order; at once when it is small or mutable."""
-        immutable = isinstance(chunk, bytes) or (isinstance(chunk, memoryview) and chunk.readonly)
-        if not immutable or (len(chunk) < HASH_INLINE_BELOW and not self._hashing):
-            self._hashed().update(chunk)  # a buffer the caller may reuse is not kept
+        """Hash `chunk` in the hashing thread, in order; at once when it is small or may change.
+
+        Only a chunk of `bytes` (or a view of `bytes`) is kept for later: any other buffer's
+        owner may change it once `write` returned.
+        """
+        view_of_bytes = isinstance(chunk, memoryview) and isinstance(chunk.obj, bytes)
+        if not (isinstance(chunk, bytes) or view_of_bytes) or (
+            len(chunk) < HASH_INLINE_BELOW and not self._hashing
+        ):
+            self._hashed().update(chunk)
             return
-        self._hashing.append((_hash_thread().submit(self._hash.update, chunk), len(chunk)))
+        try:
+            done = _hash_thread().submit(self._hash.update, chunk)
+        except RuntimeError:  # the interpreter is shutting down: no new work for threads
+            self._hashed().update(chunk)
+            return
+        self._hashing.append((done, len(chunk)))
         self._hashing_bytes += len(chunk)
         while self._hashing_bytes > HASH_AHEAD_BYTES:
             self._wait_for_oldest()
 
     def _wait_for_oldest(self) -> None:
         done, size = self._hashing.popleft()
-        done.result()
         self._hashing_bytes -= size
+        try:
+            done.result()
+        except BaseException as exc:  # a chunk is missing from the hash: no digest is right now
+            self._hash_failed = exc
+            raise
 
     def _hashed(self) -> "hashlib._Hash":
         """Return the hash, once every chunk written so far is in it."""
         while self._hashing:
             self._wait_for_oldest()
+        if self._hash_failed is not None:
+            raise StorageError("the upload's sha256 could not be computed") from self._hash_failed
         return self._hash
 
     def hexdigest(self) -> str:
@@ -144,6 +164,10 @@ class SpoolWriter(ABC):
 
     def abort(self) -> None:
         """Throw the blob away (nothing happens after a publish)."""
+        for done, _ in self._hashing:  # its chunks are not hashed for nothing, nor kept
+            done.cancel()
+        self._hashing.clear()
+        self._hashing_bytes = 0
         self._file.close()
         self._path.unlink(missing_ok=True)
 
