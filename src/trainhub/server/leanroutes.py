@@ -77,7 +77,7 @@ class LeanRoute(BaseRoute):
         self.methods = route.methods or set()
         self.path_regex, self.path_format, self.param_convertors = compile_path(path)
         self._user = str(dependant.dependencies[0].name)
-        self._request = dependant.request_param_name
+        self._request = str(dependant.request_param_name)  # checked above: there is one
         self._response = dependant.response_param_name
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
@@ -109,8 +109,11 @@ class LeanRoute(BaseRoute):
         response = Response()  # collects the headers the caller's checks set (rate limits)
         del response.headers["content-length"]  # as FastAPI's: not a header of the answer
         user = await require_user(await optional_user(request, response))
-        arguments: dict[str, Any] = {**scope["path_params"], self._user: user}
-        arguments[str(self._request)] = request
+        arguments: dict[str, Any] = {
+            **scope["path_params"],
+            self._user: user,
+            self._request: request,
+        }
         if self._response:
             arguments[self._response] = response
         answer: Response = await self.endpoint(**arguments)
