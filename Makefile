@@ -48,13 +48,15 @@ check: $(VENV)/.dev
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/mypy
 
+# PYTHONDONTWRITEBYTECODE emptied: the suite starts a few hundred Python processes on this
+# checkout (servers, CLIs, workers), and each would compile the modules it imports again
 test: venvs chromium check
-	$(VENV)/bin/pytest $(PYTEST_PARALLEL) --durations=25 $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= $(VENV)/bin/pytest $(PYTEST_PARALLEL) --durations=25 $(PYTEST_ARGS)
 
 # the in-process tiers only (unit, integration, security): the loop while editing; `make test`
 # before pushing runs everything CI runs
 test-quick: $(VENV)/.dev
-	$(VENV)/bin/pytest $(PYTEST_PARALLEL) tests/unit tests/integration tests/security $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= $(VENV)/bin/pytest $(PYTEST_PARALLEL) tests/unit tests/integration tests/security $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff format src tests bench scripts

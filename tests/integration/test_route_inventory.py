@@ -13,8 +13,10 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, Request
 
 from tests.routes import Endpoint, api_endpoints, dependency_calls, other_routes
+from trainhub.server.app import create_app
 from trainhub.server.deps import PUBLIC_ENDPOINTS, optional_user, require_user
-from trainhub.server.leanroutes import LEAN_ENDPOINTS, LeanRoute, install, lean
+from trainhub.server.leanroutes import LEAN_ENDPOINTS, LeanRoute, include_routers, lean
+from trainhub.server.state import hub_state
 from trainhub.server.web import PAGE_AUTH
 
 FILES = "/files/{token}/{object_id}/{label}/{name}"
@@ -132,9 +134,8 @@ def limit() -> int:
     return 1
 
 
-def probe_app(mark: Callable[[F], F], case: str) -> FastAPI:
-    """An app with one marked endpoint that a lean route cannot serve, as `case` says."""
-    probe = FastAPI()
+def probe_router(mark: Callable[[F], F], case: str) -> APIRouter:
+    """A router with one marked endpoint that a lean route cannot serve, as `case` says."""
     router = APIRouter()
     User = Annotated[Any, Depends(require_user)]
     if case == "another dependency":
@@ -165,8 +166,7 @@ def probe_app(mark: Callable[[F], F], case: str) -> FastAPI:
         @router.post("/probe/import")
         async def literal(user: User) -> None: ...
 
-    probe.include_router(router)
-    return probe
+    return router
 
 
 @pytest.mark.parametrize(
@@ -182,11 +182,10 @@ def test_a_lean_endpoint_it_cannot_serve_alike_is_refused(
     marked: Callable[[F], F], case: str, says: str
 ) -> None:
     with pytest.raises(TypeError, match=says):
-        install(probe_app(marked, case))
+        include_routers(FastAPI(), [probe_router(marked, case)])
 
 
 def test_a_dependency_of_the_router_counts_too(marked: Callable[[F], F]) -> None:
-    probe = FastAPI()
     router = APIRouter(dependencies=[Depends(limit)])
 
     @router.post("/probe/{model_id}")
@@ -195,9 +194,39 @@ def test_a_dependency_of_the_router_counts_too(marked: Callable[[F], F]) -> None
         model_id: str, user: Annotated[Any, Depends(require_user)], request: Request
     ) -> None: ...
 
-    probe.include_router(router)
     with pytest.raises(TypeError, match="takes only"):
-        install(probe)
+        include_routers(FastAPI(), [router])
+
+
+def test_a_dependency_of_an_inclusion_counts_too(marked: Callable[[F], F]) -> None:
+    inner = APIRouter()
+
+    @inner.post("/probe/{model_id}")
+    @marked
+    async def looks_lean(
+        model_id: str, user: Annotated[Any, Depends(require_user)], request: Request
+    ) -> None: ...
+
+    outer = APIRouter()
+    outer.include_router(inner, dependencies=[Depends(limit)])
+    with pytest.raises(TypeError, match="takes only"):
+        include_routers(FastAPI(), [outer])
+
+
+def test_an_app_with_dependencies_of_its_own_is_refused(marked: Callable[[F], F]) -> None:
+    with pytest.raises(TypeError, match="an app's own dependencies"):
+        include_routers(FastAPI(dependencies=[Depends(limit)]), [])
+
+
+def test_the_lean_routes_are_found_once_and_shared_by_every_app(app: FastAPI) -> None:
+    """Finding them builds every route's dependencies: once per process, not per app."""
+    other = create_app(hub_state(app).settings)
+    try:
+        mine = [r for r in app.router.routes if isinstance(r, LeanRoute)]
+        theirs = [r for r in other.router.routes if isinstance(r, LeanRoute)]
+        assert len(mine) == 2 and all(a is b for a, b in zip(mine, theirs, strict=True))
+    finally:
+        hub_state(other).db.dispose()
 
 
 def test_auth_is_found_when_it_is_nested_in_another_dependency() -> None:

@@ -143,9 +143,7 @@ def create_app(settings: Settings | None = None, *, upgrade: bool = True) -> Fas
     if settings.redis_url:
         hub_state(app).rate_limiter.check()  # ValueError: Redis does not answer
     hub_state(app).telemetry.count_active_runs(lambda: active_runs(db))
-    for module in ROUTERS:
-        app.include_router(module.router)
-    leanroutes.install(app)  # ahead of the routes above; after them all, so it finds them
+    leanroutes.include_routers(app, [module.router for module in ROUTERS])
     web.mount_static(app)
     install_api_docs(app)
     errors.install_handlers(app)

@@ -6,7 +6,7 @@ request's exit stack, solving the dependency tree, its exception wrapper) cost a
 request, a quarter of a heartbeat (docs/performance.md, "Lean routes").
 
 An endpoint marked `@lean` is also served by a `LeanRoute`, placed ahead of every FastAPI route
-by `install`. It matches the same method and path, finds the caller with the same dependency
+by `include_routers`. It matches the same method and path, finds the caller with the same dependency
 functions (`deps.optional_user`, `deps.require_user`) and calls the same endpoint function. Its
 errors go through the app's exception handlers as any route's do. The FastAPI route stays: it
 is what the OpenAPI document and the route inventory describe, and it answers any method the
@@ -16,10 +16,10 @@ endpoint later cannot be skipped silently.
 """
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.requests import Request
@@ -120,28 +120,58 @@ class LeanRoute(BaseRoute):
         await answer(scope, receive, send)
 
 
-def install(app: FastAPI) -> None:
-    """Put a `LeanRoute` ahead of every route for each endpoint marked `@lean`.
+def include_routers(app: FastAPI, routers: Sequence[APIRouter]) -> None:
+    """Include each router in `app` as it is, with a `LeanRoute` ahead of them all for each
+    endpoint among them marked `@lean`.
+
+    The routers are included with no prefix and no dependencies of the inclusion, so their
+    lean routes are the same for every app, and are found once per process (`lean_routes`).
+    An app with dependencies of its own is refused: a lean route would not run them.
+    """
+    if app.router.dependencies:
+        raise TypeError("lean routes do not run an app's own dependencies: give them to routes")
+    for router in routers:
+        app.include_router(router)
+    key = tuple(map(id, routers))  # routers compare by value and have no hash
+    if key not in _FOUND:
+        _FOUND[key] = (tuple(routers), lean_routes(routers))  # the routers kept: ids stay theirs
+    app.router.routes[:0] = _FOUND[key][1]
+
+
+# the lean routes of each list of routers `include_routers` was given, by the routers' ids
+_FOUND: dict[tuple[int, ...], tuple[tuple[APIRouter, ...], list[LeanRoute]]] = {}
+
+
+def lean_routes(routers: Sequence[APIRouter]) -> list[LeanRoute]:
+    """Return a `LeanRoute` for each endpoint marked `@lean` in `routers`, as `include_routers`
+    includes them.
 
     The routes are found as a request reaches them (FastAPI keeps included routers as nodes of
-    `app.routes`), with their full path and every dependency, the included routers' own too.
-    A lean route that would also take another route's requests (a literal path its parameter
-    matches, with a method in common) is refused: it would shadow that route.
+    an app's routes), with their full path and every dependency, the included routers' own too,
+    in an app of their own. Finding them builds every route's dependencies and response model,
+    about 40 ms of CPU (docs/performance.md, "The suite on the Intel VM, again"), so
+    `include_routers` does it once per process, not for every app: the test suite builds about
+    1,300. A lean route holds
+    nothing of an app's. A lean route that would also take another route's requests (a literal
+    path its parameter matches, with a method in common) is refused: it would shadow that route.
     """
+    probe = FastAPI()
+    for router in routers:
+        probe.include_router(router)
     routes: list[tuple[str, set[str], APIRoute, Dependant, int | None]] = []
-    for context in iter_route_contexts(app.routes):
+    for context in iter_route_contexts(probe.routes):
         route = context.original_route
         if isinstance(route, APIRoute):
             dependant: Dependant = getattr(context, "dependant", None) or route.dependant
             size = getattr(context, "max_body_size", None) or route.max_body_size
             methods = set(context.methods or route.methods or ())
             routes.append((str(context.path), methods, route, dependant, size))
-    lean_routes = [
+    lean = [
         LeanRoute(path, route, dependant, size)
         for path, _, route, dependant, size in routes
         if route.endpoint in LEAN_ENDPOINTS
     ]
-    for lean_route in lean_routes:
+    for lean_route in lean:
         for path, methods, *_ in routes:
             if (
                 path != lean_route.path
@@ -149,7 +179,7 @@ def install(app: FastAPI) -> None:
                 and lean_route.path_regex.match(path)
             ):
                 raise TypeError(f"the lean route {lean_route.path} would shadow {path}")
-    app.router.routes[:0] = lean_routes
+    return lean
 
 
 def _route_path(scope: Scope) -> str:
