@@ -21,6 +21,7 @@ import pytest
 
 from tests.compat.platform_support import (
     ML84_VENV,
+    NO_PLOTS,
     PYTHON,
     TOY,
     YOLO,
@@ -102,16 +103,22 @@ def tracked(
     tmp_path_factory: pytest.TempPathFactory, hub: RunningServer, shapes: ShapesDataset
 ) -> Tracked:
     machine = Machine.create(tmp_path_factory.mktemp("tracked"), hub.url)
-    done = machine.run(*train_args(shapes, "tracked", 2), key="ul_" + hub.keys["alice"][2:])
+    done = machine.run(
+        *train_args(shapes, "tracked", 2, plots=True), key="ul_" + hub.keys["alice"][2:]
+    )
     assert done.returncode == 0, done.describe()
     with hub_client(hub.url, hub.keys["alice"]) as client:
         return Tracked(machine, done, the_model(client, "tracked"))
 
 
-def train_args(shapes: ShapesDataset, name: str, epochs: int, *extra: str) -> tuple[str, ...]:
+def train_args(
+    shapes: ShapesDataset, name: str, epochs: int, *extra: str, plots: bool = False
+) -> tuple[str, ...]:
+    """The arguments of a toy run; with `plots` it draws its plots, as a user's run does."""
     return (
         "train",
         *TOY,
+        *(() if plots else NO_PLOTS),
         f"data={shapes.local_yaml}",
         f"epochs={epochs}",
         f"project={PROJECT}",
@@ -203,7 +210,7 @@ def test_ul_uris_train_from_the_hubs_model_and_a_dataset_hosted_on_the_hub(
     tracked: Tracked, machine: Machine, shapes: ShapesDataset, alice: httpx.Client, key: str
 ) -> None:
     upload_dataset(alice, shapes.archive, name="shapes")
-    args = [a for a in TOY if not a.startswith("model=")]
+    args = [a for a in TOY + NO_PLOTS if not a.startswith("model=")]
     done = machine.run(
         "train",
         "model=ul://alice/shapes/tracked",

@@ -68,3 +68,26 @@ def test_without_boto3_the_error_says_what_to_install(
     monkeypatch.setitem(sys.modules, "boto3", None)  # `import boto3` now raises ImportError
     with pytest.raises(ValueError, match=r"pip install \"trainhub\[server,s3\]\""):
         from_url("s3://trainhub-data/hub", tmp_path / "spool")
+
+
+def test_s3_storages_share_botocore_data_but_read_credentials_afresh(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Every S3Storage of a process reads botocore's data files through one loader, and each
+    still takes the credentials and region the environment holds when it is made (AWS_REGION
+    ahead of AWS_DEFAULT_REGION)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "first-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "first-secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-1")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")  # named first, as by the AWS CLI
+    first = S3Storage("bucket-one", "hub", tmp_path / "one", endpoint_url="http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "second-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "second-secret")
+    monkeypatch.delenv("AWS_REGION")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-2")
+    second = S3Storage("bucket-two", "hub", tmp_path / "two", endpoint_url="http://127.0.0.1:9")
+    keys = [s._client._request_signer._credentials.access_key for s in (first, second)]
+    assert keys == ["first-key", "second-key"]
+    assert [s._client.meta.region_name for s in (first, second)] == ["eu-west-1", "us-east-2"]
+    models = [s._client.meta.service_model._service_description for s in (first, second)]
+    assert models[0] is models[1]  # parsed once, by the shared loader

@@ -18,6 +18,7 @@ of their own under `partial/` that any replica continues (s3partial.py). boto3 i
 server.
 """
 
+import os
 import re
 import secrets
 from collections.abc import Callable, Iterator
@@ -117,6 +118,38 @@ def _reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _botocore_session() -> Any:
+    """A new botocore session whose loader of botocore's data files is the process's one.
+
+    A session parses the S3 service model and its endpoint rules again the first time it makes
+    a client: 70 ms of CPU, for each S3Storage (docs/performance.md, "The suite on the Intel VM,
+    again"). The loader only keeps the files it read; credentials, region and settings stay
+    each session's own, read from the environment as a new session reads them.
+
+    `AWS_REGION` names the region too, ahead of `AWS_DEFAULT_REGION`, as it does for the AWS
+    CLI and the other SDKs; botocore itself reads only the latter (docs/settings.md).
+    """
+    from botocore.session import get_session
+
+    session = get_session()
+    session.register_component("data_loader", _data_loader(session))
+    if os.environ.get("AWS_REGION"):
+        session.set_config_variable("region", os.environ["AWS_REGION"])
+    return session
+
+
+_LOADERS: dict[str | None, Any] = {}  # botocore's loaders, by data path (AWS_DATA_PATH)
+
+
+def _data_loader(session: Any) -> Any:
+    from botocore.loaders import create_loader
+
+    path = session.get_config_variable("data_path")
+    if path not in _LOADERS:
+        _LOADERS[path] = create_loader(path)
+    return _LOADERS[path]
+
+
 def _shown_endpoint(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}".rstrip("/")
@@ -172,7 +205,7 @@ class S3Storage:
         self._errors = _client_errors()
         config = Config(connect_timeout=10, read_timeout=60, max_pool_connections=32)
         try:
-            session = boto3.session.Session()
+            session = boto3.session.Session(botocore_session=_botocore_session())
             self._client: Any = session.client("s3", endpoint_url=endpoint_url, config=config)
             # signs download URLs for the endpoint clients reach; it never sends a request
             self._signer: Any = session.client(
