@@ -56,7 +56,8 @@ test: venvs chromium check
 # the in-process tiers only (unit, integration, security): the loop while editing; `make test`
 # before pushing runs everything CI runs
 test-quick: $(VENV)/.dev
-	PYTHONDONTWRITEBYTECODE= $(VENV)/bin/pytest $(PYTEST_PARALLEL) tests/unit tests/integration tests/security $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= $(VENV)/bin/pytest $(PYTEST_PARALLEL) \
+		tests/unit tests/integration tests/security $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff format src tests bench scripts

@@ -16,7 +16,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from fastapi import FastAPI
@@ -260,7 +260,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, which `-p no:xdist` leaves out
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """With `--dist loadscope`, hand out each group of SERIAL_GROUPS as one unit of work.
+    """With `--dist loadscope`, hand out each group of SERIAL_GROUPS as one unit of work
+    (decision 0025).
 
     Left to itself, loadscope hands a worker its next module when two of its tests are left, so
     a worker that ran a short module of few tests could take two more `serial` modules while
@@ -281,33 +282,49 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return SerialGroupsFirst(config, log)
 
 
+# this worker's shared lock on `serial.lock`, kept from one `serial` test to the next
+_SERIAL_HOLD: list[IO[str]] = []
+
+
+def _is_serial(item: pytest.Item | None) -> bool:
+    return item is not None and item.get_closest_marker("serial") is not None
+
+
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
     """Run a test marked `serial` while no other pytest-xdist worker runs a test that is not.
 
     `serial` tests pace themselves by the clock, and each uses a fraction of one core, so they
     may run beside each other, but not beside the rest of the suite, which keeps every core busy.
-    They go first (`pytest_collection_modifyitems`) and have the right of way: a `serial` test
-    holds a shared lock on `serial.lock` from before it waits until its teardown ends, and waits
-    only for the tests that are not `serial` and already run (an exclusive lock on `tests.lock`,
-    taken and let go). Any other test takes `serial.lock` exclusively, so it starts only once
-    no `serial` test runs or waits, and holds a shared lock on `tests.lock` until it ends.
-    Without workers nothing runs beside a test and no lock is taken.
+    They go first (`pytest_collection_modifyitems`) and have the right of way (decision 0025): a
+    worker holds a shared lock on `serial.lock` from before its first `serial` test waits until
+    the teardown of the last of a row of them, and each waits only for the tests that are not
+    `serial` and already run (an exclusive lock on `tests.lock`, taken and let go). Any other
+    test takes `serial.lock` exclusively, so it starts only once no `serial` test runs or
+    waits, and holds a shared lock on `tests.lock` until it ends. Without workers nothing runs
+    beside a test and no lock is taken.
     """
     if not hasattr(item.config, "workerinput"):
         return (yield)
     # Each worker's --basetemp is a folder of the run's own temp dir, which they all share.
     shared = Path(item.config.option.basetemp).parent
+    if _is_serial(item):
+        if not _SERIAL_HOLD:
+            hold = (shared / "serial.lock").open("a")
+            fcntl.flock(hold, fcntl.LOCK_SH)  # no test that is not serial starts from now on
+            _SERIAL_HOLD.append(hold)
+        with (shared / "tests.lock").open("a") as tests:
+            fcntl.flock(tests, fcntl.LOCK_EX)  # those running have ended
+        try:
+            return (yield)
+        finally:
+            if not _is_serial(nextitem):  # else the lock is kept, so no other test slips in
+                _SERIAL_HOLD.pop().close()
     with (
         (shared / "tests.lock").open("a") as tests,
         (shared / "serial.lock").open("a") as serials,
     ):
-        if item.get_closest_marker("serial") is not None:
-            fcntl.flock(serials, fcntl.LOCK_SH)  # no test that is not serial starts from now on
-            fcntl.flock(tests, fcntl.LOCK_EX)  # those running have ended
-            fcntl.flock(tests, fcntl.LOCK_UN)
-        else:
-            fcntl.flock(serials, fcntl.LOCK_EX)  # no serial test runs or waits
-            fcntl.flock(tests, fcntl.LOCK_SH)
-            fcntl.flock(serials, fcntl.LOCK_UN)
+        fcntl.flock(serials, fcntl.LOCK_EX)  # no serial test runs or waits
+        fcntl.flock(tests, fcntl.LOCK_SH)
+        fcntl.flock(serials, fcntl.LOCK_UN)
         return (yield)

@@ -91,3 +91,46 @@ def test_s3_storages_share_botocore_data_but_read_credentials_afresh(
     assert [s._client.meta.region_name for s in (first, second)] == ["eu-west-1", "us-east-2"]
     models = [s._client.meta.service_model._service_description for s in (first, second)]
     assert models[0] is models[1]  # parsed once, by the shared loader
+
+
+@pytest.mark.parametrize(
+    ("variables", "profile_region", "region"),
+    [
+        ({"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-west-1"}, None, "eu-west-1"),
+        ({"AWS_REGION": "", "AWS_DEFAULT_REGION": "us-west-1"}, None, "us-west-1"),
+        ({"AWS_REGION": "eu-west-1"}, "ap-south-1", "eu-west-1"),
+        ({}, "ap-south-1", "ap-south-1"),
+        ({}, None, "us-east-1"),
+    ],
+)
+def test_the_region_comes_from_aws_region_then_the_default_then_the_profile(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    variables: dict[str, str],
+    profile_region: str | None,
+    region: str,
+) -> None:
+    config = tmp_path / "aws-config"
+    config.write_text(f"[default]\nregion = {profile_region}\n" if profile_region else "")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    storage = S3Storage("bucket", "hub", tmp_path / "spool", endpoint_url="http://127.0.0.1:9")
+    assert storage._client.meta.region_name == region
+
+
+def test_many_s3_storages_leave_the_shared_loader_as_it_was(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each boto3 session adds its data folder to its loader's paths; the shared loader keeps
+    one of each, however many storages the process makes."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    storages = [
+        S3Storage("bucket", "hub", tmp_path / f"spool-{i}", endpoint_url="http://127.0.0.1:9")
+        for i in range(5)
+    ]
+    paths = storages[-1]._client._loader.search_paths
+    assert paths == list(dict.fromkeys(paths)) and len(paths) <= 3

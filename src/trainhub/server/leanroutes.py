@@ -125,8 +125,10 @@ def include_routers(app: FastAPI, routers: Sequence[APIRouter]) -> None:
     endpoint among them marked `@lean`.
 
     The routers are included with no prefix and no dependencies of the inclusion, so their
-    lean routes are the same for every app, and are found once per process (`lean_routes`).
-    An app with dependencies of its own is refused: a lean route would not run them.
+    lean routes are the same for every app, and are found once per process (`lean_routes`):
+    a router must hold all its routes, and its endpoints be marked, before it is first given
+    here (as a module's router is once imported). An app with dependencies of its own is
+    refused: a lean route would not run them.
     """
     if app.router.dependencies:
         raise TypeError("lean routes do not run an app's own dependencies: give them to routes")
@@ -151,9 +153,9 @@ def lean_routes(routers: Sequence[APIRouter]) -> list[LeanRoute]:
     in an app of their own. Finding them builds every route's dependencies and response model,
     about 40 ms of CPU (docs/performance.md, "The suite on the Intel VM, again"), so
     `include_routers` does it once per process, not for every app: the test suite builds about
-    1,300. A lean route holds
-    nothing of an app's. A lean route that would also take another route's requests (a literal
-    path its parameter matches, with a method in common) is refused: it would shadow that route.
+    1,300. A lean route holds nothing of an app's. A lean route that would also take another
+    route's requests (a literal path its parameter matches, with a method in common) is
+    refused: it would shadow that route.
     """
     probe = FastAPI()
     for router in routers:

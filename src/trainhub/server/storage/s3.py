@@ -2,8 +2,9 @@
 
 `s3://BUCKET/PREFIX[?endpoint_url=URL]` keeps each blob as the object `PREFIX/KEY`. Endpoint,
 credentials and region come from the standard AWS environment and config files, as for any
-boto3 program (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
-AWS_PROFILE, ...); `endpoint_url` in the storage URL wins over AWS_ENDPOINT_URL.
+boto3 program (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION,
+AWS_PROFILE, ...), and AWS_REGION, which botocore does not read, is read here, ahead of the
+others (`_boto3_session`); `endpoint_url` in the storage URL wins over AWS_ENDPOINT_URL.
 
 An upload is written and hashed into a temp file in `<data_dir>/spool/tmp`, and publishing sends
 that file (s3upload.py): one PutObject below MULTIPART_THRESHOLD_BYTES, else a multipart upload
@@ -21,6 +22,7 @@ server.
 import os
 import re
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import partial
@@ -118,36 +120,40 @@ def _reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _botocore_session() -> Any:
-    """A new botocore session whose loader of botocore's data files is the process's one.
+def _boto3_session() -> Any:
+    """A new boto3 session whose loader of botocore's data files is the process's one.
 
     A session parses the S3 service model and its endpoint rules again the first time it makes
-    a client: 70 ms of CPU, for each S3Storage (docs/performance.md, "The suite on the Intel VM,
-    again"). The loader only keeps the files it read; credentials, region and settings stay
-    each session's own, read from the environment as a new session reads them.
+    a client: about 75 ms of CPU, for each S3Storage (docs/performance.md, "The suite on the
+    Intel VM, again"). The shared loader keeps the files it read and where it looks for them;
+    credentials, region and settings stay each session's own, read from the environment and
+    the AWS config files as a new session reads them.
 
-    `AWS_REGION` names the region too, ahead of `AWS_DEFAULT_REGION`, as it does for the AWS
-    CLI and the other SDKs; botocore itself reads only the latter (docs/settings.md).
+    `AWS_REGION` names the region too, ahead of `AWS_DEFAULT_REGION` and a profile's region, as
+    it does for the AWS CLI and the other SDKs; botocore itself reads only the other two
+    (docs/settings.md).
     """
+    import boto3
+    from botocore.loaders import create_loader
     from botocore.session import get_session
 
-    session = get_session()
-    session.register_component("data_loader", _data_loader(session))
-    if os.environ.get("AWS_REGION"):
-        session.set_config_variable("region", os.environ["AWS_REGION"])
-    return session
+    with _LOADERS_LOCK:
+        session = get_session()
+        path = session.get_config_variable("data_path")
+        if path not in _LOADERS:
+            _LOADERS[path] = create_loader(path)
+        loader = _LOADERS[path]
+        session.register_component("data_loader", loader)
+        if os.environ.get("AWS_REGION"):
+            session.set_config_variable("region", os.environ["AWS_REGION"])
+        made = boto3.session.Session(botocore_session=session)
+        # each boto3 session appends its data folder to the loader's paths: once is enough
+        loader.search_paths[:] = dict.fromkeys(loader.search_paths)
+    return made
 
 
 _LOADERS: dict[str | None, Any] = {}  # botocore's loaders, by data path (AWS_DATA_PATH)
-
-
-def _data_loader(session: Any) -> Any:
-    from botocore.loaders import create_loader
-
-    path = session.get_config_variable("data_path")
-    if path not in _LOADERS:
-        _LOADERS[path] = create_loader(path)
-    return _LOADERS[path]
+_LOADERS_LOCK = threading.Lock()
 
 
 def _shown_endpoint(url: str) -> str:
@@ -197,7 +203,7 @@ class S3Storage:
         sweep: bool = True,
     ) -> None:
         try:
-            import boto3
+            import boto3  # noqa: F401 - here for the hint below; `_boto3_session` uses it
             from botocore.config import Config
         except ImportError as exc:
             raise ValueError(INSTALL_HINT) from exc
@@ -205,7 +211,7 @@ class S3Storage:
         self._errors = _client_errors()
         config = Config(connect_timeout=10, read_timeout=60, max_pool_connections=32)
         try:
-            session = boto3.session.Session(botocore_session=_botocore_session())
+            session = _boto3_session()
             self._client: Any = session.client("s3", endpoint_url=endpoint_url, config=config)
             # signs download URLs for the endpoint clients reach; it never sends a request
             self._signer: Any = session.client(
