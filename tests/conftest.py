@@ -274,12 +274,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     groups = {module: f"serial-{i}" for i, group in enumerate(SERIAL_GROUPS) for module in group}
 
-    class SerialGroupsFirst(LoadScopeScheduling):
+    class SerialGroupsWhole(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0].removeprefix("tests/")
             return groups.get(module) or super()._split_scope(nodeid)
 
-    return SerialGroupsFirst(config, log)
+    return SerialGroupsWhole(config, log)
 
 
 # this worker's shared lock on `serial.lock`, kept from one `serial` test to the next

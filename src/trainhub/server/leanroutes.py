@@ -6,13 +6,13 @@ request's exit stack, solving the dependency tree, its exception wrapper) cost a
 request, a quarter of a heartbeat (docs/performance.md, "Lean routes").
 
 An endpoint marked `@lean` is also served by a `LeanRoute`, placed ahead of every FastAPI route
-by `include_routers`. It matches the same method and path, finds the caller with the same dependency
-functions (`deps.optional_user`, `deps.require_user`) and calls the same endpoint function. Its
-errors go through the app's exception handlers as any route's do. The FastAPI route stays: it
-is what the OpenAPI document and the route inventory describe, and it answers any method the
-lean route does not take. `LeanRoute` refuses, at start-up, an endpoint that needs anything but
-its path parameters, the caller, the request and the response, so a dependency added to such an
-endpoint later cannot be skipped silently.
+by `include_routers`. It matches the same method and path, finds the caller with the same
+dependency functions (`deps.optional_user`, `deps.require_user`) and calls the same endpoint
+function. Its errors go through the app's exception handlers as any route's do. The FastAPI
+route stays: it is what the OpenAPI document and the route inventory describe, and it answers
+any method the lean route does not take. `LeanRoute` refuses, at start-up, an endpoint that
+needs anything but its path parameters, the caller, the request and the response, so a
+dependency added to such an endpoint later cannot be skipped silently.
 """
 
 import inspect
